@@ -1,0 +1,117 @@
+package workflow
+
+import (
+	"fmt"
+	"time"
+)
+
+// State names of statemachine/rotation.asl.json. The rotation function follows an execution
+// by these names.
+const (
+	StatePreflight     = "Preflight"
+	StateCloneUser     = "CloneUser"
+	StateSetPassword   = "SetPassword"
+	StateTestLogin     = "TestLogin"
+	StateCheckReplicas = "CheckReplicas"
+	StatePromote       = "Promote"
+	StateRedeploy      = "Redeploy"
+	StateNotifyFailure = "NotifyFailure"
+)
+
+// Secrets Manager staging labels.
+const (
+	StageCurrent  = "AWSCURRENT"
+	StagePending  = "AWSPENDING"
+	StagePrevious = "AWSPREVIOUS"
+)
+
+// State is the input and output of every step. It carries references only: never a
+// password, a verifier or a RotationToken, because Step Functions keeps every state's input
+// and output in the execution history.
+type State struct {
+	// SecretARN is the app secret being rotated.
+	SecretARN string `json:"secretArn"`
+	// Token is the ClientRequestToken: the pending version's id and the execution's name.
+	Token string `json:"token"`
+	// Services are the ECS services that hold the app secret.
+	Services []Service `json:"services"`
+
+	// Filled by Preflight.
+	ActiveVersion string     `json:"activeVersion,omitempty"` // version id of AWSCURRENT at the start
+	ActiveUser    string     `json:"activeUser,omitempty"`
+	PendingUser   string     `json:"pendingUser,omitempty"`
+	Primary       *Endpoint  `json:"primary,omitempty"`
+	Replicas      []Endpoint `json:"replicas,omitempty"`
+
+	// LSN is the primary's WAL position after the password change (SetPassword); every
+	// replica must have replayed it before the new password counts as replicated.
+	LSN string `json:"lsn,omitempty"`
+	// PromotedAt is when AWSCURRENT moved to Token (Promote).
+	PromotedAt *time.Time `json:"promotedAt,omitempty"`
+	// Rollouts is the outcome of Redeploy, one per service.
+	Rollouts []Rollout `json:"rollouts,omitempty"`
+}
+
+// Service names an ECS service.
+type Service struct {
+	Cluster string `json:"cluster"`
+	Service string `json:"service"`
+}
+
+func (s Service) String() string { return s.Cluster + "/" + s.Service }
+
+// Rollout follows one service's forced deployment; it is the item of the Redeploy Map and
+// the state of its Wait → CheckRollout → Choice loop.
+type Rollout struct {
+	SecretARN    string    `json:"secretArn"`
+	Token        string    `json:"token"`
+	Service      Service   `json:"service"`
+	PromotedAt   time.Time `json:"promotedAt"`
+	DeploymentID string    `json:"deploymentId,omitempty"`
+	RolloutState string    `json:"rolloutState,omitempty"`
+	// Done is true once the deployment is COMPLETED; the Choice state exits the loop on it.
+	Done bool `json:"done"`
+	// Checks counts CheckRollout invocations, so the loop is bounded.
+	Checks int `json:"checks"`
+}
+
+// PromoteRequest is what the state machine sends the rotation function to move AWSCURRENT.
+type PromoteRequest struct {
+	Action    string `json:"action"` // "promote"
+	SecretARN string `json:"secretArn"`
+	Token     string `json:"token"`
+}
+
+// ActionPromote is PromoteRequest.Action.
+const ActionPromote = "promote"
+
+// PromoteResult is the rotation function's answer to a PromoteRequest.
+type PromoteResult struct {
+	PromotedAt time.Time `json:"promotedAt"`
+}
+
+// CheckStarted verifies the fields every step needs, so a malformed input fails with a
+// named error before anything is read or changed.
+func (s State) CheckStarted() error {
+	switch {
+	case s.SecretARN == "":
+		return &InvalidSecret{Secret: "state", Field: "secretArn", Reason: "missing"}
+	case s.Token == "":
+		return &InvalidSecret{Secret: "state", Field: "token", Reason: "missing"}
+	}
+	return nil
+}
+
+// CheckPreflighted verifies that Preflight filled the state, for the steps after it.
+func (s State) CheckPreflighted() error {
+	if err := s.CheckStarted(); err != nil {
+		return err
+	}
+	switch {
+	case s.ActiveVersion == "" || s.ActiveUser == "" || s.PendingUser == "" || s.Primary == nil:
+		return &InvalidSecret{Secret: "state", Reason: "Preflight has not run for this execution"}
+	case s.PendingUser != Alternate(s.ActiveUser):
+		return &InvalidSecret{Secret: "state", Field: "pendingUser", Reason: fmt.Sprintf("%q is not the alternate of %q", s.PendingUser, s.ActiveUser)}
+	}
+	return nil
+}
