@@ -46,8 +46,8 @@ type State struct {
 	// LSN is the primary's WAL position after the password change (SetPassword); every
 	// replica must have replayed it before the new password counts as replicated.
 	LSN string `json:"lsn,omitempty"`
-	// PromotedAt is when AWSCURRENT moved to Token (Promote).
-	PromotedAt *time.Time `json:"promotedAt,omitempty"`
+	// Promotion is the rotation function's answer to Promote: when AWSCURRENT moved to Token.
+	Promotion *PromoteResult `json:"promotion,omitempty"`
 	// Rollouts is the outcome of Redeploy, one per service.
 	Rollouts []Rollout `json:"rollouts,omitempty"`
 }
