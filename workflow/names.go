@@ -31,6 +31,9 @@ func ValidateRoleName(name string) error {
 		return err
 	}
 	alt := Alternate(name)
+	if Alternate(alt) != name {
+		return &InvalidRoleName{Quoted: quote(name), Reason: fmt.Sprintf("it does not alternate: %q <-> %q <-> %q", name, alt, Alternate(alt))}
+	}
 	if len(alt) > MaxRoleNameBytes {
 		return &InvalidRoleName{Quoted: quote(name), Reason: fmt.Sprintf("its alternate %q is %d bytes, more than %d", alt, len(alt), MaxRoleNameBytes)}
 	}

@@ -94,8 +94,8 @@ func (s AdminSecret) LogValue() slog.Value {
 // such as "hostname" must not leave a field silently empty.
 func ParseAppSecret(data []byte) (AppSecret, error) {
 	var s AppSecret
-	if err := decodeStrict(data, &s); err != nil {
-		return AppSecret{}, &InvalidSecret{Secret: "app", Reason: err.Error()}
+	if field, err := decodeStrict(data, &s); err != nil {
+		return AppSecret{}, &InvalidSecret{Secret: "app", Field: field, Reason: err.Error()}
 	}
 	if err := s.Validate(); err != nil {
 		return AppSecret{}, err
@@ -106,8 +106,8 @@ func ParseAppSecret(data []byte) (AppSecret, error) {
 // ParseAdminSecret decodes and validates an admin secret.
 func ParseAdminSecret(data []byte) (AdminSecret, error) {
 	var s AdminSecret
-	if err := decodeStrict(data, &s); err != nil {
-		return AdminSecret{}, &InvalidSecret{Secret: "admin", Reason: err.Error()}
+	if field, err := decodeStrict(data, &s); err != nil {
+		return AdminSecret{}, &InvalidSecret{Secret: "admin", Field: field, Reason: err.Error()}
 	}
 	if err := s.Validate(); err != nil {
 		return AdminSecret{}, err
@@ -247,27 +247,42 @@ func marshalWithPassword(v any, p Password) (string, error) {
 	return string(out), err
 }
 
-func decodeStrict(data []byte, v any) error {
+// decodeStrict decodes one JSON object, refusing unknown fields and trailing data. Its
+// errors never quote the input, which holds a password.
+func decodeStrict(data []byte, v any) (field string, err error) {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		// json errors quote offending values only for type mismatches of numbers and
-		// field names, never the password string; still, keep the message generic for
-		// syntax errors, which can echo input.
 		var syn *json.SyntaxError
-		if errors.As(err, &syn) {
-			return fmt.Errorf("not valid JSON (offset %d)", syn.Offset)
-		}
 		var typ *json.UnmarshalTypeError
-		if errors.As(err, &typ) {
-			return fmt.Errorf("field %q must be a %s", typ.Field, typ.Type)
+		switch {
+		case errors.As(err, &syn):
+			return "", fmt.Errorf("not valid JSON (offset %d)", syn.Offset)
+		case errors.As(err, &typ):
+			return typ.Field, fmt.Errorf("must be a JSON %s", jsonKind(typ.Type.Kind().String()))
+		case strings.HasPrefix(err.Error(), "json: unknown field "):
+			return "", fmt.Errorf("unknown field %s", strings.TrimPrefix(err.Error(), "json: unknown field "))
+		case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+			return "", errors.New("not valid JSON (truncated)")
 		}
-		return err
+		return "", errors.New("not a JSON object of the expected shape")
 	}
 	if _, err := dec.Token(); err != io.EOF {
-		return errors.New("trailing data after the JSON object")
+		return "", errors.New("trailing data after the JSON object")
 	}
-	return nil
+	return "", nil
+}
+
+func jsonKind(goKind string) string {
+	switch goKind {
+	case "int", "int64":
+		return "number"
+	case "slice":
+		return "array"
+	case "struct":
+		return "object"
+	}
+	return goKind
 }
 
 func jsonUnmarshalString(b []byte, s *string) error {
