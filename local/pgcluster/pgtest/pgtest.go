@@ -1,0 +1,74 @@
+// Package pgtest gives each package's test binary one PostgreSQL primary and
+// streaming replica (see pgcluster), started in TestMain:
+//
+//	func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
+//
+// Tests get it with Cluster(t). A missing PostgreSQL installation fails the
+// run; it is never a skip.
+package pgtest
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/pgrotate/pgrotate/local/pgcluster"
+)
+
+// startTimeout bounds Start on a loaded 2-core machine.
+const startTimeout = 3 * time.Minute
+
+var (
+	mu      sync.Mutex
+	cluster *pgcluster.Cluster
+	users   = map[string]bool{} // names of tests that called Cluster
+)
+
+// Main starts the cluster, runs the tests, stops the cluster and reports how
+// many tests used it. It returns the exit code for os.Exit: non-zero if the
+// cluster cannot start or stop cleanly, or a test failed.
+func Main(m *testing.M) int {
+	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
+	began := time.Now()
+	c, err := pgcluster.Start(ctx, pgcluster.Options{})
+	cancel()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "pgtest: start PostgreSQL primary+replica: %v\n", err)
+		return 1
+	}
+	fmt.Fprintf(os.Stderr, "pgtest: PostgreSQL primary+replica started in %s\n", time.Since(began).Round(time.Millisecond))
+	mu.Lock()
+	cluster = c
+	mu.Unlock()
+
+	code := m.Run()
+
+	mu.Lock()
+	cluster = nil
+	n := len(users)
+	mu.Unlock()
+	if err := c.Close(); err != nil {
+		fmt.Fprintf(os.Stderr, "pgtest: stop PostgreSQL: %v\n", err)
+		if code == 0 {
+			code = 1
+		}
+	}
+	fmt.Printf("pgtest: %d tests used the PostgreSQL primary+replica\n", n)
+	return code
+}
+
+// Cluster returns the cluster that Main started. It fails the test if the
+// package's TestMain does not call Main.
+func Cluster(t testing.TB) *pgcluster.Cluster {
+	t.Helper()
+	mu.Lock()
+	defer mu.Unlock()
+	if cluster == nil {
+		t.Fatal("pgtest: no cluster: TestMain must call os.Exit(pgtest.Main(m))")
+	}
+	users[t.Name()] = true
+	return cluster
+}
