@@ -95,3 +95,13 @@ func jsonEqual(t *testing.T, a, b []byte) bool {
 	ya, _ := json.Marshal(y)
 	return bytes.Equal(xa, ya)
 }
+
+func TestVersions(t *testing.T) {
+	v := Versions{"a": {StageCurrent}, "b": {StagePending, "custom"}, "c": nil}
+	if v.With(StageCurrent) != "a" || v.With(StagePending) != "b" || v.With(StagePrevious) != "" {
+		t.Fatalf("With: %q %q %q", v.With(StageCurrent), v.With(StagePending), v.With(StagePrevious))
+	}
+	if !v.Has("b", "custom") || v.Has("c", StageCurrent) || v.Has("missing", StageCurrent) {
+		t.Fatal("Has answers wrongly")
+	}
+}
