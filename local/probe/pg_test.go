@@ -1,0 +1,193 @@
+package probe
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"os"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/pgrotate/pgrotate/local/pgcluster"
+	"github.com/pgrotate/pgrotate/local/pgcluster/pgtest"
+	"github.com/pgrotate/pgrotate/workflow"
+)
+
+func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
+
+// newRole creates a login role with a random name and password as the kit's admin user, and
+// waits until the replica has it.
+func newRole(t *testing.T, c *pgcluster.Cluster) Credential {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	name, password := "probe_"+randomHex(t, 4), randomHex(t, 16)
+	cfg, err := pgx.ParseConfig(c.DSN(c.Primary, c.AdminUser(), pgcluster.AppDatabase))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Password = c.AdminPassword()
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		t.Fatalf("connect as admin: %v", err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	role := pgx.Identifier{name}.Sanitize()
+	// The test password reaches the server log (log_statement=all); tests only.
+	for _, sql := range []string{"CREATE ROLE " + role + " LOGIN", "ALTER ROLE " + role + " PASSWORD '" + password + "'"} {
+		if _, err := conn.Exec(ctx, sql); err != nil {
+			t.Fatalf("%s: %v", sql, err)
+		}
+	}
+	if err := c.WaitReplayed(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return Credential{User: name, Password: workflow.NewPassword(password)}
+}
+
+func randomHex(t *testing.T, n int) string {
+	t.Helper()
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	return hex.EncodeToString(b)
+}
+
+// runFor probes until both targets have at least n attempts (or a minute passes).
+func runFor(t *testing.T, p *Probe, n int) Report {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	deadline := time.Now().Add(time.Minute)
+	for r := p.Report(); r.Primary.Attempts < n || r.Replica.Attempts < n; r = p.Report() {
+		if time.Now().After(deadline) {
+			t.Errorf("after a minute: %+v, want %d attempts per target", r, n)
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	return p.Report()
+}
+
+func TestProbe(t *testing.T) {
+	c := pgtest.Cluster(t)
+	good := newRole(t, c)
+	other := newRole(t, c)
+	wrong := Credential{User: good.User, Password: workflow.NewPassword("wrong-" + good.Password.Reveal())}
+	targets := []Target{
+		{TargetPrimary, c.DSN(c.Primary, "", pgcluster.AppDatabase)},
+		{TargetReplica, c.DSN(c.Replica, "", pgcluster.AppDatabase)},
+	}
+	tests := []struct {
+		name  string
+		creds []Credential
+		// wrongUsers hold wrong passwords: their every attempt must fail, and only theirs.
+		wrongUsers map[string]bool
+	}{
+		{name: "right password", creds: []Credential{good}},
+		{name: "both alternating users", creds: []Credential{good, other}},
+		{name: "wrong password", creds: []Credential{wrong}, wrongUsers: map[string]bool{good.User: true}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p, err := New(targets, Options{Credentials: func() []Credential { return tt.creds }})
+			if err != nil {
+				t.Fatal(err)
+			}
+			r := runFor(t, p, 5)
+			js, err := json.Marshal(r)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("report: attempts %d, failed %d (primary %+v, replica %+v)", r.Attempts, r.Failed, r.Primary, r.Replica)
+			for _, cr := range append(tt.creds, good, other) {
+				if strings.Contains(string(js), cr.Password.Reveal()) {
+					t.Fatalf("report JSON reveals a password: %s", js)
+				}
+			}
+			if r.Attempts != r.Primary.Attempts+r.Replica.Attempts || r.Failed != r.Primary.Failed+r.Replica.Failed {
+				t.Errorf("totals %d/%d do not add up the targets %+v %+v", r.Attempts, r.Failed, r.Primary, r.Replica)
+			}
+			if len(tt.wrongUsers) == 0 {
+				if r.Failed != 0 || r.Primary.Failed != 0 || r.Replica.Failed != 0 {
+					t.Fatalf("failures with valid credentials: %s", js)
+				}
+				return
+			}
+			if r.Primary.Failed != r.Primary.Attempts || r.Replica.Failed != r.Replica.Attempts {
+				t.Errorf("failed %+v %+v, want every attempt failed", r.Primary, r.Replica)
+			}
+			if len(r.Failures) != r.Failed {
+				t.Errorf("report lists %d failures, counts %d", len(r.Failures), r.Failed)
+			}
+			seen := map[string]bool{}
+			for _, f := range r.Failures {
+				seen[f.Target] = true
+				if !tt.wrongUsers[f.User] || f.At.IsZero() ||
+					!strings.Contains(f.Reason, "SQLSTATE 28P01") || !strings.Contains(f.Reason, "password authentication failed") {
+					t.Errorf("failure %+v, want %v refused with SQLSTATE 28P01 password authentication failed", f, tt.wrongUsers)
+				}
+			}
+			if !seen[TargetPrimary] || !seen[TargetReplica] {
+				t.Errorf("failures on %v, want both targets", seen)
+			}
+		})
+	}
+}
+
+// TestProbeFollowsCredentials hands the probe a new set of credentials mid-run, as the
+// fleet does when tasks are replaced.
+func TestProbeFollowsCredentials(t *testing.T) {
+	c := pgtest.Cluster(t)
+	first, second := newRole(t, c), newRole(t, c)
+	var current atomic.Pointer[[]Credential]
+	current.Store(&[]Credential{first})
+	p, err := New([]Target{
+		{TargetPrimary, c.DSN(c.Primary, "", pgcluster.AppDatabase)},
+		{TargetReplica, c.DSN(c.Replica, "", pgcluster.AppDatabase)},
+	}, Options{Credentials: func() []Credential { return *current.Load() }, Interval: 5 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	waitAttempts := func(n int) {
+		t.Helper()
+		deadline := time.Now().Add(time.Minute)
+		for p.Report().Attempts < n {
+			if time.Now().After(deadline) {
+				t.Fatalf("attempts stuck at %d, want %d", p.Report().Attempts, n)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	waitAttempts(4)
+	current.Store(&[]Credential{second, {User: second.User, Password: workflow.NewPassword("stale")}})
+	before := p.Report().Attempts
+	waitAttempts(before + 8)
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	r := p.Report()
+	if r.Failed == 0 {
+		t.Fatalf("no failure recorded for the stale credential: %+v", r)
+	}
+	for _, f := range r.Failures {
+		if f.User != second.User {
+			t.Errorf("failure for %s, want only the stale credential of %s", f.User, second.User)
+		}
+	}
+}
