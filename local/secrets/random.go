@@ -1,0 +1,105 @@
+package localsecrets
+
+import (
+	"context"
+	"strings"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+)
+
+// Character classes of GetRandomPassword, as the API reference lists them.
+const (
+	upperChars       = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+	lowerChars       = "abcdefghijklmnopqrstuvwxyz"
+	digitChars       = "0123456789"
+	punctuationChars = "!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~"
+)
+
+// GetRandomPassword returns a password drawn with crypto/rand, following the service's
+// rules: PasswordLength 1 to 4096 (default 32); upper case, lower case, digits and
+// punctuation unless excluded; space only with IncludeSpace; never a character of
+// ExcludeCharacters; and, unless RequireEachIncludedType is false, at least one character
+// of every included class.
+func (s *Store) GetRandomPassword(ctx context.Context, in *secretsmanager.GetRandomPasswordInput, _ ...func(*secretsmanager.Options)) (*secretsmanager.GetRandomPasswordOutput, error) {
+	c := Call{Op: OpGetRandomPassword}
+	out, err := s.getRandomPassword(ctx, in)
+	return out, s.finish(c, err)
+}
+
+func (s *Store) getRandomPassword(ctx context.Context, in *secretsmanager.GetRandomPasswordInput) (*secretsmanager.GetRandomPasswordOutput, error) {
+	if err := s.begin(OpGetRandomPassword); err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	pw, err := randomPassword(in)
+	if err != nil {
+		return nil, err
+	}
+	return &secretsmanager.GetRandomPasswordOutput{RandomPassword: aws.String(pw)}, nil
+}
+
+func randomPassword(in *secretsmanager.GetRandomPasswordInput) (string, error) {
+	length := int64(32)
+	if in.PasswordLength != nil {
+		length = *in.PasswordLength
+	}
+	if length < 1 || length > 4096 {
+		return "", invalidParameter("PasswordLength must be between 1 and 4096.")
+	}
+	exclude := aws.ToString(in.ExcludeCharacters)
+	keep := func(set string) string {
+		var b strings.Builder
+		for _, r := range set {
+			if !strings.ContainsRune(exclude, r) {
+				b.WriteRune(r)
+			}
+		}
+		return b.String()
+	}
+	var classes []string // each included, non-empty class: one character of each is required
+	for _, cl := range []struct {
+		chars    string
+		excluded bool
+	}{
+		{upperChars, aws.ToBool(in.ExcludeUppercase)},
+		{lowerChars, aws.ToBool(in.ExcludeLowercase)},
+		{digitChars, aws.ToBool(in.ExcludeNumbers)},
+		{punctuationChars, aws.ToBool(in.ExcludePunctuation)},
+	} {
+		if cl.excluded {
+			continue
+		}
+		if k := keep(cl.chars); k != "" {
+			classes = append(classes, k)
+		}
+	}
+	pool := strings.Join(classes, "")
+	if aws.ToBool(in.IncludeSpace) {
+		pool += keep(" ")
+	}
+	if pool == "" {
+		return "", invalidParameter("The password can't be generated: every character is excluded.")
+	}
+	require := in.RequireEachIncludedType == nil || *in.RequireEachIncludedType
+	out := make([]byte, 0, length)
+	if require {
+		if int64(len(classes)) > length {
+			return "", invalidParameter("PasswordLength is too short to include every required character type.")
+		}
+		for _, cl := range classes {
+			out = append(out, cl[randIndex(len(cl))])
+		}
+	}
+	for int64(len(out)) < length {
+		out = append(out, pool[randIndex(len(pool))])
+	}
+	// Shuffle (Fisher-Yates) so the required characters are not always first.
+	for i := len(out) - 1; i > 0; i-- {
+		j := randIndex(i + 1)
+		out[i], out[j] = out[j], out[i]
+	}
+	return string(out), nil
+}

@@ -1,0 +1,359 @@
+// Package localsecrets is an in-process Secrets Manager with the real service's
+// version-stage semantics, for pgrotate's local mode and for tests.
+//
+// A Store has the method set of *secretsmanager.Client for the operations pgrotate uses
+// (CreateSecret, GetSecretValue, PutSecretValue, DescribeSecret, UpdateSecretVersionStage,
+// GetRandomPassword, ListSecretVersionIds), so code written against a small consumer
+// interface runs unchanged on either. Errors are the SDK's modelled exception types
+// (*types.ResourceNotFoundException, *types.ResourceExistsException,
+// *types.InvalidParameterException, *types.InvalidRequestException) wrapped in a
+// *smithy.OperationError, as the SDK returns them, so callers must classify with errors.As.
+//
+// The rules it enforces are those of the service documentation:
+//   - a staging label is attached to at most one version; attaching it elsewhere moves it;
+//   - moving AWSCURRENT moves AWSPREVIOUS to the version AWSCURRENT left;
+//   - UpdateSecretVersionStage needs RemoveFromVersionId naming the version that holds the
+//     label whenever the label is attached elsewhere, and AWSCURRENT can only be moved,
+//     never removed;
+//   - PutSecretValue is idempotent for the same ClientRequestToken and the same data, and
+//     fails with ResourceExistsException for the same token and other data;
+//   - a version with no label left is deprecated: GetSecretValue still finds it by id, but
+//     DescribeSecret and ListSecretVersionIds (without IncludeDeprecated) omit it.
+//
+// Tests can inject an error or an action before the next call of an operation (Intercept,
+// FailNext) and read the calls made (Calls). The record holds operations, secret ids,
+// version ids and stages; never a secret value or a RotationToken.
+package localsecrets
+
+import (
+	"crypto/rand"
+	"fmt"
+	"log/slog"
+	"math/big"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
+	"github.com/aws/smithy-go"
+)
+
+// Region and Account appear in the ARNs the store makes.
+const (
+	Region  = "local"
+	Account = "000000000000"
+)
+
+// Staging labels with a meaning of their own.
+const (
+	StageCurrent  = "AWSCURRENT"
+	StagePending  = "AWSPENDING"
+	StagePrevious = "AWSPREVIOUS"
+)
+
+// Operation names, as the SDK names them; used by Intercept, FailNext and Call.Op.
+const (
+	OpCreateSecret             = "CreateSecret"
+	OpGetSecretValue           = "GetSecretValue"
+	OpPutSecretValue           = "PutSecretValue"
+	OpDescribeSecret           = "DescribeSecret"
+	OpUpdateSecretVersionStage = "UpdateSecretVersionStage"
+	OpGetRandomPassword        = "GetRandomPassword"
+	OpListSecretVersionIds     = "ListSecretVersionIds"
+)
+
+const serviceID = "Secrets Manager"
+
+// Store is an in-process Secrets Manager. The zero value is not usable; call New. A Store
+// is safe for concurrent use.
+type Store struct {
+	now func() time.Time
+
+	mu        sync.Mutex
+	secrets   map[string]*secret // by name
+	intercept map[string][]func() error
+	calls     []Call
+}
+
+// Option configures a Store.
+type Option func(*Store)
+
+// WithClock sets the source of the dates the store records (CreatedDate, LastChangedDate,
+// LastRotatedDate). The default is time.Now.
+func WithClock(now func() time.Time) Option {
+	return func(s *Store) { s.now = now }
+}
+
+// New returns an empty store.
+func New(opts ...Option) *Store {
+	s := &Store{
+		now:       time.Now,
+		secrets:   make(map[string]*secret),
+		intercept: make(map[string][]func() error),
+	}
+	for _, o := range opts {
+		o(s)
+	}
+	return s
+}
+
+type secret struct {
+	name        string
+	arn         string
+	description string
+	created     time.Time
+	changed     time.Time
+	rotated     *time.Time
+	rotation    bool
+	rotationARN string
+	versions    []*version // in creation order
+}
+
+type version struct {
+	id      string
+	created time.Time
+	str     *string
+	bin     []byte
+	stages  []string // in the order they were attached
+}
+
+func (v *version) has(stage string) bool {
+	for _, s := range v.stages {
+		if s == stage {
+			return true
+		}
+	}
+	return false
+}
+
+func (v *version) detach(stage string) {
+	out := v.stages[:0]
+	for _, s := range v.stages {
+		if s != stage {
+			out = append(out, s)
+		}
+	}
+	v.stages = out
+}
+
+func (v *version) attach(stage string) {
+	if !v.has(stage) {
+		v.stages = append(v.stages, stage)
+	}
+}
+
+func (sec *secret) version(id string) *version {
+	for _, v := range sec.versions {
+		if v.id == id {
+			return v
+		}
+	}
+	return nil
+}
+
+// holder returns the version that carries stage, or nil.
+func (sec *secret) holder(stage string) *version {
+	for _, v := range sec.versions {
+		if v.has(stage) {
+			return v
+		}
+	}
+	return nil
+}
+
+// attach puts stage on v, taking it from whichever version holds it. Moving AWSCURRENT
+// moves AWSPREVIOUS to the version AWSCURRENT left, as the service does.
+func (sec *secret) attach(stage string, v *version) {
+	old := sec.holder(stage)
+	if old == v {
+		return
+	}
+	if old != nil {
+		old.detach(stage)
+	}
+	v.attach(stage)
+	if stage == StageCurrent && old != nil {
+		if prev := sec.holder(StagePrevious); prev != nil {
+			prev.detach(StagePrevious)
+		}
+		old.attach(StagePrevious)
+	}
+}
+
+func (sec *secret) stagesByVersion() map[string][]string {
+	m := make(map[string][]string)
+	for _, v := range sec.versions {
+		if len(v.stages) > 0 {
+			m[v.id] = append([]string(nil), v.stages...)
+		}
+	}
+	return m
+}
+
+// lookup finds a secret by name, full ARN or partial ARN (the ARN without its random
+// suffix). The caller holds s.mu.
+func (s *Store) lookup(id string) (*secret, error) {
+	if id == "" {
+		return nil, &types.InvalidParameterException{Message: aws.String("SecretId is required")}
+	}
+	if sec, ok := s.secrets[id]; ok {
+		return sec, nil
+	}
+	if strings.HasPrefix(id, "arn:") {
+		for _, sec := range s.secrets {
+			if sec.arn == id || partialARN(sec.name) == id {
+				return sec, nil
+			}
+		}
+	}
+	return nil, &types.ResourceNotFoundException{Message: aws.String(fmt.Sprintf("Secrets Manager can't find the specified secret %q.", id))}
+}
+
+func partialARN(name string) string {
+	return fmt.Sprintf("arn:aws:secretsmanager:%s:%s:secret:%s", Region, Account, name)
+}
+
+// Call is one recorded operation. It never holds a secret value or a RotationToken.
+type Call struct {
+	Op       string
+	SecretID string // as given: a name or an ARN
+	// VersionID is the ClientRequestToken (CreateSecret, PutSecretValue), the VersionId
+	// (GetSecretValue) or the MoveToVersionId (UpdateSecretVersionStage).
+	VersionID string
+	// RemoveFrom is UpdateSecretVersionStage's RemoveFromVersionId.
+	RemoveFrom string
+	// Stages are PutSecretValue's VersionStages, or the one VersionStage of
+	// GetSecretValue and UpdateSecretVersionStage.
+	Stages []string
+	// RotationToken reports whether PutSecretValue received one; its value is not kept.
+	RotationToken bool
+	// Err is what the call returned.
+	Err error
+}
+
+// Calls returns the operations made so far, oldest first.
+func (s *Store) Calls() []Call {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]Call, len(s.calls))
+	for i, c := range s.calls {
+		c.Stages = append([]string(nil), c.Stages...)
+		out[i] = c
+	}
+	return out
+}
+
+// CallsOf returns the recorded calls of one operation, oldest first.
+func (s *Store) CallsOf(op string) []Call {
+	var out []Call
+	for _, c := range s.Calls() {
+		if c.Op == op {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// Intercept runs fn once, before the next call of op and without the store's lock held (so
+// fn may use the store, for example to simulate a concurrent writer). If fn returns an
+// error, the call returns it, wrapped as the SDK wraps errors, and changes nothing.
+// Interceptors for one operation run in the order they were added, one per call.
+func (s *Store) Intercept(op string, fn func() error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.intercept[op] = append(s.intercept[op], fn)
+}
+
+// FailNext makes the next call of op fail with err (for example a
+// *types.InternalServiceError or a *types.ResourceNotFoundException).
+func (s *Store) FailNext(op string, err error) {
+	s.Intercept(op, func() error { return err })
+}
+
+// begin runs the pending interceptor of op, if any.
+func (s *Store) begin(op string) error {
+	s.mu.Lock()
+	var fn func() error
+	if q := s.intercept[op]; len(q) > 0 {
+		fn = q[0]
+		s.intercept[op] = q[1:]
+	}
+	s.mu.Unlock()
+	if fn == nil {
+		return nil
+	}
+	return fn()
+}
+
+// finish records c with err and returns err wrapped as the SDK would. The caller does not
+// hold s.mu.
+func (s *Store) finish(c Call, err error) error {
+	if err != nil {
+		err = &smithy.OperationError{ServiceID: serviceID, OperationName: c.Op, Err: err}
+	}
+	c.Err = err
+	s.mu.Lock()
+	s.calls = append(s.calls, c)
+	s.mu.Unlock()
+	return err
+}
+
+// SetRotation records the rotation configuration DescribeSecret reports (RotationEnabled,
+// RotationLambdaARN). The store never rotates by itself.
+func (s *Store) SetRotation(secretID string, enabled bool, lambdaARN string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sec, err := s.lookup(secretID)
+	if err != nil {
+		return err
+	}
+	sec.rotation = enabled
+	sec.rotationARN = lambdaARN
+	return nil
+}
+
+// String describes the store without any secret value, so printing a Store by accident
+// (%v on a pointer prints the fields) leaks nothing.
+func (s *Store) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return fmt.Sprintf("localsecrets.Store(%d secrets)", len(s.secrets))
+}
+
+// Format covers every fmt verb, including %#v and %+v.
+func (s *Store) Format(f fmt.State, _ rune) { _, _ = f.Write([]byte(s.String())) }
+
+// LogValue keeps secret values out of slog output.
+func (s *Store) LogValue() slog.Value { return slog.StringValue(s.String()) }
+
+const alnum = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+
+// randomString returns n characters of alphabet, chosen with crypto/rand.
+func randomString(alphabet string, n int) string {
+	var b strings.Builder
+	for range n {
+		b.WriteByte(alphabet[randIndex(len(alphabet))])
+	}
+	return b.String()
+}
+
+// randIndex returns a uniform integer in [0, n).
+func randIndex(n int) int {
+	i, err := rand.Int(rand.Reader, big.NewInt(int64(n)))
+	if err != nil {
+		// crypto/rand.Reader does not fail on supported platforms (Go 1.24+ panics
+		// rather than return an error), so this is unreachable.
+		panic(fmt.Sprintf("crypto/rand: %v", err))
+	}
+	return int(i.Int64())
+}
+
+// newUUID returns a random (version 4) UUID, the form Secrets Manager uses for version ids.
+func newUUID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
+}
