@@ -29,9 +29,9 @@ type database struct {
 	onRetry func(attempt int, wait time.Duration, err error)
 }
 
-// openDatabase builds both pools. It connects lazily: the health check, not start-up,
-// decides whether the task takes traffic.
-func openDatabase(c config) (*database, error) {
+// openDatabase builds both pools; onRetry (may be nil) is told of each replica retry. It
+// connects lazily: the health check, not start-up, decides whether the task takes traffic.
+func openDatabase(c config, onRetry func(attempt int, wait time.Duration, err error)) (*database, error) {
 	primary, err := newPool(c, c.Primary)
 	if err != nil {
 		return nil, fmt.Errorf("configure primary pool: %w", err)
@@ -44,7 +44,7 @@ func openDatabase(c config) (*database, error) {
 		primary.Close()
 		return nil, fmt.Errorf("configure replica pool: %w", err)
 	}
-	return &database{primary: primary, replica: replica, replicaRetry: replicaBackoff}, nil
+	return &database{primary: primary, replica: replica, replicaRetry: replicaBackoff, onRetry: onRetry}, nil
 }
 
 func newPool(c config, e endpoint) (*pgxpool.Pool, error) {

@@ -54,12 +54,11 @@ func run(ctx context.Context, lookup func(string) (string, bool), stdout io.Writ
 		}
 	}()
 	log.Info("start", "config", cfg)
-	db, err := openDatabase(cfg)
+	db, err := openDatabase(cfg, logRetry(log))
 	if err != nil {
 		return err
 	}
 	defer db.close()
-	db.onRetry = logRetry(log)
 	ln, err := net.Listen("tcp", cfg.ListenAddr)
 	if err != nil {
 		return err

@@ -78,7 +78,7 @@ func clusterConfig(c *pgcluster.Cluster, user, password string) config {
 
 func openTestDB(t *testing.T, cfg config) *database {
 	t.Helper()
-	db, err := openDatabase(cfg)
+	db, err := openDatabase(cfg, nil)
 	if err != nil {
 		t.Fatalf("open database: %v", err)
 	}

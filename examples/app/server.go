@@ -106,8 +106,7 @@ func (s *server) work(w http.ResponseWriter, r *http.Request) {
 		err = s.db.withReplica(ctx, func(c *pgxpool.Conn) error { return s.read(ctx, c, &res.Replica) })
 	}
 	if err != nil {
-		s.logError("work failed", err)
-		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": failureReason(err)})
+		s.unavailable(w, "work failed", err)
 		return
 	}
 	s.log.Info("work done", "sleep", sleep)
@@ -150,8 +149,7 @@ func (s *server) whoami(w http.ResponseWriter, r *http.Request) {
 		return c.QueryRow(ctx, "SELECT current_user, session_user").Scan(&res.CurrentUser, &res.SessionUser)
 	})
 	if err != nil {
-		s.logError("whoami failed", err)
-		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": failureReason(err)})
+		s.unavailable(w, "whoami failed", err)
 		return
 	}
 	writeJSON(w, http.StatusOK, res)
@@ -159,6 +157,12 @@ func (s *server) whoami(w http.ResponseWriter, r *http.Request) {
 
 func (s *server) logError(msg string, err error, args ...any) {
 	s.log.Warn(msg, append(args, "error", scrub(err.Error(), s.password))...)
+}
+
+// unavailable logs a failed database call and answers 503 with only the failure's kind.
+func (s *server) unavailable(w http.ResponseWriter, msg string, err error) {
+	s.logError(msg, err)
+	writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": failureReason(err)})
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {
