@@ -1,0 +1,23 @@
+// Command checkreplicas is the CheckReplicas step's Lambda: one check per invocation that
+// every replica replayed the change and accepts the pending version.
+package main
+
+import (
+	"context"
+
+	"github.com/aws/aws-lambda-go/lambda"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+
+	"github.com/pgrotate/pgrotate/internal/lambdaenv"
+	"github.com/pgrotate/pgrotate/tasks"
+	"github.com/pgrotate/pgrotate/tasks/postgres"
+	"github.com/pgrotate/pgrotate/tasks/secretstore"
+)
+
+func main() {
+	env := lambdaenv.FromOS()
+	pg := postgres.PG{Options: env.Postgres()}
+	cfg := lambdaenv.Setup(context.Background(), env)
+	h := &tasks.CheckReplicas{Secrets: secretstore.New(secretsmanager.NewFromConfig(cfg)), DB: pg}
+	lambda.Start(h.Handle)
+}

@@ -1,0 +1,22 @@
+// Command checkrollout is the Redeploy Map's CheckRollout Lambda: one read of the forced
+// deployment's rollout state per invocation.
+package main
+
+import (
+	"context"
+
+	"github.com/aws/aws-lambda-go/lambda"
+	"github.com/aws/aws-sdk-go-v2/service/ecs"
+
+	"github.com/pgrotate/pgrotate/internal/lambdaenv"
+	"github.com/pgrotate/pgrotate/tasks"
+	"github.com/pgrotate/pgrotate/tasks/ecsservice"
+)
+
+func main() {
+	env := lambdaenv.FromOS()
+	max := env.Int("PGROTATE_ROLLOUT_MAX_CHECKS", tasks.DefaultMaxRolloutChecks)
+	cfg := lambdaenv.Setup(context.Background(), env)
+	h := &tasks.CheckRollout{ECS: ecsservice.New(ecs.NewFromConfig(cfg)), MaxChecks: max}
+	lambda.Start(h.Handle)
+}

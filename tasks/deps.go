@@ -1,0 +1,137 @@
+package tasks
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/pgrotate/pgrotate/workflow"
+)
+
+// appSecrets reads the app secret; every step that touches the database needs it.
+type appSecrets interface {
+	// AppSecret reads and validates one version of the app secret.
+	AppSecret(ctx context.Context, arn, versionID string) (workflow.AppSecret, error)
+	// VersionStages returns version id -> staging labels.
+	VersionStages(ctx context.Context, arn string) (map[string][]string, error)
+}
+
+// adminSecrets reads the admin secret named by the app secret's masterarn.
+type adminSecrets interface {
+	AdminSecret(ctx context.Context, arn string) (workflow.AdminSecret, error)
+}
+
+// secretReader is what the database-facing steps read.
+type secretReader interface {
+	appSecrets
+	adminSecrets
+}
+
+// rotation is the pair of versions a step works on, re-read and re-validated on every call.
+type rotation struct {
+	current, pending workflow.AppSecret
+	currentVersion   string
+	admin            workflow.AdminSecret
+}
+
+// loadRotation re-reads both versions and the admin secret and checks that this execution
+// still owns the rotation: its token is AWSPENDING, AWSCURRENT names the other user, and the
+// pair is valid. It is every mutating step's precondition (invariants 2 and 8).
+func loadRotation(ctx context.Context, s secretReader, st workflow.State, withAdmin bool) (rotation, error) {
+	var r rotation
+	stages, err := s.VersionStages(ctx, st.SecretARN)
+	if err != nil {
+		return r, fmt.Errorf("read versions of %s: %w", st.SecretARN, err)
+	}
+	v := workflow.Versions(stages)
+	if !v.Has(st.Token, workflow.StagePending) {
+		reason := "the version is no longer AWSPENDING"
+		if v.Has(st.Token, workflow.StageCurrent) {
+			reason = "the version is already AWSCURRENT"
+		}
+		return r, &workflow.RotationSuperseded{Version: st.Token, Reason: reason}
+	}
+	r.currentVersion = v.With(workflow.StageCurrent)
+	if r.currentVersion == "" {
+		return r, &workflow.InvalidSecret{Secret: st.SecretARN, Reason: "no version is AWSCURRENT"}
+	}
+	if st.ActiveVersion != "" && r.currentVersion != st.ActiveVersion {
+		return r, &workflow.RotationSuperseded{Version: st.Token, Reason: "AWSCURRENT moved since Preflight"}
+	}
+	if r.current, err = s.AppSecret(ctx, st.SecretARN, r.currentVersion); err != nil {
+		return r, fmt.Errorf("read AWSCURRENT of %s: %w", st.SecretARN, err)
+	}
+	if r.pending, err = s.AppSecret(ctx, st.SecretARN, st.Token); err != nil {
+		return r, fmt.Errorf("read AWSPENDING of %s: %w", st.SecretARN, err)
+	}
+	if err := workflow.ValidatePending(r.current, r.pending); err != nil {
+		return r, err
+	}
+	if st.ActiveUser != "" && (r.current.Username != st.ActiveUser || r.pending.Username != st.PendingUser) {
+		return r, &workflow.RotationSuperseded{Version: st.Token, Reason: "the users changed since Preflight"}
+	}
+	if !withAdmin {
+		return r, nil
+	}
+	if r.admin, err = s.AdminSecret(ctx, r.current.MasterARN); err != nil {
+		return r, fmt.Errorf("read admin secret: %w", err)
+	}
+	if err := workflow.ValidatePair(r.current, r.admin); err != nil {
+		return r, err
+	}
+	return r, nil
+}
+
+// named returns the workflow error inside err, unwrapped, so the Lambda runtime reports its
+// type name; any other error is returned as is (Step Functions sees it as a task failure).
+func named(err error) error {
+	if err == nil {
+		return nil
+	}
+	var (
+		e1  *workflow.InvalidSecret
+		e2  *workflow.InvalidRoleName
+		e3  *workflow.ActiveUserMissing
+		e4  *workflow.PrivilegeMismatch
+		e5  *workflow.CredentialRejected
+		e6  *workflow.ReplicaNotReady
+		e7  *workflow.PendingUserInUse
+		e8  *workflow.RotationSuperseded
+		e9  *workflow.ServiceNotSteady
+		e10 *workflow.DeploymentFailed
+		e11 *workflow.RolloutTimedOut
+	)
+	switch {
+	case errors.As(err, &e1):
+		return e1
+	case errors.As(err, &e2):
+		return e2
+	case errors.As(err, &e3):
+		return e3
+	case errors.As(err, &e4):
+		return e4
+	case errors.As(err, &e5):
+		return e5
+	case errors.As(err, &e6):
+		return e6
+	case errors.As(err, &e7):
+		return e7
+	case errors.As(err, &e8):
+		return e8
+	case errors.As(err, &e9):
+		return e9
+	case errors.As(err, &e10):
+		return e10
+	case errors.As(err, &e11):
+		return e11
+	}
+	return err
+}
+
+func nowOr(now func() time.Time) time.Time {
+	if now != nil {
+		return now()
+	}
+	return time.Now()
+}

@@ -1,0 +1,131 @@
+// Package executions reads rotation executions from Step Functions: which states an
+// execution has passed, how it ended, and when it promoted its version. It reads history
+// without execution data, so no payload is ever fetched.
+package executions
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/sfn"
+	"github.com/aws/aws-sdk-go-v2/service/sfn/types"
+
+	"github.com/pgrotate/pgrotate/workflow"
+)
+
+// API is the part of the Step Functions client this package reads with; *sfn.Client and
+// the local interpreter (local/sfnlocal) satisfy it.
+type API interface {
+	DescribeExecution(ctx context.Context, in *sfn.DescribeExecutionInput, optFns ...func(*sfn.Options)) (*sfn.DescribeExecutionOutput, error)
+	GetExecutionHistory(ctx context.Context, in *sfn.GetExecutionHistoryInput, optFns ...func(*sfn.Options)) (*sfn.GetExecutionHistoryOutput, error)
+}
+
+// Reader reads the executions of one state machine.
+type Reader struct {
+	API             API
+	StateMachineARN string
+}
+
+// ARN returns the ARN of the execution called name.
+func (r *Reader) ARN(name string) string { return ExecutionARN(r.StateMachineARN, name) }
+
+// ExecutionARN derives an execution's ARN from its state machine's ARN and its name.
+func ExecutionARN(stateMachineARN, name string) string {
+	return strings.Replace(stateMachineARN, ":stateMachine:", ":execution:", 1) + ":" + name
+}
+
+// Progress is what an execution has done so far.
+type Progress struct {
+	Found  bool
+	Status types.ExecutionStatus
+	// Exited holds, for each state that has exited, when it last did.
+	Exited map[string]time.Time
+	// FailedState is the state that was running when the execution failed, if any.
+	FailedState string
+	Error       string
+	Cause       string
+}
+
+// Passed reports whether state has exited.
+func (p Progress) Passed(state string) bool {
+	_, ok := p.Exited[state]
+	return ok
+}
+
+// Ended reports whether the execution is closed and not successful.
+func (p Progress) Ended() bool {
+	switch p.Status {
+	case types.ExecutionStatusFailed, types.ExecutionStatusTimedOut, types.ExecutionStatusAborted:
+		return true
+	}
+	return false
+}
+
+// Progress reads the execution called name.
+func (r *Reader) Progress(ctx context.Context, name string) (Progress, error) {
+	arn := r.ARN(name)
+	desc, err := r.API.DescribeExecution(ctx, &sfn.DescribeExecutionInput{ExecutionArn: aws.String(arn)})
+	var missing *types.ExecutionDoesNotExist
+	if errors.As(err, &missing) {
+		return Progress{}, nil
+	}
+	if err != nil {
+		return Progress{}, fmt.Errorf("describe execution %s: %w", name, err)
+	}
+	p := Progress{Found: true, Status: desc.Status, Exited: map[string]time.Time{}, Error: aws.ToString(desc.Error), Cause: aws.ToString(desc.Cause)}
+	var token *string
+	lastEntered := ""
+	for {
+		out, err := r.API.GetExecutionHistory(ctx, &sfn.GetExecutionHistoryInput{
+			ExecutionArn:         aws.String(arn),
+			IncludeExecutionData: aws.Bool(false),
+			MaxResults:           1000,
+			NextToken:            token,
+		})
+		if err != nil {
+			return Progress{}, fmt.Errorf("read history of execution %s: %w", name, err)
+		}
+		for _, ev := range out.Events {
+			if d := ev.StateEnteredEventDetails; d != nil {
+				lastEntered = aws.ToString(d.Name)
+			}
+			if d := ev.StateExitedEventDetails; d != nil {
+				p.Exited[aws.ToString(d.Name)] = aws.ToTime(ev.Timestamp)
+			}
+		}
+		if out.NextToken == nil {
+			break
+		}
+		token = out.NextToken
+	}
+	if p.Ended() {
+		p.FailedState = failedState(p, lastEntered)
+	}
+	return p, nil
+}
+
+// failedState names the top-level rotation state that did not complete: the first of the
+// main path that never exited. States inside the Redeploy Map count as Redeploy.
+func failedState(p Progress, lastEntered string) string {
+	for _, s := range []string{workflow.StatePreflight, workflow.StateCloneUser, workflow.StateSetPassword, workflow.StateTestLogin,
+		workflow.StateCheckReplicas, workflow.StatePromote, workflow.StateRedeploy} {
+		if !p.Passed(s) {
+			return s
+		}
+	}
+	return lastEntered
+}
+
+// PromotedAt returns when the execution named after version left its Promote state.
+func (r *Reader) PromotedAt(ctx context.Context, version string) (time.Time, bool, error) {
+	p, err := r.Progress(ctx, version)
+	if err != nil || !p.Found {
+		return time.Time{}, false, err
+	}
+	at, ok := p.Exited[workflow.StatePromote]
+	return at, ok, nil
+}

@@ -1,0 +1,149 @@
+package tasks
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/pgrotate/pgrotate/tasks/ecsservice"
+	"github.com/pgrotate/pgrotate/workflow"
+)
+
+// serviceReader reads what Preflight needs to know about an ECS service.
+type serviceReader interface {
+	Deployments(ctx context.Context, svc workflow.Service) ([]ecsservice.Deployment, error)
+	TaskLaunchTimes(ctx context.Context, svc workflow.Service) ([]time.Time, error)
+}
+
+// promotionLookup finds when a version became AWSCURRENT under pgrotate.
+type promotionLookup interface {
+	// PromotedAt returns when the execution named after version left its Promote state;
+	// found is false when no such execution exists (first rotation, or a manual version).
+	PromotedAt(ctx context.Context, version string) (at time.Time, found bool, err error)
+}
+
+// versionDates tells when a version of the secret was created.
+type versionDates interface {
+	VersionCreated(ctx context.Context, arn, versionID string) (time.Time, error)
+}
+
+// preflightDB is what Preflight checks on the servers.
+type preflightDB interface {
+	loginChecker
+	sessionCounter
+}
+
+// Preflight validates the rotation before anything changes: both versions parse and
+// alternate, the token is still AWSPENDING, AWSCURRENT logs in everywhere, and nobody still
+// holds the pending user's password (invariant 3).
+type Preflight struct {
+	Secrets    secretReader
+	Dates      versionDates
+	DB         preflightDB
+	ECS        serviceReader
+	Promotions promotionLookup
+	Log        *slog.Logger
+}
+
+// Handle runs the step.
+func (h *Preflight) Handle(ctx context.Context, st workflow.State) (workflow.State, error) {
+	if err := st.CheckStarted(); err != nil {
+		return fail(ctx, h.Log, workflow.StatePreflight, st, err)
+	}
+	// A fresh read: Preflight defines ActiveVersion, so it must not trust a stale one.
+	st.ActiveVersion, st.ActiveUser, st.PendingUser = "", "", ""
+	r, err := loadRotation(ctx, h.Secrets, st, true)
+	if err != nil {
+		return fail(ctx, h.Log, workflow.StatePreflight, st, err)
+	}
+	primary := r.current.Primary()
+	st.ActiveVersion = r.currentVersion
+	st.ActiveUser = r.current.Username
+	st.PendingUser = r.pending.Username
+	st.Primary = &primary
+	st.Replicas = append([]workflow.Endpoint(nil), r.current.Replicas...)
+
+	// Invariant 1 as a precondition: AWSCURRENT must log in everywhere, or promoting a new
+	// version would not be the only problem.
+	for _, ep := range append([]workflow.Endpoint{primary}, st.Replicas...) {
+		if err := h.DB.Login(ctx, ep, r.current); err != nil {
+			return fail(ctx, h.Log, workflow.StatePreflight, st, fmt.Errorf("log in with AWSCURRENT on %s: %w", ep, err))
+		}
+	}
+
+	since, rule, err := h.promotionTime(ctx, st)
+	if err != nil {
+		return fail(ctx, h.Log, workflow.StatePreflight, st, err)
+	}
+	for _, svc := range st.Services {
+		if err := h.checkService(ctx, svc, since); err != nil {
+			return fail(ctx, h.Log, workflow.StatePreflight, st, err)
+		}
+	}
+	for _, ep := range append([]workflow.Endpoint{primary}, st.Replicas...) {
+		n, err := h.DB.Sessions(ctx, adminAt(r.admin, r.current, ep), st.PendingUser)
+		if err != nil {
+			return fail(ctx, h.Log, workflow.StatePreflight, st, fmt.Errorf("count sessions of %s on %s: %w", st.PendingUser, ep, err))
+		}
+		if n > 0 {
+			return fail(ctx, h.Log, workflow.StatePreflight, st, &workflow.PendingUserInUse{User: st.PendingUser, Sessions: n, Where: ep.String()})
+		}
+	}
+	logger(h.Log).InfoContext(ctx, "preflight passed", "secret", st.SecretARN, "version", st.Token,
+		"active_user", st.ActiveUser, "pending_user", st.PendingUser, "replicas", len(st.Replicas),
+		"services", len(st.Services), "tasks_must_start_after", since, "rule", rule)
+	return st, nil
+}
+
+// promotionTime is the instant after which a task holds the current version. The rule that
+// decided is returned for the log line (DESIGN §6).
+func (h *Preflight) promotionTime(ctx context.Context, st workflow.State) (time.Time, string, error) {
+	at, found, err := h.Promotions.PromotedAt(ctx, st.ActiveVersion)
+	if err != nil {
+		return time.Time{}, "", fmt.Errorf("find the promotion of version %s: %w", st.ActiveVersion, err)
+	}
+	if found {
+		return at, "promotion time of the execution that promoted AWSCURRENT", nil
+	}
+	created, err := h.Dates.VersionCreated(ctx, st.SecretARN, st.ActiveVersion)
+	if err != nil {
+		return time.Time{}, "", fmt.Errorf("read the creation time of version %s: %w", st.ActiveVersion, err)
+	}
+	return created, "no pgrotate promotion found: creation time of AWSCURRENT, plus a clean session check", nil
+}
+
+// checkService requires a single, completed deployment whose tasks all launched after since.
+func (h *Preflight) checkService(ctx context.Context, svc workflow.Service, since time.Time) error {
+	deps, err := h.ECS.Deployments(ctx, svc)
+	if err != nil {
+		return fmt.Errorf("describe service %s: %w", svc, err)
+	}
+	if len(deps) != 1 {
+		return &workflow.ServiceNotSteady{Service: svc.String(), Reason: fmt.Sprintf("%d deployments in progress, want 1", len(deps))}
+	}
+	if d := deps[0]; d.RolloutState != "COMPLETED" {
+		return &workflow.ServiceNotSteady{Service: svc.String(), Reason: fmt.Sprintf("deployment %s is %s, want COMPLETED", d.ID, orUnknown(d.RolloutState))}
+	}
+	launched, err := h.ECS.TaskLaunchTimes(ctx, svc)
+	if err != nil {
+		return fmt.Errorf("list tasks of %s: %w", svc, err)
+	}
+	stale := 0
+	for _, t := range launched {
+		if !t.After(since) {
+			stale++
+		}
+	}
+	if stale > 0 {
+		return &workflow.ServiceNotSteady{Service: svc.String(), Reason: fmt.Sprintf("%d of %d tasks launched before %s may still hold the previous secret", stale, len(launched), since.UTC().Format(time.RFC3339))}
+	}
+	return nil
+}
+
+func orUnknown(s string) string {
+	if s == "" {
+		return "UNKNOWN"
+	}
+	return s
+}
