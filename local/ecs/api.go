@@ -1,0 +1,304 @@
+package localecs
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ecs"
+	"github.com/aws/aws-sdk-go-v2/service/ecs/types"
+)
+
+// UpdateService updates a service. ForceNewDeployment, or a new TaskDefinition, starts a new
+// deployment: PRIMARY, IN_PROGRESS, created now; the previous PRIMARY becomes ACTIVE. The
+// Controller is then told to carry it out. DesiredCount sets the service's desired count.
+// The output shows the service as it was when the deployment started.
+func (e *ECS) UpdateService(ctx context.Context, in *ecs.UpdateServiceInput, _ ...func(*ecs.Options)) (*ecs.UpdateServiceOutput, error) {
+	c := Call{Op: OpUpdateService, Cluster: aws.ToString(in.Cluster), Services: []string{aws.ToString(in.Service)}, ForceNewDeployment: in.ForceNewDeployment}
+	out, r, dctx, err := e.updateService(ctx, in)
+	if err == nil && r != nil {
+		e.controller.Deploy(dctx, r)
+	}
+	return out, e.finish(c, err)
+}
+
+func (e *ECS) updateService(ctx context.Context, in *ecs.UpdateServiceInput) (*ecs.UpdateServiceOutput, *Rollout, context.Context, error) {
+	if err := e.begin(OpUpdateService); err != nil {
+		return nil, nil, nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, nil, nil, err
+	}
+	if aws.ToString(in.Service) == "" {
+		return nil, nil, nil, &types.InvalidParameterException{Message: aws.String("Service must be specified.")}
+	}
+	if in.DesiredCount != nil && *in.DesiredCount < 0 {
+		return nil, nil, nil, &types.InvalidParameterException{Message: aws.String("DesiredCount must be ≥ 0.")}
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	svc, err := e.lookupService(aws.ToString(in.Cluster), aws.ToString(in.Service))
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if svc.status != "ACTIVE" {
+		return nil, nil, nil, &types.ServiceNotActiveException{Message: aws.String("Service was not ACTIVE.")}
+	}
+	if in.DesiredCount != nil {
+		svc.desired = int(*in.DesiredCount)
+	}
+	newDef := in.TaskDefinition != nil && *in.TaskDefinition != svc.taskDef
+	if newDef {
+		svc.taskDef = *in.TaskDefinition
+	}
+	var r *Rollout
+	var dctx context.Context
+	if in.ForceNewDeployment || newDef {
+		now := e.now()
+		d := &deployment{
+			id: newDeploymentID(), status: StatusPrimary, rollout: types.DeploymentRolloutStateInProgress,
+			taskDef: svc.taskDef, created: now, updated: now,
+		}
+		d.reason = "ECS deployment " + d.id + " in progress."
+		dctx, d.cancel = context.WithCancel(e.ctx)
+		for _, old := range svc.deployments {
+			if old.status == StatusPrimary {
+				old.status, old.updated = StatusActive, now
+				if old.cancel != nil {
+					old.cancel() // superseded: its controller stops
+				}
+			}
+		}
+		svc.deployments = append([]*deployment{d}, svc.deployments...)
+		r = &Rollout{e: e, cluster: svc.cluster, service: svc.name, id: d.id}
+	}
+	return &ecs.UpdateServiceOutput{Service: e.describe(svc)}, r, dctx, nil
+}
+
+// DescribeServices describes up to 10 services of a cluster, by name or ARN. Unknown
+// services are reported in Failures with reason MISSING; deleted ones have status INACTIVE.
+func (e *ECS) DescribeServices(ctx context.Context, in *ecs.DescribeServicesInput, _ ...func(*ecs.Options)) (*ecs.DescribeServicesOutput, error) {
+	c := Call{Op: OpDescribeServices, Cluster: aws.ToString(in.Cluster), Services: append([]string(nil), in.Services...)}
+	out, err := e.describeServices(ctx, in)
+	return out, e.finish(c, err)
+}
+
+func (e *ECS) describeServices(ctx context.Context, in *ecs.DescribeServicesInput) (*ecs.DescribeServicesOutput, error) {
+	if err := e.begin(OpDescribeServices); err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if len(in.Services) == 0 || len(in.Services) > 10 {
+		return nil, &types.InvalidParameterException{Message: aws.String("Services must name 1 to 10 services.")}
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	cluster, svcs, err := e.resolveCluster(aws.ToString(in.Cluster))
+	if err != nil {
+		return nil, err
+	}
+	out := &ecs.DescribeServicesOutput{}
+	for _, ref := range in.Services {
+		name := serviceName(cluster, ref)
+		svc, ok := svcs[name]
+		if !ok {
+			out.Failures = append(out.Failures, types.Failure{Arn: aws.String(ServiceARN(cluster, name)), Reason: aws.String("MISSING")})
+			continue
+		}
+		out.Services = append(out.Services, *e.describe(svc))
+	}
+	return out, nil
+}
+
+// describe renders svc as the SDK type. The caller holds e.mu.
+func (e *ECS) describe(svc *service) *types.Service {
+	s := &types.Service{
+		ServiceArn:     aws.String(svc.arn),
+		ServiceName:    aws.String(svc.name),
+		ClusterArn:     aws.String(clusterARN(svc.cluster)),
+		Status:         aws.String(svc.status),
+		DesiredCount:   int32(svc.desired),
+		TaskDefinition: aws.String(svc.taskDef),
+		CreatedAt:      aws.Time(svc.created),
+		LaunchType:     types.LaunchTypeFargate,
+	}
+	for _, d := range svc.deployments {
+		var running, pending, wanted int32
+		for _, t := range e.tasksOf(svc, d.id) {
+			switch t.last {
+			case TaskRunning:
+				running++
+			case TaskPending:
+				pending++
+			}
+			if t.desired == TaskRunning {
+				wanted++
+			}
+		}
+		desired := wanted // an ACTIVE deployment is scaled down as its tasks are told to stop
+		if d.status == StatusPrimary {
+			desired = int32(svc.desired)
+		}
+		s.RunningCount += running
+		s.PendingCount += pending
+		s.Deployments = append(s.Deployments, types.Deployment{
+			Id:                 aws.String(d.id),
+			Status:             aws.String(d.status),
+			RolloutState:       d.rollout,
+			RolloutStateReason: aws.String(d.reason),
+			TaskDefinition:     aws.String(d.taskDef),
+			CreatedAt:          aws.Time(d.created),
+			UpdatedAt:          aws.Time(d.updated),
+			DesiredCount:       desired,
+			RunningCount:       running,
+			PendingCount:       pending,
+			LaunchType:         types.LaunchTypeFargate,
+		})
+	}
+	return s
+}
+
+// ListTasks lists task ARNs of a cluster in launch order, filtered by ServiceName,
+// StartedBy and DesiredStatus (RUNNING by default, as in ECS; STOPPED lists the tasks that
+// are stopping or stopped). It pages with MaxResults (1 to 100, default 100) and NextToken.
+func (e *ECS) ListTasks(ctx context.Context, in *ecs.ListTasksInput, _ ...func(*ecs.Options)) (*ecs.ListTasksOutput, error) {
+	c := Call{Op: OpListTasks, Cluster: aws.ToString(in.Cluster)}
+	if in.ServiceName != nil {
+		c.Services = []string{*in.ServiceName}
+	}
+	out, err := e.listTasks(ctx, in)
+	return out, e.finish(c, err)
+}
+
+func (e *ECS) listTasks(ctx context.Context, in *ecs.ListTasksInput) (*ecs.ListTasksOutput, error) {
+	if err := e.begin(OpListTasks); err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	limit := 100
+	if in.MaxResults != nil {
+		if *in.MaxResults < 1 || *in.MaxResults > 100 {
+			return nil, &types.InvalidParameterException{Message: aws.String("MaxResults must be between 1 and 100.")}
+		}
+		limit = int(*in.MaxResults)
+	}
+	start := 0
+	if in.NextToken != nil {
+		n, err := strconv.Atoi(*in.NextToken)
+		if err != nil || n < 0 {
+			return nil, &types.InvalidParameterException{Message: aws.String("Invalid NextToken.")}
+		}
+		start = n
+	}
+	want := string(in.DesiredStatus)
+	if want == "" {
+		want = TaskRunning
+	}
+
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	cluster, svcs, err := e.resolveCluster(aws.ToString(in.Cluster))
+	if err != nil {
+		return nil, err
+	}
+	var name string
+	if in.ServiceName != nil {
+		name = serviceName(cluster, *in.ServiceName)
+		if _, ok := svcs[name]; !ok {
+			return nil, &types.ServiceNotFoundException{Message: aws.String("Service not found.")}
+		}
+	}
+	var all []string
+	for _, arn := range e.taskOrder {
+		t := e.tasks[arn]
+		if t.cluster != cluster || (name != "" && t.service != name) || t.desired != want ||
+			(in.StartedBy != nil && t.deploymentID != *in.StartedBy) {
+			continue
+		}
+		all = append(all, arn)
+	}
+	if start > len(all) {
+		return nil, &types.InvalidParameterException{Message: aws.String("Invalid NextToken.")}
+	}
+	end := min(start+limit, len(all))
+	out := &ecs.ListTasksOutput{TaskArns: all[start:end]}
+	if end < len(all) {
+		out.NextToken = aws.String(strconv.Itoa(end))
+	}
+	return out, nil
+}
+
+// DescribeTasks describes up to 100 tasks of a cluster, by ARN or id. Unknown tasks are
+// reported in Failures with reason MISSING.
+func (e *ECS) DescribeTasks(ctx context.Context, in *ecs.DescribeTasksInput, _ ...func(*ecs.Options)) (*ecs.DescribeTasksOutput, error) {
+	c := Call{Op: OpDescribeTasks, Cluster: aws.ToString(in.Cluster), Tasks: len(in.Tasks)}
+	out, err := e.describeTasks(ctx, in)
+	return out, e.finish(c, err)
+}
+
+func (e *ECS) describeTasks(ctx context.Context, in *ecs.DescribeTasksInput) (*ecs.DescribeTasksOutput, error) {
+	if err := e.begin(OpDescribeTasks); err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if len(in.Tasks) == 0 || len(in.Tasks) > 100 {
+		return nil, &types.InvalidParameterException{Message: aws.String(fmt.Sprintf("Tasks must name 1 to 100 tasks (%d given).", len(in.Tasks)))}
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	cluster, _, err := e.resolveCluster(aws.ToString(in.Cluster))
+	if err != nil {
+		return nil, err
+	}
+	out := &ecs.DescribeTasksOutput{}
+	for _, ref := range in.Tasks {
+		arn := ref
+		if _, ok := e.tasks[arn]; !ok {
+			arn = fmt.Sprintf("arn:aws:ecs:%s:%s:task/%s/%s", Region, Account, cluster, ref)
+		}
+		t, ok := e.tasks[arn]
+		if !ok || t.cluster != cluster {
+			out.Failures = append(out.Failures, types.Failure{Arn: aws.String(ref), Reason: aws.String("MISSING")})
+			continue
+		}
+		out.Tasks = append(out.Tasks, types.Task{
+			TaskArn:           aws.String(t.arn),
+			ClusterArn:        aws.String(clusterARN(t.cluster)),
+			TaskDefinitionArn: aws.String(t.taskDef),
+			Group:             aws.String("service:" + t.service),
+			StartedBy:         aws.String(t.deploymentID),
+			LastStatus:        aws.String(t.last),
+			DesiredStatus:     aws.String(t.desired),
+			CreatedAt:         aws.Time(t.created),
+			StartedAt:         timePtr(t.started),
+			StoppingAt:        timePtr(t.stopping),
+			StoppedAt:         timePtr(t.stopped),
+			StoppedReason:     optString(t.stoppedReason),
+			LaunchType:        types.LaunchTypeFargate,
+		})
+	}
+	return out, nil
+}
+
+func timePtr(t *time.Time) *time.Time {
+	if t == nil {
+		return nil
+	}
+	v := *t
+	return &v
+}
+
+func optString(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}
