@@ -1,0 +1,418 @@
+package sfnlocal
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/sfn"
+	"github.com/aws/aws-sdk-go-v2/service/sfn/types"
+	"github.com/aws/smithy-go"
+)
+
+// execution is one execution and every run of it (the first and each redrive). Fields are
+// guarded by Machine.mu.
+type execution struct {
+	arn, name, input string
+	status           types.ExecutionStatus
+	startDate        time.Time
+	stopDate         time.Time
+	output           *string
+	errName, cause   *string
+	redriveCount     int32
+	redriveDate      time.Time
+	redriveFrom      *openState // set when a run ends unsuccessfully in a known state
+	events           []types.HistoryEvent
+	mapFailed        map[string]bool
+
+	stopRun              func() // asks the current run to abort
+	stopRequested        bool
+	stopError, stopCause *string
+	changed              chan struct{} // closed and replaced on every status change
+}
+
+func (e *execution) add(at time.Time, h types.HistoryEvent) {
+	h.Id = int64(len(e.events) + 1)
+	h.PreviousEventId = h.Id - 1
+	h.Timestamp = aws.Time(at)
+	e.events = append(e.events, h)
+}
+
+func (e *execution) notify() {
+	close(e.changed)
+	e.changed = make(chan struct{})
+}
+
+// apiError wraps a modelled Step Functions error as the SDK client returns it, so that
+// errors.As(err, &*types.X) and smithy.APIError work on it alike.
+func apiError(op string, err error) error {
+	return &smithy.OperationError{ServiceID: "SFN", OperationName: op, Err: err}
+}
+
+func (m *Machine) lookup(op string, arn *string) (*execution, error) {
+	e, ok := m.execs[aws.ToString(arn)]
+	if !ok {
+		return nil, apiError(op, &types.ExecutionDoesNotExist{Message: aws.String("Execution Does Not Exist: '" + aws.ToString(arn) + "'")})
+	}
+	return e, nil
+}
+
+// validName applies Step Functions' rules for execution names.
+func validName(name string) bool {
+	if name == "" || len(name) > 80 {
+		return false
+	}
+	for _, r := range name {
+		if unicode.IsSpace(r) || unicode.IsControl(r) || r == 0xFFFE || r == 0xFFFF {
+			return false
+		}
+		switch r {
+		case '<', '>', '{', '}', '[', ']', '?', '*', '"', '#', '%', '\\', '^', '|', '~', '`', '$', '&', ',', ';', ':', '/':
+			return false
+		}
+	}
+	return true
+}
+
+// StartExecution starts an execution. A name still RUNNING with the same input returns
+// that execution (Step Functions' idempotent start); any other reuse of a name fails with
+// *types.ExecutionAlreadyExists.
+func (m *Machine) StartExecution(ctx context.Context, in *sfn.StartExecutionInput, _ ...func(*sfn.Options)) (*sfn.StartExecutionOutput, error) {
+	const op = "StartExecution"
+	if aws.ToString(in.StateMachineArn) != m.arn {
+		return nil, apiError(op, &types.StateMachineDoesNotExist{Message: aws.String("State Machine Does Not Exist: '" + aws.ToString(in.StateMachineArn) + "'")})
+	}
+	input := aws.ToString(in.Input)
+	if in.Input == nil {
+		input = "{}"
+	}
+	if !json.Valid([]byte(input)) {
+		return nil, apiError(op, &types.InvalidExecutionInput{Message: aws.String("Invalid execution input: not JSON")})
+	}
+	name := aws.ToString(in.Name)
+	if in.Name == nil {
+		name = newName()
+	}
+	if !validName(name) {
+		return nil, apiError(op, &types.InvalidName{Message: aws.String("Invalid Name: '" + name + "'")})
+	}
+	arn := m.executionArn(name)
+
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return nil, fmt.Errorf("sfnlocal: StartExecution: machine closed")
+	}
+	if e, ok := m.execs[arn]; ok {
+		if e.status == types.ExecutionStatusRunning && e.input == input {
+			return &sfn.StartExecutionOutput{ExecutionArn: aws.String(arn), StartDate: aws.Time(e.startDate)}, nil
+		}
+		return nil, apiError(op, &types.ExecutionAlreadyExists{Message: aws.String("Execution Already Exists: '" + arn + "'")})
+	}
+	e := &execution{
+		arn: arn, name: name, input: input,
+		status:    types.ExecutionStatusRunning,
+		startDate: time.Now().UTC(),
+		mapFailed: map[string]bool{},
+		changed:   make(chan struct{}),
+	}
+	m.execs[arn] = e
+	m.order = append(m.order, e)
+	m.start(e, "", json.RawMessage(input), false)
+	return &sfn.StartExecutionOutput{ExecutionArn: aws.String(arn), StartDate: aws.Time(e.startDate)}, nil
+}
+
+func newName() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:])
+}
+
+// DescribeExecution reports an execution's status, input, output, error and redrive state.
+func (m *Machine) DescribeExecution(ctx context.Context, in *sfn.DescribeExecutionInput, _ ...func(*sfn.Options)) (*sfn.DescribeExecutionOutput, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	e, err := m.lookup("DescribeExecution", in.ExecutionArn)
+	if err != nil {
+		return nil, err
+	}
+	out := &sfn.DescribeExecutionOutput{
+		ExecutionArn:    aws.String(e.arn),
+		StateMachineArn: aws.String(m.arn),
+		Name:            aws.String(e.name),
+		Status:          e.status,
+		StartDate:       aws.Time(e.startDate),
+		Error:           e.errName,
+		Cause:           e.cause,
+		RedriveCount:    aws.Int32(e.redriveCount),
+	}
+	if in.IncludedData != types.IncludedDataMetadataOnly {
+		out.Input = aws.String(e.input)
+		out.InputDetails = &types.CloudWatchEventsExecutionDataDetails{Included: true}
+		if e.status == types.ExecutionStatusSucceeded {
+			out.Output = e.output
+			out.OutputDetails = &types.CloudWatchEventsExecutionDataDetails{Included: true}
+		}
+	}
+	if terminal(e.status) {
+		out.StopDate = aws.Time(e.stopDate)
+	}
+	if !e.redriveDate.IsZero() {
+		out.RedriveDate = aws.Time(e.redriveDate)
+	}
+	out.RedriveStatus, out.RedriveStatusReason = e.redriveStatus()
+	return out, nil
+}
+
+func (e *execution) redriveStatus() (types.ExecutionRedriveStatus, *string) {
+	switch {
+	case e.status == types.ExecutionStatusRunning:
+		return types.ExecutionRedriveStatusNotRedrivable, aws.String("Execution is RUNNING and cannot be redriven")
+	case e.status == types.ExecutionStatusSucceeded:
+		return types.ExecutionRedriveStatusNotRedrivable, aws.String("Execution is SUCCEEDED and cannot be redriven")
+	case e.redriveFrom == nil:
+		return types.ExecutionRedriveStatusNotRedrivable, aws.String("Execution ended before entering a state")
+	}
+	return types.ExecutionRedriveStatusRedrivable, nil
+}
+
+// GetExecutionHistory returns the execution's events. IncludeExecutionData false (the
+// default is true) leaves out every input and output; errors and causes stay.
+func (m *Machine) GetExecutionHistory(ctx context.Context, in *sfn.GetExecutionHistoryInput, _ ...func(*sfn.Options)) (*sfn.GetExecutionHistoryOutput, error) {
+	const op = "GetExecutionHistory"
+	m.mu.Lock()
+	e, err := m.lookup(op, in.ExecutionArn)
+	if err != nil {
+		m.mu.Unlock()
+		return nil, err
+	}
+	events := slices.Clone(e.events)
+	m.mu.Unlock()
+
+	if in.ReverseOrder {
+		slices.Reverse(events)
+	}
+	start := 0
+	if in.NextToken != nil {
+		n, err := strconv.Atoi(*in.NextToken)
+		if err != nil || n < 0 || n > len(events) {
+			return nil, apiError(op, &types.InvalidToken{Message: aws.String("Invalid Token")})
+		}
+		start = n
+	}
+	limit := int(in.MaxResults)
+	if limit <= 0 || limit > 1000 {
+		limit = 100
+	}
+	end := min(start+limit, len(events))
+	out := &sfn.GetExecutionHistoryOutput{}
+	for _, h := range events[start:end] {
+		if in.IncludeExecutionData != nil && !*in.IncludeExecutionData {
+			h = withoutData(h)
+		}
+		out.Events = append(out.Events, h)
+	}
+	if end < len(events) {
+		out.NextToken = aws.String(strconv.Itoa(end))
+	}
+	return out, nil
+}
+
+// withoutData returns a copy of h without inputs and outputs, as Step Functions returns
+// events when includeExecutionData is false.
+func withoutData(h types.HistoryEvent) types.HistoryEvent {
+	if d := h.ExecutionStartedEventDetails; d != nil {
+		c := *d
+		c.Input, c.InputDetails = nil, nil
+		h.ExecutionStartedEventDetails = &c
+	}
+	if d := h.ExecutionSucceededEventDetails; d != nil {
+		c := *d
+		c.Output, c.OutputDetails = nil, nil
+		h.ExecutionSucceededEventDetails = &c
+	}
+	if d := h.StateEnteredEventDetails; d != nil {
+		c := *d
+		c.Input, c.InputDetails = nil, nil
+		h.StateEnteredEventDetails = &c
+	}
+	if d := h.StateExitedEventDetails; d != nil {
+		c := *d
+		c.Output, c.OutputDetails = nil, nil
+		h.StateExitedEventDetails = &c
+	}
+	if d := h.LambdaFunctionScheduledEventDetails; d != nil {
+		c := *d
+		c.Input, c.InputDetails = nil, nil
+		h.LambdaFunctionScheduledEventDetails = &c
+	}
+	if d := h.LambdaFunctionSucceededEventDetails; d != nil {
+		c := *d
+		c.Output, c.OutputDetails = nil, nil
+		h.LambdaFunctionSucceededEventDetails = &c
+	}
+	if d := h.TaskScheduledEventDetails; d != nil {
+		c := *d
+		c.Parameters = nil
+		h.TaskScheduledEventDetails = &c
+	}
+	if d := h.TaskSucceededEventDetails; d != nil {
+		c := *d
+		c.Output, c.OutputDetails = nil, nil
+		h.TaskSucceededEventDetails = &c
+	}
+	return h
+}
+
+// StopExecution aborts a running execution and returns once it is ABORTED. Stopping an
+// execution that has ended changes nothing.
+func (m *Machine) StopExecution(ctx context.Context, in *sfn.StopExecutionInput, _ ...func(*sfn.Options)) (*sfn.StopExecutionOutput, error) {
+	m.mu.Lock()
+	e, err := m.lookup("StopExecution", in.ExecutionArn)
+	if err != nil {
+		m.mu.Unlock()
+		return nil, err
+	}
+	if e.status == types.ExecutionStatusRunning {
+		e.stopRequested = true
+		e.stopError, e.stopCause = in.Error, in.Cause
+		e.stopRun()
+	}
+	m.mu.Unlock()
+
+	if _, err := m.Wait(ctx, e.arn); err != nil {
+		return nil, err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return &sfn.StopExecutionOutput{StopDate: aws.Time(e.stopDate)}, nil
+}
+
+// RedriveExecution resumes a FAILED, ABORTED or TIMED_OUT execution from the top-level
+// state it ended in, with the input that state received: states that succeeded are not
+// run again, the failed one is (a Map state as a whole). Events append to the same history.
+func (m *Machine) RedriveExecution(ctx context.Context, in *sfn.RedriveExecutionInput, _ ...func(*sfn.Options)) (*sfn.RedriveExecutionOutput, error) {
+	const op = "RedriveExecution"
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	e, err := m.lookup(op, in.ExecutionArn)
+	if err != nil {
+		return nil, err
+	}
+	if m.closed {
+		return nil, fmt.Errorf("sfnlocal: RedriveExecution: machine closed")
+	}
+	if status, reason := e.redriveStatus(); status != types.ExecutionRedriveStatusRedrivable {
+		return nil, apiError(op, &types.ExecutionNotRedrivable{Message: reason})
+	}
+	from := e.redriveFrom
+	e.redriveCount++
+	e.redriveDate = time.Now().UTC()
+	e.status = types.ExecutionStatusRunning
+	e.errName, e.cause, e.output = nil, nil, nil
+	e.stopRequested, e.stopError, e.stopCause = false, nil, nil
+	e.redriveFrom = nil
+	e.notify()
+	m.start(e, from.name, from.input, true)
+	return &sfn.RedriveExecutionOutput{RedriveDate: aws.Time(e.redriveDate)}, nil
+}
+
+// ListExecutions lists this machine's executions, newest first, optionally by status.
+func (m *Machine) ListExecutions(ctx context.Context, in *sfn.ListExecutionsInput, _ ...func(*sfn.Options)) (*sfn.ListExecutionsOutput, error) {
+	const op = "ListExecutions"
+	if aws.ToString(in.StateMachineArn) != m.arn {
+		return nil, apiError(op, &types.StateMachineDoesNotExist{Message: aws.String("State Machine Does Not Exist: '" + aws.ToString(in.StateMachineArn) + "'")})
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var items []types.ExecutionListItem
+	for _, e := range slices.Backward(m.order) {
+		if in.StatusFilter != "" && e.status != in.StatusFilter {
+			continue
+		}
+		switch in.RedriveFilter {
+		case types.ExecutionRedriveFilterRedriven:
+			if e.redriveCount == 0 {
+				continue
+			}
+		case types.ExecutionRedriveFilterNotRedriven:
+			if e.redriveCount > 0 {
+				continue
+			}
+		}
+		item := types.ExecutionListItem{
+			ExecutionArn: aws.String(e.arn), StateMachineArn: aws.String(m.arn), Name: aws.String(e.name),
+			Status: e.status, StartDate: aws.Time(e.startDate), RedriveCount: aws.Int32(e.redriveCount),
+		}
+		if terminal(e.status) {
+			item.StopDate = aws.Time(e.stopDate)
+		}
+		if !e.redriveDate.IsZero() {
+			item.RedriveDate = aws.Time(e.redriveDate)
+		}
+		items = append(items, item)
+	}
+	start := 0
+	if in.NextToken != nil {
+		n, err := strconv.Atoi(*in.NextToken)
+		if err != nil || n < 0 || n > len(items) {
+			return nil, apiError(op, &types.InvalidToken{Message: aws.String("Invalid Token")})
+		}
+		start = n
+	}
+	limit := int(in.MaxResults)
+	if limit <= 0 || limit > 1000 {
+		limit = 100
+	}
+	end := min(start+limit, len(items))
+	out := &sfn.ListExecutionsOutput{Executions: items[start:end]}
+	if end < len(items) {
+		out.NextToken = aws.String(strconv.Itoa(end))
+	}
+	return out, nil
+}
+
+// Wait blocks until the execution is no longer RUNNING and returns its status.
+func (m *Machine) Wait(ctx context.Context, executionArn string) (types.ExecutionStatus, error) {
+	for {
+		m.mu.Lock()
+		e, err := m.lookup("Wait", aws.String(executionArn))
+		if err != nil {
+			m.mu.Unlock()
+			return "", err
+		}
+		status, changed := e.status, e.changed
+		m.mu.Unlock()
+		if terminal(status) {
+			return status, nil
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return status, fmt.Errorf("wait for %s: %w", executionArn, ctx.Err())
+		}
+	}
+}
+
+// Events returns every history event of the execution so far, inputs and outputs
+// included: for tests that scan the whole history (for secrets, say).
+func (m *Machine) Events(executionArn string) ([]types.HistoryEvent, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	e, err := m.lookup("Events", aws.String(executionArn))
+	if err != nil {
+		return nil, err
+	}
+	return slices.Clone(e.events), nil
+}
+
+func (m *Machine) region() string {
+	return strings.Split(m.arn, ":")[3] // arn:PARTITION:states:REGION:…
+}
