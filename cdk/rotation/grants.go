@@ -1,0 +1,175 @@
+package rotation
+
+import (
+	"fmt"
+	"slices"
+
+	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awscloudwatch"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awscloudwatchactions"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awslogs"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awssecretsmanager"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsstepfunctions"
+	"github.com/aws/jsii-runtime-go"
+
+	"github.com/pgrotate/pgrotate/statemachine"
+)
+
+// executionTimeout bounds one rotation; a redrive restarts the clock.
+const executionTimeoutHours = 12
+
+// Which functions read which secret (CONTRACT.md). The rotator's access comes with the
+// rotation schedule, which also makes it the only writer.
+var (
+	appSecretReaders   = []string{Preflight, CloneUser, SetPassword, TestLogin, CheckReplicas}
+	adminSecretReaders = []string{Preflight, CloneUser, SetPassword, CheckReplicas}
+)
+
+func statement(sid string, actions []string, resources []*string, conditions map[string]interface{}) awsiam.PolicyStatement {
+	props := &awsiam.PolicyStatementProps{Sid: jsii.String(sid), Actions: jsii.Strings(actions...), Resources: &resources}
+	if conditions != nil {
+		props.Conditions = &conditions
+	}
+	return awsiam.NewPolicyStatement(props)
+}
+
+// grant gives each function's role what its step needs, and nothing else.
+func (r *Rotation) grant(p Props, executionsArn *string) {
+	stack := awscdk.Stack_Of(r.Construct)
+	fn := r.Functions
+
+	for _, name := range appSecretReaders {
+		p.AppSecret.GrantRead(fn[name], nil)
+	}
+	for _, name := range adminSecretReaders {
+		p.AdminSecret.GrantRead(fn[name], nil)
+	}
+	if p.EncryptionKey != nil {
+		// Only through Secrets Manager, and only for these secrets when their full ARNs are
+		// known (Secrets Manager puts the SecretARN in the encryption context).
+		key := []*string{p.EncryptionKey.KeyArn()}
+		region := fmt.Sprintf("secretsmanager.%s.amazonaws.com", *stack.Region())
+		scoped := func(secrets ...awssecretsmanager.ISecret) map[string]interface{} {
+			cond := map[string]interface{}{"kms:ViaService": region}
+			var arns []*string
+			for _, s := range secrets {
+				if s.SecretFullArn() == nil {
+					return map[string]interface{}{"StringEquals": cond}
+				}
+				arns = append(arns, s.SecretFullArn())
+			}
+			cond["kms:EncryptionContext:SecretARN"] = arns
+			return map[string]interface{}{"StringEquals": cond}
+		}
+		for _, name := range appSecretReaders {
+			secrets := []awssecretsmanager.ISecret{p.AppSecret}
+			if slices.Contains(adminSecretReaders, name) {
+				secrets = append(secrets, p.AdminSecret)
+			}
+			fn[name].AddToRolePolicy(statement("DecryptSecrets", []string{"kms:Decrypt"}, key, scoped(secrets...)))
+		}
+		fn[Rotator].AddToRolePolicy(statement("EncryptAppSecret",
+			[]string{"kms:Decrypt", "kms:GenerateDataKey"}, key, scoped(p.AppSecret)))
+	}
+
+	// The rotator starts, follows, redrives and stops this state machine's executions.
+	fn[Rotator].AddToRolePolicy(statement("StartRotation",
+		[]string{"states:StartExecution", "states:ListExecutions"}, []*string{r.StateMachineArn}, nil))
+	fn[Rotator].AddToRolePolicy(statement("FollowRotation",
+		[]string{"states:DescribeExecution", "states:GetExecutionHistory", "states:StopExecution", "states:RedriveExecution"},
+		[]*string{executionsArn}, nil))
+	// Preflight reads the promotion time from the execution that set AWSCURRENT.
+	fn[Preflight].AddToRolePolicy(statement("ReadPromotion",
+		[]string{"states:DescribeExecution", "states:GetExecutionHistory"}, []*string{executionsArn}, nil))
+
+	var serviceArns, clusterArns, taskArns []*string
+	seen := map[string]bool{}
+	for _, s := range p.Services {
+		serviceArns = append(serviceArns, stack.FormatArn(&awscdk.ArnComponents{
+			Service: jsii.String("ecs"), Resource: jsii.String("service"), ResourceName: jsii.String(s.Cluster + "/" + s.Service)}))
+		if seen[s.Cluster] {
+			continue
+		}
+		seen[s.Cluster] = true
+		clusterArns = append(clusterArns, stack.FormatArn(&awscdk.ArnComponents{
+			Service: jsii.String("ecs"), Resource: jsii.String("cluster"), ResourceName: jsii.String(s.Cluster)}))
+		taskArns = append(taskArns, stack.FormatArn(&awscdk.ArnComponents{
+			Service: jsii.String("ecs"), Resource: jsii.String("task"), ResourceName: jsii.String(s.Cluster + "/*")}))
+	}
+	r.ServiceArns = serviceArns
+	// Only Redeploy changes a service, and only the named ones.
+	fn[Redeploy].AddToRolePolicy(statement("RedeployServices",
+		[]string{"ecs:UpdateService", "ecs:DescribeServices"}, serviceArns, nil))
+	fn[CheckRollout].AddToRolePolicy(statement("FollowRollouts", []string{"ecs:DescribeServices"}, serviceArns, nil))
+	// Preflight checks every service runs only tasks launched after the last promotion.
+	fn[Preflight].AddToRolePolicy(statement("DescribeServices", []string{"ecs:DescribeServices"}, serviceArns, nil))
+	fn[Preflight].AddToRolePolicy(statement("DescribeTasks", []string{"ecs:DescribeTasks"}, taskArns, nil))
+	fn[Preflight].AddToRolePolicy(statement("ListTasks", []string{"ecs:ListTasks"}, []*string{jsii.String("*")},
+		map[string]interface{}{"ArnEquals": map[string]interface{}{"ecs:cluster": clusterArns}}))
+}
+
+// newStateMachine deploys statemachine.Definition with its substitutions.
+func (r *Rotation) newStateMachine(p Props, name string) {
+	subs := map[string]*string{statemachine.AlarmTopicArn: r.Topic.TopicArn()}
+	var invoke []*string
+	for _, f := range functions {
+		subs[f.key] = r.Functions[f.name].FunctionArn()
+		invoke = append(invoke, r.Functions[f.name].FunctionArn())
+	}
+	for _, k := range statemachine.Keys() {
+		if subs[k] == nil {
+			panic(fmt.Sprintf("rotation: no value for state machine substitution %s", k))
+		}
+	}
+	if len(subs) != len(statemachine.Keys()) {
+		panic(fmt.Sprintf("rotation: %d substitutions for %d state machine keys", len(subs), len(statemachine.Keys())))
+	}
+
+	r.LogGroup = awslogs.NewLogGroup(r.Construct, jsii.String("StateMachineLogs"), &awslogs.LogGroupProps{
+		// The vendedlogs prefix keeps CloudWatch Logs' resource policy small.
+		LogGroupName: jsii.String("/aws/vendedlogs/states/" + name),
+		Retention:    p.LogRetention,
+	})
+	r.StateMachine = awsstepfunctions.NewStateMachine(r.Construct, jsii.String("StateMachine"), &awsstepfunctions.StateMachineProps{
+		StateMachineName:        jsii.String(name),
+		StateMachineType:        awsstepfunctions.StateMachineType_STANDARD,
+		Comment:                 jsii.String("pgrotate: alternating-users rotation of one app secret"),
+		DefinitionBody:          awsstepfunctions.DefinitionBody_FromString(jsii.String(statemachine.Definition)),
+		DefinitionSubstitutions: &subs,
+		Timeout:                 awscdk.Duration_Hours(jsii.Number(executionTimeoutHours)),
+		TracingEnabled:          jsii.Bool(true),
+		Logs: &awsstepfunctions.LogOptions{
+			Destination: r.LogGroup,
+			Level:       awsstepfunctions.LogLevel_ALL,
+			// Execution data stays out of the logs: history already holds it, for 90 days.
+			IncludeExecutionData: jsii.Bool(false),
+		},
+	})
+	// The ASL names each function's unqualified ARN, so no version wildcard is granted.
+	r.StateMachine.AddToRolePolicy(statement("InvokeSteps", []string{"lambda:InvokeFunction"}, invoke, nil))
+	r.Topic.GrantPublish(r.StateMachine)
+}
+
+// newAlarm alarms the topic on any failed or timed-out execution.
+func (r *Rotation) newAlarm() {
+	period := awscdk.Duration_Minutes(jsii.Number(5))
+	opts := &awscloudwatch.MetricOptions{Period: period, Statistic: jsii.String("Sum")}
+	failures := awscloudwatch.NewMathExpression(&awscloudwatch.MathExpressionProps{
+		Expression: jsii.String("FILL(failed, 0) + FILL(timedOut, 0)"),
+		UsingMetrics: &map[string]awscloudwatch.IMetric{
+			"failed":   r.StateMachine.MetricFailed(opts),
+			"timedOut": r.StateMachine.MetricTimedOut(opts),
+		},
+		Label:  jsii.String("Failed or timed-out rotations"),
+		Period: period,
+	})
+	r.Alarm = failures.CreateAlarm(r.Construct, jsii.String("FailedRotations"), &awscloudwatch.CreateAlarmOptions{
+		AlarmDescription:   jsii.String("pgrotate: a rotation execution failed or timed out; see its execution history"),
+		Threshold:          jsii.Number(1),
+		EvaluationPeriods:  jsii.Number(1),
+		ComparisonOperator: awscloudwatch.ComparisonOperator_GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+		TreatMissingData:   awscloudwatch.TreatMissingData_NOT_BREACHING,
+	})
+	r.Alarm.AddAlarmAction(awscloudwatchactions.NewSnsAction(r.Topic))
+}

@@ -1,0 +1,216 @@
+package rotation
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"regexp"
+	"strings"
+
+	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsec2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awskms"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awslogs"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awssecretsmanager"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awssns"
+	"github.com/aws/jsii-runtime-go"
+
+	"github.com/pgrotate/pgrotate/workflow"
+)
+
+// Defaults of Props' zero values.
+const (
+	DefaultMaxPasswordAgeDays = 90
+	DefaultPasswordLength     = 32
+	// DefaultExcludeCharacters keeps passwords safe in URLs, DSNs and shell quoting.
+	DefaultExcludeCharacters = `:/@"'\ `
+	DefaultAssetDir          = "build"
+)
+
+// Limits of Props.
+const (
+	MinPasswordLength = 16
+	MaxPasswordLength = 4096 // GetRandomPassword's upper bound
+	// maxScheduleDays is Secrets Manager's longest rotation interval.
+	maxScheduleDays = 1000
+)
+
+// ErrInvalidProps is wrapped by every error Validate returns.
+var ErrInvalidProps = errors.New("invalid rotation props")
+
+// ErrInvalidMaxPasswordAge reports a maximum password age whose half is not a valid Secrets
+// Manager schedule (a whole number of days from 1 to 1000).
+var ErrInvalidMaxPasswordAge = errors.New("invalid MaxPasswordAge")
+
+// Props configure a Rotation. Every field without a default is required.
+type Props struct {
+	// AppSecret is the secret the application reads and pgrotate rotates (alternating users).
+	AppSecret awssecretsmanager.ISecret
+	// AdminSecret holds the database administrator's credentials; only the task Lambdas read it.
+	AdminSecret awssecretsmanager.ISecret
+	// EncryptionKey is the customer managed KMS key of the secrets, if any: their readers
+	// then get kms:Decrypt (via Secrets Manager only) and the rotation function kms:GenerateDataKey.
+	EncryptionKey awskms.IKey
+
+	// Vpc, Subnets and SecurityGroup place the database-facing Lambdas (preflight, cloneuser,
+	// setpassword, testlogin, checkreplicas). The subnets must reach the database, Secrets
+	// Manager, and for preflight the ECS and Step Functions APIs (NAT or interface endpoints).
+	Vpc           awsec2.IVpc
+	Subnets       *awsec2.SubnetSelection
+	SecurityGroup awsec2.ISecurityGroup
+
+	// Replicas are the read replicas that must have a new password before it is promoted.
+	// They are passed to preflight and checkreplicas as PGROTATE_REPLICAS (JSON); the app
+	// secret's "replicas" key is what those steps connect to.
+	Replicas []workflow.Endpoint
+	// Services are the ECS services (cluster and service names, not ARNs) that hold the app
+	// secret and are force-redeployed after each promotion.
+	Services []workflow.Service
+
+	// MaxPasswordAge is the longest a password may live (default 90 days). Each rotation
+	// changes the user that is not current, so each user's password changes every other
+	// rotation: the schedule is half of it (90 days: every 45 days). Half of it must be a
+	// whole number of days from 1 to 1000.
+	MaxPasswordAge awscdk.Duration
+	// PasswordLength of generated passwords (default 32, 16 to 4096).
+	PasswordLength int
+	// ExcludeCharacters from generated passwords (default DefaultExcludeCharacters).
+	ExcludeCharacters string
+
+	// AlarmTopic receives failure notifications (the state machine's NotifyFailure and the
+	// alarm on failed or timed-out executions). When nil a topic is created, encrypted with
+	// a new KMS key whose policy lets CloudWatch alarms publish. A topic given here that is
+	// encrypted must let cloudwatch.amazonaws.com use its key.
+	AlarmTopic awssns.ITopic
+
+	// AssetDir holds one <name>/bootstrap per function, built by `make build`. Default
+	// "build"; a relative path is resolved against the directory holding go.mod, found by
+	// walking up from the working directory.
+	AssetDir string
+	// StateMachineName is the state machine's name (default: unique, derived from the
+	// construct path). It is explicit so the Lambdas can be given its ARN without a cycle.
+	StateMachineName string
+	// CABundleFile is a local PEM file (e.g. the RDS global bundle) shipped to the
+	// database-facing Lambdas as a layer; PGROTATE_CA_BUNDLE points at it. Without it they
+	// verify the database's certificate against the system roots.
+	CABundleFile string
+	// ConnectTimeout of database connections (PGROTATE_CONNECT_TIMEOUT); zero: the handlers' default.
+	ConnectTimeout awscdk.Duration
+	// RolloutMaxChecks bounds the CheckRollout loop (PGROTATE_ROLLOUT_MAX_CHECKS); zero: the
+	// handler's default.
+	RolloutMaxChecks int
+	// RotateImmediately starts a rotation when the schedule is created or changed. Off by
+	// default: the app user must exist in the database before the first rotation.
+	RotateImmediately bool
+	// LogRetention of the state machine's and the functions' logs (default one year; a
+	// shorter retention is rejected, because execution history lasts only 90 days).
+	LogRetention awslogs.RetentionDays
+}
+
+// shortRetention lists the retentions under a year.
+var shortRetention = map[awslogs.RetentionDays]bool{
+	awslogs.RetentionDays_ONE_DAY: true, awslogs.RetentionDays_THREE_DAYS: true, awslogs.RetentionDays_FIVE_DAYS: true,
+	awslogs.RetentionDays_ONE_WEEK: true, awslogs.RetentionDays_TWO_WEEKS: true, awslogs.RetentionDays_ONE_MONTH: true,
+	awslogs.RetentionDays_TWO_MONTHS: true, awslogs.RetentionDays_THREE_MONTHS: true, awslogs.RetentionDays_FOUR_MONTHS: true,
+	awslogs.RetentionDays_FIVE_MONTHS: true, awslogs.RetentionDays_SIX_MONTHS: true,
+}
+
+var stateMachineName = regexp.MustCompile(`^[A-Za-z0-9_-]{1,80}$`)
+
+// withDefaults returns p with its zero values replaced by the defaults.
+func (p Props) withDefaults() Props {
+	if p.MaxPasswordAge == nil {
+		p.MaxPasswordAge = awscdk.Duration_Days(jsii.Number(DefaultMaxPasswordAgeDays))
+	}
+	if p.PasswordLength == 0 {
+		p.PasswordLength = DefaultPasswordLength
+	}
+	if p.ExcludeCharacters == "" {
+		p.ExcludeCharacters = DefaultExcludeCharacters
+	}
+	if p.AssetDir == "" {
+		p.AssetDir = DefaultAssetDir
+	}
+	if p.LogRetention == "" {
+		p.LogRetention = awslogs.RetentionDays_ONE_YEAR
+	}
+	return p
+}
+
+// Validate reports every problem of p (after defaults), each wrapping ErrInvalidProps.
+func (p Props) Validate() error {
+	p = p.withDefaults()
+	var errs []error
+	bad := func(format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%w: "+format, append([]any{ErrInvalidProps}, args...)...))
+	}
+	for _, r := range []struct {
+		name string
+		set  bool
+	}{
+		{"AppSecret", p.AppSecret != nil}, {"AdminSecret", p.AdminSecret != nil}, {"Vpc", p.Vpc != nil},
+		{"Subnets", p.Subnets != nil}, {"SecurityGroup", p.SecurityGroup != nil},
+	} {
+		if !r.set {
+			bad("%s is required", r.name)
+		}
+	}
+	if len(p.Services) == 0 {
+		bad("Services: at least one ECS service is required (new tasks must pick up the new password)")
+	}
+	for i, s := range p.Services {
+		switch {
+		case s.Cluster == "" || s.Service == "":
+			bad("Services[%d]: cluster and service names are required", i)
+		case strings.HasPrefix(s.Cluster, "arn:") || strings.HasPrefix(s.Service, "arn:"):
+			bad("Services[%d]: give the cluster and service names, not ARNs", i)
+		}
+	}
+	for i, r := range p.Replicas {
+		if r.Host == "" || r.Port < 1 || r.Port > 65535 {
+			bad("Replicas[%d]: host and a port from 1 to 65535 are required", i)
+		}
+	}
+	if _, err := Schedule(p.MaxPasswordAge); err != nil {
+		errs = append(errs, fmt.Errorf("%w: %w", ErrInvalidProps, err))
+	}
+	if p.PasswordLength < MinPasswordLength || p.PasswordLength > MaxPasswordLength {
+		bad("PasswordLength %d is not from %d to %d", p.PasswordLength, MinPasswordLength, MaxPasswordLength)
+	}
+	if p.StateMachineName != "" && !stateMachineName.MatchString(p.StateMachineName) {
+		bad("StateMachineName %q: use 1 to 80 letters, digits, - or _", p.StateMachineName)
+	}
+	if shortRetention[p.LogRetention] {
+		bad("LogRetention %s is shorter than a year", p.LogRetention)
+	}
+	if p.RolloutMaxChecks < 0 {
+		bad("RolloutMaxChecks %d is negative", p.RolloutMaxChecks)
+	}
+	if p.ConnectTimeout != nil && !*p.ConnectTimeout.IsUnresolved() {
+		if s := *p.ConnectTimeout.ToSeconds(&awscdk.TimeConversionOptions{Integral: jsii.Bool(false)}); s <= 0 {
+			bad("ConnectTimeout must be positive")
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Schedule returns the rotation interval for a maximum password age: half of it, because
+// each of the two alternating users has its password changed every other rotation. It
+// fails with ErrInvalidMaxPasswordAge unless half the age is a whole number of days from 1
+// to 1000 (Secrets Manager's range).
+func Schedule(maxAge awscdk.Duration) (awscdk.Duration, error) {
+	if maxAge == nil {
+		return nil, fmt.Errorf("%w: missing", ErrInvalidMaxPasswordAge)
+	}
+	if *maxAge.IsUnresolved() {
+		return nil, fmt.Errorf("%w: must be known at synth, not a token", ErrInvalidMaxPasswordAge)
+	}
+	hours := *maxAge.ToHours(&awscdk.TimeConversionOptions{Integral: jsii.Bool(false)})
+	halfDays := hours / 2 / 24
+	if halfDays != math.Trunc(halfDays) || halfDays < 1 || halfDays > maxScheduleDays {
+		return nil, fmt.Errorf("%w: %s cannot be halved into a schedule of a whole number of days from 1 to %d "+
+			"(the schedule is half the maximum age because each user's password changes every other rotation; "+
+			"use an even number of days from 2 to %d)", ErrInvalidMaxPasswordAge, *maxAge.ToHumanString(), maxScheduleDays, 2*maxScheduleDays)
+	}
+	return awscdk.Duration_Days(jsii.Number(halfDays)), nil
+}

@@ -1,0 +1,380 @@
+// Package rotation is the pgrotate CDK construct: it attaches alternating-users rotation to
+// an existing app secret. It deploys the rotation function (the only writer of the secret)
+// with its Secrets Manager schedule, one Lambda per state machine step, each with its own
+// least-privilege role, the Standard state machine inlined from package statemachine, its
+// logs and X-Ray tracing, and an alarm on failed or timed-out executions.
+//
+// The Lambdas are prebuilt provided.al2023 arm64 bootstraps (`make build`), taken from
+// Props.AssetDir.
+package rotation
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+
+	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awscloudwatch"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsec2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awskms"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awslambda"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awslogs"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awss3assets"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awssecretsmanager"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awssns"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsstepfunctions"
+	"github.com/aws/constructs-go/constructs/v10"
+	"github.com/aws/jsii-runtime-go"
+
+	"github.com/pgrotate/pgrotate/statemachine"
+)
+
+// Function names: the cmd/<name> directories and the <AssetDir>/<name>/bootstrap files.
+const (
+	Rotator       = "rotator"
+	Preflight     = "preflight"
+	CloneUser     = "cloneuser"
+	SetPassword   = "setpassword"
+	TestLogin     = "testlogin"
+	CheckReplicas = "checkreplicas"
+	Redeploy      = "redeploy"
+	CheckRollout  = "checkrollout"
+)
+
+// Environment variables the functions read (see the handlers' main packages).
+const (
+	EnvStateMachineARN      = "PGROTATE_STATE_MACHINE_ARN"
+	EnvServices             = "PGROTATE_SERVICES"
+	EnvPasswordLength       = "PGROTATE_PASSWORD_LENGTH"
+	EnvExcludeCharacters    = "PGROTATE_EXCLUDE_CHARACTERS"
+	EnvCABundle             = "PGROTATE_CA_BUNDLE"
+	EnvConnectTimeout       = "PGROTATE_CONNECT_TIMEOUT"
+	EnvRolloutMaxChecks     = "PGROTATE_ROLLOUT_MAX_CHECKS"
+	EnvReplicas             = "PGROTATE_REPLICAS"
+	lambdaServicePrinc      = "lambda.amazonaws.com"
+	secretsManagerPrincipal = "secretsmanager.amazonaws.com"
+	taskTimeoutSeconds      = 100 // under the state machine's TimeoutSeconds of 120
+	rotatorTimeoutMinutes   = 15  // set/test/finishSecret wait for the execution, bounded by this
+)
+
+// function describes one Lambda: what it is for and whether it talks to the database.
+type function struct {
+	name, id, description string
+	key                   string // the statemachine substitution key of its ARN ("" for none)
+	database              bool
+}
+
+var functions = []function{
+	{Rotator, "Rotator", "pgrotate rotation function: Secrets Manager steps and promote; the only writer of the app secret", statemachine.RotationFunctionArn, false},
+	{Preflight, "Preflight", "pgrotate Preflight: validate secrets, check no one holds the pending user", statemachine.PreflightFunctionArn, true},
+	{CloneUser, "CloneUser", "pgrotate CloneUser: create or verify the alternate user", statemachine.CloneUserFunctionArn, true},
+	{SetPassword, "SetPassword", "pgrotate SetPassword: change the pending user's password", statemachine.SetPasswordFunctionArn, true},
+	{TestLogin, "TestLogin", "pgrotate TestLogin: log in on the primary with the pending version", statemachine.TestLoginFunctionArn, true},
+	{CheckReplicas, "CheckReplicas", "pgrotate CheckReplicas: replicas replayed the change and accept the login", statemachine.CheckReplicasFunctionArn, true},
+	{Redeploy, "Redeploy", "pgrotate Redeploy: force a new deployment of one ECS service", statemachine.RedeployFunctionArn, false},
+	{CheckRollout, "CheckRollout", "pgrotate CheckRollout: follow the forced deployment's rollout", statemachine.CheckRolloutFunctionArn, false},
+}
+
+// FunctionNames returns the names of the eight functions, in state machine order.
+func FunctionNames() []string {
+	names := make([]string, len(functions))
+	for i, f := range functions {
+		names[i] = f.name
+	}
+	return names
+}
+
+// Rotation is the deployed rotation of one app secret.
+type Rotation struct {
+	// Construct is the scope of every resource below. (Not embedded: jsii cannot pass a Go
+	// struct that embeds a construct back to JavaScript.)
+	Construct constructs.Construct
+	// StateMachine runs one rotation per execution, named after the pending version id.
+	StateMachine awsstepfunctions.StateMachine
+	// StateMachineArn is formatted from the explicit name (no dependency on the resource).
+	StateMachineArn *string
+	// ServiceArns are the ARNs of Props.Services, the only services Redeploy may update.
+	ServiceArns []*string
+	// Functions by name (Rotator, Preflight, …).
+	Functions map[string]awslambda.Function
+	// Schedule is the app secret's rotation schedule.
+	Schedule awssecretsmanager.RotationSchedule
+	// Topic receives failure notifications; Alarm fires on failed or timed-out executions.
+	Topic awssns.ITopic
+	Alarm awscloudwatch.Alarm
+	// LogGroup holds the state machine's execution logs (without execution data).
+	LogGroup awslogs.LogGroup
+}
+
+// New deploys the rotation. It panics on invalid props, with every problem listed (each
+// wraps ErrInvalidProps; see Props.Validate), as CDK constructs do at synth.
+func New(scope constructs.Construct, id string, props Props) *Rotation {
+	if err := props.Validate(); err != nil {
+		panic(fmt.Sprintf("rotation %s: %v", id, err))
+	}
+	p := props.withDefaults()
+	assets, err := assetDir(p.AssetDir)
+	if err != nil {
+		panic(fmt.Sprintf("rotation %s: %v", id, err))
+	}
+
+	c := constructs.NewConstruct(scope, jsii.String(id))
+	stack := awscdk.Stack_Of(c)
+	r := &Rotation{Construct: c, Functions: map[string]awslambda.Function{}}
+
+	name := p.StateMachineName
+	if name == "" {
+		name = *awscdk.Names_UniqueResourceName(c, &awscdk.UniqueResourceNameOptions{
+			MaxLength: jsii.Number(80), Separator: jsii.String("-")})
+	}
+	// Formatted, not taken from the resource: the state machine depends on the functions'
+	// ARNs, so functions that need its ARN would otherwise close a cycle.
+	r.StateMachineArn = stack.FormatArn(&awscdk.ArnComponents{
+		Service: jsii.String("states"), Resource: jsii.String("stateMachine"), ResourceName: jsii.String(name),
+		ArnFormat: awscdk.ArnFormat_COLON_RESOURCE_NAME})
+	executionsArn := stack.FormatArn(&awscdk.ArnComponents{
+		Service: jsii.String("states"), Resource: jsii.String("execution"), ResourceName: jsii.String(name + ":*"),
+		ArnFormat: awscdk.ArnFormat_COLON_RESOURCE_NAME})
+
+	r.Topic = p.AlarmTopic
+	if r.Topic == nil {
+		r.Topic = newTopic(c)
+	}
+
+	var layers []awslambda.ILayerVersion
+	dbEnv := map[string]string{}
+	if p.CABundleFile != "" {
+		layer, path, err := caBundleLayer(c, p.CABundleFile)
+		if err != nil {
+			panic(fmt.Sprintf("rotation %s: %v", id, err))
+		}
+		layers = append(layers, layer)
+		dbEnv[EnvCABundle] = path
+	}
+	if p.ConnectTimeout != nil {
+		dbEnv[EnvConnectTimeout] = goDuration(p.ConnectTimeout)
+	}
+	services := servicesJSON(stack, p)
+	env := map[string]map[string]string{
+		Rotator: {
+			EnvStateMachineARN:   *r.StateMachineArn,
+			EnvServices:          services,
+			EnvPasswordLength:    strconv.Itoa(p.PasswordLength),
+			EnvExcludeCharacters: p.ExcludeCharacters,
+		},
+		Preflight:    {EnvStateMachineARN: *r.StateMachineArn},
+		CheckRollout: {},
+	}
+	if len(p.Replicas) > 0 {
+		replicas, _ := json.Marshal(p.Replicas) // []workflow.Endpoint always encodes
+		env[Preflight][EnvReplicas] = string(replicas)
+		env[CheckReplicas] = map[string]string{EnvReplicas: string(replicas)}
+	}
+	if p.RolloutMaxChecks > 0 {
+		env[CheckRollout][EnvRolloutMaxChecks] = strconv.Itoa(p.RolloutMaxChecks)
+	}
+
+	for _, f := range functions {
+		vars := map[string]string{}
+		for k, v := range env[f.name] {
+			vars[k] = v
+		}
+		if f.database {
+			for k, v := range dbEnv {
+				vars[k] = v
+			}
+		}
+		r.Functions[f.name] = newFunction(c, f, p, filepath.Join(assets, f.name), vars, layers)
+	}
+
+	r.grant(p, executionsArn)
+
+	schedule, _ := Schedule(p.MaxPasswordAge) // validated above
+	r.Schedule = p.AppSecret.AddRotationSchedule(jsii.String("PgrotateSchedule"), &awssecretsmanager.RotationScheduleOptions{
+		RotationLambda:            r.Functions[Rotator],
+		AutomaticallyAfter:        schedule,
+		RotateImmediatelyOnUpdate: jsii.Bool(p.RotateImmediately),
+	})
+
+	r.restrictInvoke(p)
+	r.newStateMachine(p, name)
+	r.newAlarm()
+	r.suppressNag()
+	return r
+}
+
+// assetDir resolves dir and checks that every function's bootstrap is there.
+func assetDir(dir string) (string, error) {
+	if !filepath.IsAbs(dir) {
+		root, err := moduleRoot()
+		if err != nil {
+			return "", err
+		}
+		dir = filepath.Join(root, dir)
+	}
+	var missing []string
+	for _, f := range functions {
+		if st, err := os.Stat(filepath.Join(dir, f.name, "bootstrap")); err != nil || !st.Mode().IsRegular() {
+			missing = append(missing, filepath.Join(f.name, "bootstrap"))
+		}
+	}
+	if len(missing) > 0 {
+		return "", fmt.Errorf("Lambda assets missing in %s: %v (run `make build`, or set AssetDir)", dir, missing)
+	}
+	return dir, nil
+}
+
+// moduleRoot is the nearest directory at or above the working directory holding go.mod.
+func moduleRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", fmt.Errorf("find module root: %w", err)
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", fmt.Errorf("find module root: no go.mod at or above the working directory (set AssetDir to an absolute path)")
+		}
+		dir = parent
+	}
+}
+
+// caBundleLayer packages file alone as a layer; Lambda mounts it under /opt.
+func caBundleLayer(scope constructs.Construct, file string) (awslambda.LayerVersion, string, error) {
+	abs, err := filepath.Abs(file)
+	if err != nil {
+		return nil, "", fmt.Errorf("CA bundle %s: %w", file, err)
+	}
+	if st, err := os.Stat(abs); err != nil || !st.Mode().IsRegular() {
+		return nil, "", fmt.Errorf("CA bundle %s: not a readable file", file)
+	}
+	base := filepath.Base(abs)
+	layer := awslambda.NewLayerVersion(scope, jsii.String("CABundle"), &awslambda.LayerVersionProps{
+		Code: awslambda.Code_FromAsset(jsii.String(filepath.Dir(abs)), &awss3assets.AssetOptions{
+			Exclude: jsii.Strings("*", "!"+base),
+		}),
+		CompatibleArchitectures: &[]awslambda.Architecture{awslambda.Architecture_ARM_64()},
+		Description:             jsii.String("pgrotate: CA bundle that verifies the database's TLS certificate"),
+	})
+	return layer, "/opt/" + base, nil
+}
+
+// goDuration renders d as a Go duration string (e.g. "5s").
+func goDuration(d awscdk.Duration) string {
+	ms := *d.ToMilliseconds(&awscdk.TimeConversionOptions{Integral: jsii.Bool(false)})
+	return strconv.FormatFloat(ms, 'f', -1, 64) + "ms"
+}
+
+// servicesJSON renders the services as the rotator's PGROTATE_SERVICES; names may be tokens.
+func servicesJSON(stack awscdk.Stack, p Props) string {
+	list := make([]map[string]*string, len(p.Services))
+	for i, s := range p.Services {
+		list[i] = map[string]*string{"cluster": jsii.String(s.Cluster), "service": jsii.String(s.Service)}
+	}
+	return *stack.ToJsonString(list, nil)
+}
+
+// newTopic creates the alarm topic, encrypted with its own key that CloudWatch may use.
+func newTopic(scope constructs.Construct) awssns.Topic {
+	key := awskms.NewKey(scope, jsii.String("AlarmTopicKey"), &awskms.KeyProps{
+		Description:       jsii.String("pgrotate: encrypts the rotation failure topic"),
+		EnableKeyRotation: jsii.Bool(true),
+	})
+	// CloudWatch alarms publish to an encrypted topic only if they may use its key.
+	key.AddToResourcePolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+		Sid:        jsii.String("AllowCloudWatchAlarms"),
+		Principals: &[]awsiam.IPrincipal{awsiam.NewServicePrincipal(jsii.String("cloudwatch.amazonaws.com"), nil)},
+		Actions:    jsii.Strings("kms:Decrypt", "kms:GenerateDataKey*"),
+		Resources:  jsii.Strings("*"),
+		Conditions: &map[string]interface{}{
+			"StringEquals": map[string]interface{}{"aws:SourceAccount": awscdk.Stack_Of(scope).Account()},
+		},
+	}), nil)
+	return awssns.NewTopic(scope, jsii.String("AlarmTopic"), &awssns.TopicProps{
+		DisplayName: jsii.String("pgrotate rotation failures"),
+		MasterKey:   key,
+		EnforceSSL:  jsii.Bool(true),
+	})
+}
+
+// newFunction creates one function with its own role and log group.
+func newFunction(scope constructs.Construct, f function, p Props, code string, env map[string]string, layers []awslambda.ILayerVersion) awslambda.Function {
+	logs := awslogs.NewLogGroup(scope, jsii.String(f.id+"Logs"), &awslogs.LogGroupProps{
+		Retention: p.LogRetention,
+	})
+	role := awsiam.NewRole(scope, jsii.String(f.id+"Role"), &awsiam.RoleProps{
+		AssumedBy:   awsiam.NewServicePrincipal(jsii.String(lambdaServicePrinc), nil),
+		Description: jsii.String("pgrotate " + f.name + " function"),
+	})
+	logs.GrantWrite(role)
+
+	vars := map[string]*string{}
+	keys := make([]string, 0, len(env))
+	for k := range env {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		vars[k] = jsii.String(env[k])
+	}
+	timeout := awscdk.Duration_Seconds(jsii.Number(taskTimeoutSeconds))
+	if f.name == Rotator {
+		timeout = awscdk.Duration_Minutes(jsii.Number(rotatorTimeoutMinutes))
+	}
+	fp := &awslambda.FunctionProps{
+		Description:  jsii.String(f.description),
+		Runtime:      awslambda.Runtime_PROVIDED_AL2023(),
+		Architecture: awslambda.Architecture_ARM_64(),
+		Handler:      jsii.String("bootstrap"),
+		Code:         awslambda.Code_FromAsset(jsii.String(code), nil),
+		Role:         role,
+		LogGroup:     logs,
+		MemorySize:   jsii.Number(256),
+		Timeout:      timeout,
+		Tracing:      awslambda.Tracing_ACTIVE,
+		Environment:  &vars,
+	}
+	if f.database {
+		fp.Vpc = p.Vpc
+		fp.VpcSubnets = p.Subnets
+		fp.SecurityGroups = &[]awsec2.ISecurityGroup{p.SecurityGroup}
+		fp.Layers = &layers
+		// Lambda manages the function's network interfaces with its role; these EC2 actions
+		// have no resource-level scope for this use.
+		role.AddToPrincipalPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+			Sid: jsii.String("VpcNetworkInterfaces"),
+			Actions: jsii.Strings("ec2:CreateNetworkInterface", "ec2:DescribeNetworkInterfaces", "ec2:DescribeSubnets",
+				"ec2:DeleteNetworkInterface", "ec2:AssignPrivateIpAddresses", "ec2:UnassignPrivateIpAddresses"),
+			Resources: jsii.Strings("*"),
+		}))
+	}
+	return awslambda.NewFunction(scope, jsii.String(f.id), fp)
+}
+
+// restrictInvoke narrows the permission the rotation schedule gives Secrets Manager to
+// invoke the rotator: only from this account, and only for the app secret when its full
+// ARN is known (the confused-deputy guard AWS recommends).
+func (r *Rotation) restrictInvoke(p Props) {
+	found := false
+	for _, child := range *r.Functions[Rotator].Node().Children() {
+		perm, ok := child.(awslambda.CfnPermission)
+		if !ok || perm.Principal() == nil || *perm.Principal() != secretsManagerPrincipal {
+			continue
+		}
+		found = true
+		perm.SetSourceAccount(awscdk.Stack_Of(r.Construct).Account())
+		if arn := p.AppSecret.SecretFullArn(); arn != nil {
+			perm.SetSourceArn(arn)
+		}
+	}
+	if !found {
+		panic("rotation: the rotation schedule created no invoke permission for Secrets Manager")
+	}
+}
