@@ -12,6 +12,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
@@ -47,6 +48,10 @@ func IsNotFound(err error) bool {
 	var nf *types.ResourceNotFoundException
 	return errors.As(err, &nf)
 }
+
+// IsNotFound is the package function IsNotFound, for consumers that take it through an
+// interface.
+func (*Store) IsNotFound(err error) bool { return IsNotFound(err) }
 
 // AppSecret reads and validates the app secret's version versionID. A malformed value is a
 // *workflow.InvalidSecret.
@@ -156,6 +161,29 @@ func (s *Store) Stages(ctx context.Context, arn string) (Versions, error) {
 		v[id] = append([]string(nil), stages...)
 	}
 	return v, nil
+}
+
+// VersionStages is Stages as a plain map (version id → staging labels).
+func (s *Store) VersionStages(ctx context.Context, arn string) (map[string][]string, error) {
+	return s.Stages(ctx, arn)
+}
+
+// VersionCreated returns when version versionID of the secret was created. It reads the
+// version (GetSecretValue, which the readers of the secret may already call) rather than
+// listing versions, so it needs no permission beyond reading the secret; the value is
+// dropped at once.
+func (s *Store) VersionCreated(ctx context.Context, arn, versionID string) (time.Time, error) {
+	if versionID == "" {
+		return time.Time{}, fmt.Errorf("read creation date of %s: empty version id", arn)
+	}
+	out, err := s.api.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: aws.String(arn), VersionId: aws.String(versionID)})
+	if err != nil {
+		return time.Time{}, fmt.Errorf("read creation date of %s version %s: %w", arn, versionID, err)
+	}
+	if out.CreatedDate == nil {
+		return time.Time{}, fmt.Errorf("read creation date of %s version %s: Secrets Manager returned none", arn, versionID)
+	}
+	return *out.CreatedDate, nil
 }
 
 // PutPending writes app as version token labelled AWSPENDING. rotationToken, the one

@@ -436,3 +436,52 @@ func TestIsNotFound(t *testing.T) {
 		}
 	}
 }
+
+func TestVersionStagesAndCreated(t *testing.T) {
+	created := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	now := created
+	sm := localsecrets.New(localsecrets.WithClock(func() time.Time { return now }))
+	s := New(sm)
+	out, err := sm.CreateSecret(ctxT(t), &secretsmanager.CreateSecretInput{Name: aws.String("app"), SecretString: aws.String("{}"), ClientRequestToken: aws.String(tok(1))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	arn := aws.ToString(out.ARN)
+	now = now.Add(time.Hour)
+	if _, err := sm.PutSecretValue(ctxT(t), &secretsmanager.PutSecretValueInput{
+		SecretId: aws.String(arn), ClientRequestToken: aws.String(tok(2)), SecretString: aws.String("{}"), VersionStages: []string{workflow.StagePending},
+	}); err != nil {
+		t.Fatal(err)
+	}
+
+	m, err := s.VersionStages(ctxT(t), arn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := workflow.Versions(m)
+	if v.With(workflow.StageCurrent) != tok(1) || !v.Has(tok(2), workflow.StagePending) || len(m) != 2 {
+		t.Errorf("VersionStages = %v", m)
+	}
+
+	tests := []struct {
+		version     string
+		want        time.Time
+		wantMissing bool
+	}{
+		{version: tok(1), want: created},
+		{version: tok(2), want: created.Add(time.Hour)},
+		{version: tok(3), wantMissing: true},
+	}
+	for _, tc := range tests {
+		got, err := s.VersionCreated(ctxT(t), arn, tc.version)
+		if s.IsNotFound(err) != tc.wantMissing {
+			t.Fatalf("VersionCreated(%s): %v, want not found %v", tc.version, err, tc.wantMissing)
+		}
+		if err == nil && !got.Equal(tc.want) {
+			t.Errorf("VersionCreated(%s) = %v, want %v", tc.version, got, tc.want)
+		}
+	}
+	if _, err := s.VersionCreated(ctxT(t), arn, ""); err == nil {
+		t.Error("empty version id accepted")
+	}
+}
