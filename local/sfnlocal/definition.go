@@ -105,11 +105,68 @@ func (d *definition) topLevelState(name string) bool {
 	return ok
 }
 
-// startingAt returns the definition with StartAt set to state: how a redrive resumes.
-func (d *definition) startingAt(state string) map[string]any {
-	out := maps.Clone(d.raw)
-	out["StartAt"] = state
+// startingAt returns the definition to run: scaled (see scaled), with StartAt set to
+// state when it is not empty (how a redrive resumes).
+func (d *definition) startingAt(state string, scale float64) map[string]any {
+	out := d.raw
+	if scale != 1 {
+		out = scaled(d.raw, scale)
+	}
+	if state != "" {
+		out = maps.Clone(out)
+		out["StartAt"] = state
+	}
 	return out
+}
+
+// scaled returns a deep copy of a definition scope with every Wait state's Seconds and
+// every retrier's IntervalSeconds and MaxDelaySeconds multiplied by scale: the same
+// backoff shape and jitter, faster. Task timeouts are left alone.
+func scaled(scope map[string]any, scale float64) map[string]any {
+	var out map[string]any
+	b, _ := json.Marshal(scope) // it was parsed from JSON
+	_ = json.Unmarshal(b, &out)
+	scaleScope(out, scale)
+	return out
+}
+
+func scaleScope(scope map[string]any, scale float64) {
+	states, _ := scope["States"].(map[string]any)
+	for _, v := range states {
+		s, _ := v.(map[string]any)
+		if s == nil {
+			continue
+		}
+		if secs, ok := s["Seconds"].(float64); ok && s["Type"] == "Wait" {
+			s["Seconds"] = secs * scale
+		}
+		retry, _ := s["Retry"].([]any)
+		for _, r := range retry {
+			r, _ := r.(map[string]any)
+			if r == nil {
+				continue
+			}
+			interval := 1.0 // the States Language default
+			if v, ok := r["IntervalSeconds"].(float64); ok {
+				interval = v
+			}
+			r["IntervalSeconds"] = interval * scale
+			if v, ok := r["MaxDelaySeconds"].(float64); ok {
+				r["MaxDelaySeconds"] = v * scale
+			}
+		}
+		for _, key := range []string{"ItemProcessor", "Iterator"} {
+			if sub, ok := s[key].(map[string]any); ok {
+				scaleScope(sub, scale)
+			}
+		}
+		branches, _ := s["Branches"].([]any)
+		for _, b := range branches {
+			if sub, ok := b.(map[string]any); ok {
+				scaleScope(sub, scale)
+			}
+		}
+	}
 }
 
 // overrides expands per-state durations into the interpreter's millisecond maps. The key

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/rand"
+	"crypto/subtle"
 	_ "embed"
 	"encoding/hex"
 	"encoding/json"
@@ -51,6 +52,10 @@ type Options struct {
 	// their retriers): a fixed pause instead of IntervalSeconds×BackoffRate^n with jitter.
 	// The key "*" applies to every state with a Retry field and no entry of its own.
 	RetryIntervalOverrides map[string]time.Duration
+	// TimeScale multiplies every Wait state's Seconds and every retrier's IntervalSeconds
+	// and MaxDelaySeconds: 0.1 runs the waits ten times faster with the same backoff shape
+	// and jitter. Zero means 1. The overrides above win over it.
+	TimeScale float64
 	// Node and NodeModules locate the tooling; see FindTools for the defaults.
 	Node, NodeModules string
 }
@@ -65,6 +70,7 @@ type Machine struct {
 	tools    Tools
 	waits    map[string]int64
 	retries  map[string]int64
+	scale    float64
 	dir      string // holds runner.mjs
 	url      string
 	token    string
@@ -105,6 +111,18 @@ func New(opts Options) (*Machine, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sfnlocal: retry interval %w", err)
 	}
+	for resource, h := range opts.Handlers {
+		if h == nil {
+			return nil, fmt.Errorf("sfnlocal: nil handler for %s", resource)
+		}
+	}
+	scale := opts.TimeScale
+	switch {
+	case scale == 0:
+		scale = 1
+	case scale < 0:
+		return nil, fmt.Errorf("sfnlocal: negative TimeScale %v", scale)
+	}
 	arn := opts.StateMachineArn
 	if arn == "" {
 		arn = DefaultStateMachineArn
@@ -141,6 +159,7 @@ func New(opts Options) (*Machine, error) {
 		tools:    tools,
 		waits:    waits,
 		retries:  retries,
+		scale:    scale,
 		dir:      dir,
 		url:      "http://" + ln.Addr().String() + "/task",
 		token:    hex.EncodeToString(tok),
@@ -158,7 +177,21 @@ func New(opts Options) (*Machine, error) {
 		defer m.wg.Done()
 		_ = m.srv.Serve(ln) // returns when Close shuts the server
 	}()
+	if err := m.validate(); err != nil {
+		m.Close()
+		return nil, fmt.Errorf("sfnlocal: %w", err)
+	}
 	return m, nil
+}
+
+// validate has aws-local-stepfunctions check the definition as written (the schema,
+// JSONPaths, ARNs, reachability), so a bad definition fails New rather than every run.
+func (m *Machine) validate() error {
+	cfg := runConfig{NodeModules: m.tools.NodeModules, Definition: m.def.raw, ValidateOnly: true}
+	if err := m.runNode(cfg, make(chan struct{}), func(runnerLine) {}); err != nil {
+		return fmt.Errorf("validate definition: %w", err)
+	}
+	return nil
 }
 
 // StateMachineArn is the ARN executions of this machine belong to.
@@ -194,7 +227,8 @@ type taskRequest struct {
 }
 
 func (m *Machine) serveTask(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodPost || r.Header.Get("Authorization") != "Bearer "+m.token {
+	auth := []byte(r.Header.Get("Authorization"))
+	if r.Method != http.MethodPost || subtle.ConstantTimeCompare(auth, []byte("Bearer "+m.token)) != 1 {
 		http.Error(w, "forbidden", http.StatusForbidden)
 		return
 	}
@@ -233,6 +267,7 @@ type runConfig struct {
 	ExecutionArn           string              `json:"executionArn"`
 	Definition             map[string]any      `json:"definition"`
 	NoValidate             bool                `json:"noValidate"`
+	ValidateOnly           bool                `json:"validateOnly,omitempty"`
 	Input                  json.RawMessage     `json:"input"`
 	Context                map[string]any      `json:"context"`
 	Tasks                  map[string]taskSpec `json:"tasks"`
@@ -260,19 +295,16 @@ type runnerLine struct {
 // start launches one run of e (its first, or a redrive) in a Node process. The caller
 // holds m.mu and has set e RUNNING.
 func (m *Machine) start(e *execution, startAt string, input json.RawMessage, redrive bool) {
-	def := m.def.raw
-	if startAt != "" {
-		def = m.def.startingAt(startAt)
-	}
 	cfg := runConfig{
 		NodeModules:  m.tools.NodeModules,
 		URL:          m.url,
 		Token:        m.token,
 		ExecutionArn: e.arn,
-		Definition:   def,
-		// A redrive starts mid-definition, where the validator would call the states
-		// before it unreachable; the definition was validated by the first run.
-		NoValidate: redrive,
+		Definition:   m.def.startingAt(startAt, m.scale),
+		// New validated the definition as written. A redrive starts mid-definition,
+		// where the validator would call the states before it unreachable, and a scaled
+		// definition may have fractional seconds, which it refuses.
+		NoValidate: true,
 		Input:      input,
 		Context: map[string]any{
 			"Execution":    map[string]any{"Id": e.arn, "Name": e.name, "RedriveCount": e.redriveCount},

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -367,10 +368,9 @@ func TestRedriveFromMapState(t *testing.T) {
   }
 }`, fnArn("prep"), fnArn("work"))
 	prep := &recorder{}
-	var failed bool
+	var failed atomic.Bool // iterations run concurrently
 	work := &recorder{answer: func(_ int, in []byte) ([]byte, error) {
-		if string(in) == "2" && !failed {
-			failed = true // single-threaded enough: only item 2 takes this branch
+		if string(in) == "2" && failed.CompareAndSwap(false, true) {
 			return nil, &MyError{"item 2"}
 		}
 		return in, nil
@@ -493,6 +493,8 @@ func TestNewRejects(t *testing.T) {
 		{"not JSON", sfnlocal.Options{Definition: "{", Handlers: handlers}, "parse definition"},
 		{"bad state machine ARN", sfnlocal.Options{Definition: tinyDef, Handlers: handlers, StateMachineArn: "nope"}, "state machine ARN"},
 		{"override of no state", sfnlocal.Options{Definition: tinyDef, Handlers: handlers, WaitOverrides: map[string]time.Duration{"Nope": 0}}, `"Nope": no such state`},
+		{"invalid for the interpreter", sfnlocal.Options{Definition: strings.Replace(tinyDef, `"Next": "Decide"`, `"Next": "Nowhere"`, 1), Handlers: handlers}, "validate definition"},
+		{"negative TimeScale", sfnlocal.Options{Definition: tinyDef, Handlers: handlers, TimeScale: -1}, "TimeScale"},
 		{"node missing", sfnlocal.Options{Definition: tinyDef, Handlers: handlers, Node: missing}, "run `npm ci`"},
 		{"node_modules missing", sfnlocal.Options{Definition: tinyDef, Handlers: handlers, NodeModules: missing}, "run `npm ci`"},
 	}
@@ -525,5 +527,39 @@ func TestFindToolsFromEnvironment(t *testing.T) {
 	t.Setenv(sfnlocal.EnvNode, "")
 	if _, err := sfnlocal.FindTools("", ""); err == nil || !strings.Contains(err.Error(), "npm ci") {
 		t.Fatalf("without go.mod or environment: error %v, want one that says to run npm ci", err)
+	}
+}
+
+func TestTimeScale(t *testing.T) {
+	def := fmt.Sprintf(`{
+  "StartAt": "Flaky",
+  "States": {
+    "Flaky": {"Type": "Task", "Resource": %q, "Retry": [{"ErrorEquals": ["MyError"], "IntervalSeconds": 20, "MaxAttempts": 1}], "Next": "Pause"},
+    "Pause": {"Type": "Wait", "Seconds": 30, "End": true}
+  }
+}`, fnArn("flaky"))
+	flaky := &recorder{answer: failThen(&MyError{"once"})}
+	m := newMachine(t, sfnlocal.Options{Definition: def, Handlers: map[string]sfnlocal.Handler{fnArn("flaky"): flaky.handle}, TimeScale: 0.01})
+	began := time.Now()
+	arn := start(t, m, "scaled", `{}`)
+	waitFor(t, m, arn, types.ExecutionStatusSucceeded)
+	if took := time.Since(began); took > 15*time.Second {
+		t.Fatalf("took %v: the 30 s Wait was not scaled", took)
+	}
+	var entered, exited time.Time
+	for _, e := range events(t, m, arn) {
+		switch e.Type {
+		case types.HistoryEventTypeWaitStateEntered:
+			entered = *e.Timestamp
+		case types.HistoryEventTypeWaitStateExited:
+			exited = *e.Timestamp
+		}
+	}
+	// 30 s × 0.01: the Wait still waits, for about 300 ms.
+	if d := exited.Sub(entered); d < 250*time.Millisecond || d > 15*time.Second {
+		t.Errorf("Wait lasted %v, want about 300ms", d)
+	}
+	if flaky.calls() != 2 {
+		t.Errorf("Flaky called %d times, want 2", flaky.calls())
 	}
 }

@@ -1,7 +1,8 @@
 // runner.mjs runs one execution (or one redrive) of a state machine definition with
 // aws-local-stepfunctions. It is embedded in the Go package sfnlocal and started by it.
 //
-// stdin, line 1: the run's configuration (JSON, see config in runner.go). Later lines are
+// stdin, line 1: the run's configuration (JSON, runConfig in machine.go); with
+// "validateOnly" it only validates the definition. Later lines are
 // commands: "abort" aborts the execution; end of input (the Go side went away) does too.
 // stdout: one JSON object per line:
 //   {"kind":"event","event":{...}}  an event of the interpreter's event log, as it is
@@ -122,6 +123,10 @@ async function main() {
   const require = createRequire(join(cfg.nodeModules, 'noop.js'));
   const { StateMachine } = require('aws-local-stepfunctions');
 
+  if (cfg.validateOnly) {
+    new StateMachine(cfg.definition); // throws if the definition is invalid
+    return;
+  }
   const machine = new StateMachine(cfg.definition, {
     validationOptions: cfg.noValidate ? { noValidate: true } : undefined,
   });
