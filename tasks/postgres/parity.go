@@ -89,8 +89,8 @@ func differences(ctx context.Context, q queryer, active, pending string) ([]stri
 		}
 		diffs = append(diffs, fmt.Sprintf("role setting: %q must have role = %q (ALTER ROLE %s SET role = '%s'), has %s", clone.name, base.name, ident(clone.name), base.name, have))
 	}
-	for db, got := range settings {
-		if db != "" && got != base.name {
+	for _, db := range sortedKeys(settings) {
+		if got := settings[db]; db != "" && got != base.name {
 			diffs = append(diffs, fmt.Sprintf("role setting: %q has role = %q in database %q, overriding role = %q", clone.name, got, db, base.name))
 		}
 	}
