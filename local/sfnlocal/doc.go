@@ -6,12 +6,23 @@
 //
 // Each execution (and each redrive) is one Node process running the script runner.mjs,
 // embedded here. The script overrides every Task state with a local handler that POSTs
-// {"resource","state","input"} to the Machine's HTTP server; the Go side calls the Handler
-// registered for that Resource ARN and answers its output or the error aws-lambda-go would
-// report (errorType = the Go type name of the error). The script streams the interpreter's
-// event log as JSON lines, which the Machine turns into Step Functions history events.
+// {"resource","state","input"} to the Machine's HTTP server (authenticated by a per-Machine
+// token); the Go side calls the Handler registered for that Resource ARN and answers its
+// output or the error aws-lambda-go would report: errorType is the Go type name of the
+// returned error (ErrorName), and the cause is Lambda's JSON error payload. The script
+// turns that answer into an error whose name the interpreter's Retry and Catch match, and
+// streams the interpreter's event log as JSON lines, which the Machine turns into Step
+// Functions history events (TaskStateEntered, LambdaFunctionScheduled/Started/Succeeded/
+// Failed, TaskScheduled/… for service integrations, MapIteration…, ExecutionFailed, …).
 //
-// What differs from Step Functions: redrive re-runs a whole Map state rather than only its
-// failed iterations; Retry intervals and Wait durations can be overridden for speed;
-// history event ids are sequential, each event's previous id is the one before it.
+// Faithful to Step Functions: idempotent StartExecution by name and input; a caught error
+// still exits its state (TaskStateExited with the error output); a redrive resumes at the
+// top-level state the execution ended in, with the input that state received, so states
+// that succeeded are not re-run, and an execution that ended in a Fail state (after a
+// Catch) fails there again.
+//
+// What differs: a redrive re-runs a whole Map state rather than only its failed
+// iterations; Wait durations and Retry pauses can be overridden or scaled for speed; event
+// ids are sequential, each event's previous id the one before it; executions live in
+// memory only.
 package sfnlocal

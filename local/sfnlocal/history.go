@@ -3,6 +3,7 @@ package sfnlocal
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -72,20 +73,27 @@ func causeString(raw json.RawMessage) *string {
 
 var notTruncated = &types.HistoryEventExecutionDataDetails{Truncated: false}
 
-// line handles one line of runner output.
+// line handles one line of runner output, then passes the new events to OnEvent.
 func (c *converter) line(l runnerLine) {
 	c.m.mu.Lock()
-	defer c.m.mu.Unlock()
+	if c.ended {
+		// Whatever a finished run still prints must not mix with a redrive's events.
+		c.m.mu.Unlock()
+		return
+	}
+	before := len(c.e.events)
 	switch l.Kind {
 	case "task":
 		c.task(l)
 	case "event":
 		var ev libEvent
-		if err := json.Unmarshal(l.Event, &ev); err != nil {
-			return
+		if err := json.Unmarshal(l.Event, &ev); err == nil {
+			c.event(ev)
 		}
-		c.event(ev)
 	}
+	added := slices.Clone(c.e.events[before:])
+	c.m.mu.Unlock()
+	c.m.publish(c.e.arn, added)
 }
 
 func (c *converter) task(l runnerLine) {
@@ -264,12 +272,22 @@ func (c *converter) end(at time.Time, status types.ExecutionStatus, errName, cau
 	e.notify()
 }
 
-// finish is called with m.mu held when the Node process has exited. A run that ended
-// without a terminal event (the process died, or could not start) is closed here.
+// finish is called when the Node process has exited. A run that ended without a
+// terminal event (the process died, or could not start) is closed here.
 func (c *converter) finish(runErr error) {
+	c.m.mu.Lock()
 	if c.ended {
+		c.m.mu.Unlock()
 		return
 	}
+	before := len(c.e.events)
+	c.close(runErr)
+	added := slices.Clone(c.e.events[before:])
+	c.m.mu.Unlock()
+	c.m.publish(c.e.arn, added)
+}
+
+func (c *converter) close(runErr error) {
 	now := time.Now().UTC()
 	e := c.e
 	if e.stopRequested || c.m.ctx.Err() != nil {

@@ -56,6 +56,9 @@ type Options struct {
 	// and MaxDelaySeconds: 0.1 runs the waits ten times faster with the same backoff shape
 	// and jitter. Zero means 1. The overrides above win over it.
 	TimeScale float64
+	// OnEvent, if set, is called with each history event as it is recorded, in order per
+	// execution, outside the Machine's lock (it may call the Machine). For live timelines.
+	OnEvent func(executionArn string, event types.HistoryEvent)
 	// Node and NodeModules locate the tooling; see FindTools for the defaults.
 	Node, NodeModules string
 }
@@ -71,6 +74,7 @@ type Machine struct {
 	waits    map[string]int64
 	retries  map[string]int64
 	scale    float64
+	onEvent  func(string, types.HistoryEvent)
 	dir      string // holds runner.mjs
 	url      string
 	token    string
@@ -160,6 +164,7 @@ func New(opts Options) (*Machine, error) {
 		waits:    waits,
 		retries:  retries,
 		scale:    scale,
+		onEvent:  opts.OnEvent,
 		dir:      dir,
 		url:      "http://" + ln.Addr().String() + "/task",
 		token:    hex.EncodeToString(tok),
@@ -320,10 +325,7 @@ func (m *Machine) start(e *execution, startAt string, input json.RawMessage, red
 	m.wg.Add(1)
 	go func() {
 		defer m.wg.Done()
-		err := m.runNode(cfg, stop, conv.line)
-		m.mu.Lock()
-		defer m.mu.Unlock()
-		conv.finish(err)
+		conv.finish(m.runNode(cfg, stop, conv.line))
 	}()
 }
 
@@ -442,5 +444,16 @@ func (b *tailBuffer) String() string {
 	return strings.TrimSpace(string(b.buf))
 }
 
-// statusOf is used by tests and Wait.
+// publish passes events to OnEvent. Each execution has one converter at a time, so its
+// events arrive in order.
+func (m *Machine) publish(executionArn string, events []types.HistoryEvent) {
+	if m.onEvent == nil {
+		return
+	}
+	for _, ev := range events {
+		m.onEvent(executionArn, ev)
+	}
+}
+
+// terminal reports whether an execution with status s has ended.
 func terminal(s types.ExecutionStatus) bool { return s != types.ExecutionStatusRunning && s != "" }

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -561,5 +562,44 @@ func TestTimeScale(t *testing.T) {
 	}
 	if flaky.calls() != 2 {
 		t.Errorf("Flaky called %d times, want 2", flaky.calls())
+	}
+}
+
+func TestOnEventStreamsHistory(t *testing.T) {
+	var (
+		mu  sync.Mutex
+		got []types.HistoryEvent
+	)
+	a, b := &recorder{}, &recorder{}
+	m := newMachine(t, sfnlocal.Options{
+		Definition: chainDef,
+		Handlers:   map[string]sfnlocal.Handler{fnArn("a"): a.handle, fnArn("b"): b.handle},
+		OnEvent: func(arn string, ev types.HistoryEvent) {
+			mu.Lock()
+			defer mu.Unlock()
+			if !strings.HasSuffix(arn, ":stream") {
+				t.Errorf("event for %s", arn)
+			}
+			got = append(got, ev)
+		},
+	})
+	arn := start(t, m, "stream", `{}`)
+	waitFor(t, m, arn, types.ExecutionStatusSucceeded)
+	want := trace(events(t, m, arn))
+	// The terminal event is published just after the status changes: allow it a moment.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		mu.Lock()
+		n := len(got)
+		mu.Unlock()
+		if n == len(want) || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if !slices.Equal(trace(got), want) {
+		t.Fatalf("OnEvent saw:\n%s\nhistory:\n%s", strings.Join(trace(got), "\n"), strings.Join(want, "\n"))
 	}
 }
