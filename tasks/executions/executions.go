@@ -78,7 +78,7 @@ func (r *Reader) Progress(ctx context.Context, name string) (Progress, error) {
 	}
 	p := Progress{Found: true, Status: desc.Status, Exited: map[string]time.Time{}, Error: aws.ToString(desc.Error), Cause: aws.ToString(desc.Cause)}
 	var token *string
-	lastEntered := ""
+	lastTop, failed, notified := "", "", false
 	for {
 		out, err := r.API.GetExecutionHistory(ctx, &sfn.GetExecutionHistoryInput{
 			ExecutionArn:         aws.String(arn),
@@ -90,11 +90,18 @@ func (r *Reader) Progress(ctx context.Context, name string) (Progress, error) {
 			return Progress{}, fmt.Errorf("read history of execution %s: %w", name, err)
 		}
 		for _, ev := range out.Events {
-			if d := ev.StateEnteredEventDetails; d != nil {
-				lastEntered = aws.ToString(d.Name)
+			if d := ev.StateEnteredEventDetails; d != nil && topLevel[aws.ToString(d.Name)] {
+				if aws.ToString(d.Name) == workflow.StateNotifyFailure {
+					notified = true
+				} else if !notified {
+					lastTop = aws.ToString(d.Name)
+				}
 			}
 			if d := ev.StateExitedEventDetails; d != nil {
 				p.Exited[aws.ToString(d.Name)] = aws.ToTime(ev.Timestamp)
+			}
+			if !notified && isFailure(ev.Type) {
+				failed = lastTop
 			}
 		}
 		if out.NextToken == nil {
@@ -103,21 +110,25 @@ func (r *Reader) Progress(ctx context.Context, name string) (Progress, error) {
 		token = out.NextToken
 	}
 	if p.Ended() {
-		p.FailedState = failedState(p, lastEntered)
+		// The state of the last failure before NotifyFailure (earlier failures may have
+		// been retried away); an aborted execution stopped in the last state it entered.
+		p.FailedState = failed
+		if p.FailedState == "" {
+			p.FailedState = lastTop
+		}
 	}
 	return p, nil
 }
 
-// failedState names the top-level rotation state that did not complete: the first of the
-// main path that never exited. States inside the Redeploy Map count as Redeploy.
-func failedState(p Progress, lastEntered string) string {
-	for _, s := range []string{workflow.StatePreflight, workflow.StateCloneUser, workflow.StateSetPassword, workflow.StateTestLogin,
-		workflow.StateCheckReplicas, workflow.StatePromote, workflow.StateRedeploy} {
-		if !p.Passed(s) {
-			return s
-		}
-	}
-	return lastEntered
+// topLevel are the states of the main path; states inside the Redeploy Map count as Redeploy.
+var topLevel = map[string]bool{
+	workflow.StatePreflight: true, workflow.StateCloneUser: true, workflow.StateSetPassword: true, workflow.StateTestLogin: true,
+	workflow.StateCheckReplicas: true, workflow.StatePromote: true, workflow.StateRedeploy: true, workflow.StateNotifyFailure: true,
+}
+
+func isFailure(t types.HistoryEventType) bool {
+	s := string(t)
+	return strings.HasSuffix(s, "Failed") || strings.HasSuffix(s, "TimedOut")
 }
 
 // PromotedAt returns when the execution named after version left its Promote state.

@@ -1,0 +1,387 @@
+// Package backend assembles pgrotate's local backend: the app and admin secrets in an
+// in-process Secrets Manager, ECS services in an in-process ECS, the real
+// statemachine/rotation.asl.json running in aws-local-stepfunctions with its Task states
+// calling the real Go step handlers, and the real rotation function, all against real
+// PostgreSQL servers. The execution tests and `pgrotate demo` both run rotations through it.
+package backend
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/sfn"
+	"github.com/aws/aws-sdk-go-v2/service/sfn/types"
+
+	"github.com/pgrotate/pgrotate/local/ecs"
+	"github.com/pgrotate/pgrotate/local/pgcluster"
+	"github.com/pgrotate/pgrotate/local/secrets"
+	"github.com/pgrotate/pgrotate/local/sfnlocal"
+	"github.com/pgrotate/pgrotate/statemachine"
+	"github.com/pgrotate/pgrotate/tasks"
+	"github.com/pgrotate/pgrotate/tasks/ecsservice"
+	"github.com/pgrotate/pgrotate/tasks/executions"
+	"github.com/pgrotate/pgrotate/tasks/postgres"
+	"github.com/pgrotate/pgrotate/tasks/secretstore"
+	"github.com/pgrotate/pgrotate/workflow"
+	"github.com/pgrotate/pgrotate/workflow/rotator"
+)
+
+// Fake ARNs of the local deployment.
+const (
+	StateMachineARN = "arn:aws:states:local:000000000000:stateMachine:pgrotate-rotation"
+	AlarmTopicARN   = "arn:aws:sns:local:000000000000:pgrotate-alarms"
+	functionPrefix  = "arn:aws:lambda:local:000000000000:function:pgrotate-"
+	snsPublish      = "arn:aws:states:::sns:publish"
+)
+
+// Database is how the backend reaches PostgreSQL: an admin login on the primary, the
+// replicas, and the TLS settings every connection uses.
+type Database struct {
+	Primary       workflow.Endpoint
+	Replicas      []workflow.Endpoint
+	AdminUser     string
+	AdminPassword workflow.Password
+	// AdminDB is the admin secret's database; default "postgres".
+	AdminDB string
+	// AppDB is the application's database; default "app".
+	AppDB string
+	// SSLMode defaults to verify-full; CAFile is the CA bundle to verify against.
+	SSLMode string
+	CAFile  string
+}
+
+// FromCluster describes a cluster started by local/pgcluster.
+func FromCluster(c *pgcluster.Cluster) Database {
+	return Database{
+		Primary:       workflow.Endpoint{Host: c.Primary.Host, Port: c.Primary.Port},
+		Replicas:      []workflow.Endpoint{{Host: c.Replica.Host, Port: c.Replica.Port}},
+		AdminUser:     c.AdminUser(),
+		AdminPassword: workflow.NewPassword(c.AdminPassword()),
+		AdminDB:       "postgres",
+		AppDB:         pgcluster.AppDatabase,
+		CAFile:        c.CAFile,
+	}
+}
+
+// Options configure a Backend. Zero values take the documented defaults.
+type Options struct {
+	Database Database
+	// AppUser is the first login user; default "app_user".
+	AppUser string
+	// Services are the ECS services that hold the app secret, each created with
+	// TasksPerService tasks (default 2) launched at start.
+	Services        []workflow.Service
+	TasksPerService int
+	// Controller plays ECS deployments; default localecs.Auto (instant success).
+	Controller localecs.Controller
+	// TimeScale shrinks the state machine's waits and retry intervals; default 0.01.
+	TimeScale float64
+	// Log receives the handlers' and the rotation function's log lines.
+	Log *slog.Logger
+	// Intercept wraps each Task handler, keyed by state resource, for fault injection.
+	Intercept func(resource string, next sfnlocal.Handler) sfnlocal.Handler
+	// RetryIntervalOverrides are passed to the interpreter (see sfnlocal.Options).
+	RetryIntervalOverrides map[string]time.Duration
+}
+
+// Backend is a running local deployment.
+type Backend struct {
+	opts           Options
+	pg             postgres.PG
+	Secrets        *localsecrets.Store
+	Store          *secretstore.Store
+	ECS            *localecs.ECS
+	Machine        *sfnlocal.Machine
+	Rotator        *rotator.Rotator
+	AppSecretARN   string
+	AdminSecretARN string
+
+	mu            sync.Mutex
+	notifications []string
+}
+
+// New bootstraps the database (the admin secret's login, the first app user with a fresh
+// password, a table it owns), creates both secrets and the services, and starts the
+// interpreter.
+func New(ctx context.Context, opts Options) (*Backend, error) {
+	if opts.AppUser == "" {
+		opts.AppUser = "app_user"
+	}
+	if err := workflow.ValidateRoleName(opts.AppUser); err != nil {
+		return nil, err
+	}
+	if opts.Database.AdminDB == "" {
+		opts.Database.AdminDB = "postgres"
+	}
+	if opts.Database.AppDB == "" {
+		opts.Database.AppDB = "app"
+	}
+	if opts.TasksPerService <= 0 {
+		opts.TasksPerService = 2
+	}
+	if opts.TimeScale <= 0 {
+		opts.TimeScale = 0.01
+	}
+	if opts.Controller == nil {
+		opts.Controller = localecs.Auto{}
+	}
+	b := &Backend{
+		opts:    opts,
+		pg:      postgres.PG{Options: postgres.Options{CABundle: opts.Database.CAFile}},
+		Secrets: localsecrets.New(),
+		ECS:     localecs.New(localecs.WithController(opts.Controller)),
+	}
+	b.Store = secretstore.New(b.Secrets)
+	if err := b.bootstrap(ctx); err != nil {
+		b.ECS.Close()
+		return nil, err
+	}
+	// Tasks launch after the secret exists, as ECS injects it at launch.
+	launched := time.Now()
+	for _, svc := range opts.Services {
+		if _, err := b.ECS.AddService(svc.Cluster, svc.Service, opts.TasksPerService, launched); err != nil {
+			b.ECS.Close()
+			return nil, fmt.Errorf("add service %s: %w", svc, err)
+		}
+	}
+	if err := b.startMachine(); err != nil {
+		b.ECS.Close()
+		return nil, err
+	}
+	return b, nil
+}
+
+func (b *Backend) log() *slog.Logger {
+	if b.opts.Log != nil {
+		return b.opts.Log
+	}
+	return slog.Default()
+}
+
+// startMachine renders rotation.asl.json with local ARNs and wires every Task to its Go
+// handler, exactly as the deployed Lambdas are wired in cmd/.
+func (b *Backend) startMachine() error {
+	log := b.log()
+	ecsSvc := ecsservice.New(b.ECS)
+	promotions := &lazyReader{}
+	arn := func(name string) string { return functionPrefix + name }
+	handlers := map[string]sfnlocal.Handler{
+		arn("preflight"):     sfnlocal.LambdaFunc((&tasks.Preflight{Secrets: b.Store, Dates: b.Store, DB: b.pg, ECS: ecsSvc, Promotions: promotions, Log: log}).Handle),
+		arn("cloneuser"):     sfnlocal.LambdaFunc((&tasks.CloneUser{Secrets: b.Store, DB: b.pg, Log: log}).Handle),
+		arn("setpassword"):   sfnlocal.LambdaFunc((&tasks.SetPassword{Secrets: b.Store, DB: b.pg, Log: log}).Handle),
+		arn("testlogin"):     sfnlocal.LambdaFunc((&tasks.TestLogin{Secrets: b.Store, DB: b.pg, Log: log}).Handle),
+		arn("checkreplicas"): sfnlocal.LambdaFunc((&tasks.CheckReplicas{Secrets: b.Store, DB: b.pg, Log: log}).Handle),
+		arn("redeploy"):      sfnlocal.LambdaFunc((&tasks.Redeploy{ECS: ecsSvc, Log: log}).Handle),
+		arn("checkrollout"):  sfnlocal.LambdaFunc((&tasks.CheckRollout{ECS: ecsSvc, Log: log}).Handle),
+		snsPublish:           b.publish,
+	}
+	b.Rotator = &rotator.Rotator{
+		Secrets: b.Store,
+		Config:  rotator.Config{StateMachineARN: StateMachineARN, Services: b.opts.Services, PollInterval: 20 * time.Millisecond},
+		Log:     log,
+	}
+	handlers[arn("rotator")] = sfnlocal.LambdaFunc(b.Rotator.Handle)
+	if b.opts.Intercept != nil {
+		for res, h := range handlers {
+			handlers[res] = b.opts.Intercept(res, h)
+		}
+	}
+	def, err := statemachine.Render(map[string]string{
+		statemachine.PreflightFunctionArn:     arn("preflight"),
+		statemachine.CloneUserFunctionArn:     arn("cloneuser"),
+		statemachine.SetPasswordFunctionArn:   arn("setpassword"),
+		statemachine.TestLoginFunctionArn:     arn("testlogin"),
+		statemachine.CheckReplicasFunctionArn: arn("checkreplicas"),
+		statemachine.RotationFunctionArn:      arn("rotator"),
+		statemachine.RedeployFunctionArn:      arn("redeploy"),
+		statemachine.CheckRolloutFunctionArn:  arn("checkrollout"),
+		statemachine.AlarmTopicArn:            AlarmTopicARN,
+	})
+	if err != nil {
+		return err
+	}
+	m, err := sfnlocal.New(sfnlocal.Options{
+		Definition:             def,
+		StateMachineArn:        StateMachineARN,
+		Handlers:               handlers,
+		TimeScale:              b.opts.TimeScale,
+		RetryIntervalOverrides: b.opts.RetryIntervalOverrides,
+	})
+	if err != nil {
+		return err
+	}
+	b.Machine = m
+	b.Rotator.SFN = m
+	promotions.set(&executions.Reader{API: m, StateMachineARN: StateMachineARN})
+	return nil
+}
+
+// publish is the SNS topic: it keeps the alarm messages.
+func (b *Backend) publish(_ context.Context, payload []byte) ([]byte, error) {
+	var in struct{ TopicArn, Subject, Message string }
+	if err := json.Unmarshal(payload, &in); err != nil {
+		return nil, fmt.Errorf("sns publish: %w", err)
+	}
+	if in.TopicArn != AlarmTopicARN {
+		return nil, fmt.Errorf("sns publish: unknown topic %s", in.TopicArn)
+	}
+	b.mu.Lock()
+	b.notifications = append(b.notifications, in.Message)
+	n := len(b.notifications)
+	b.mu.Unlock()
+	return json.Marshal(map[string]string{"MessageId": fmt.Sprintf("local-%d", n)})
+}
+
+// Notifications returns the alarm messages published so far.
+func (b *Backend) Notifications() []string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return append([]string(nil), b.notifications...)
+}
+
+// Close stops the interpreter and the ECS controller. It does not touch the database.
+func (b *Backend) Close() error {
+	var err error
+	if b.Machine != nil {
+		err = b.Machine.Close()
+	}
+	b.ECS.Close()
+	return err
+}
+
+// Secret reads the app secret at a stage.
+func (b *Backend) Secret(ctx context.Context, stage string) (workflow.AppSecret, string, error) {
+	return b.Store.AppSecretAt(ctx, b.AppSecretARN, stage)
+}
+
+// Rotation is the outcome of one rotation.
+type Rotation struct {
+	Token string
+	// StepErr is the first Secrets Manager step that failed, as Secrets Manager would see it.
+	StepErr error
+	Status  types.ExecutionStatus
+	// Error and Cause are the execution's, when it failed.
+	Error, Cause string
+	Timeline     []Span
+	Started      time.Time
+	Ended        time.Time
+}
+
+// Span is one top-level state's time in an execution.
+type Span struct {
+	State   string
+	Entered time.Time
+	Exited  time.Time
+}
+
+// Rotate rotates the app secret as Secrets Manager does — a new version id, then
+// createSecret, setSecret, testSecret and finishSecret on the rotation function, stopping at
+// the first failure — and waits for the execution to end (the redeploy runs after
+// finishSecret).
+func (b *Backend) Rotate(ctx context.Context) (*Rotation, error) {
+	token, err := newToken()
+	if err != nil {
+		return nil, err
+	}
+	r := &Rotation{Token: token, Started: time.Now()}
+	for _, step := range []string{rotator.StepCreate, rotator.StepSet, rotator.StepTest, rotator.StepFinish} {
+		if err := b.Step(ctx, step, token); err != nil {
+			r.StepErr = fmt.Errorf("%s: %w", step, err)
+			break
+		}
+	}
+	execARN := executions.ExecutionARN(StateMachineARN, token)
+	if _, err := b.Machine.DescribeExecution(ctx, describe(execARN)); err == nil {
+		if r.Status, err = b.Machine.Wait(ctx, execARN); err != nil {
+			return r, err
+		}
+		if err := b.fill(ctx, r, execARN); err != nil {
+			return r, err
+		}
+	}
+	r.Ended = time.Now()
+	return r, nil
+}
+
+// Step invokes the rotation function as Secrets Manager does, with a fresh RotationToken.
+func (b *Backend) Step(ctx context.Context, step, token string) error {
+	rt, err := newToken()
+	if err != nil {
+		return err
+	}
+	stepCtx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+	defer cancel()
+	_, err = b.Rotator.Handle(stepCtx, rotator.Event{Step: step, SecretID: b.AppSecretARN, ClientRequestToken: token, RotationToken: workflow.NewPassword(rt + rt)})
+	return err
+}
+
+// fill reads the execution's outcome and its top-level timeline from the history.
+func (b *Backend) fill(ctx context.Context, r *Rotation, execARN string) error {
+	desc, err := b.Machine.DescribeExecution(ctx, describe(execARN))
+	if err != nil {
+		return err
+	}
+	r.Error, r.Cause = aws.ToString(desc.Error), aws.ToString(desc.Cause)
+	events, err := b.Machine.Events(execARN)
+	if err != nil {
+		return err
+	}
+	top := map[string]bool{}
+	for _, s := range []string{workflow.StatePreflight, workflow.StateCloneUser, workflow.StateSetPassword, workflow.StateTestLogin,
+		workflow.StateCheckReplicas, workflow.StatePromote, workflow.StateRedeploy, workflow.StateNotifyFailure} {
+		top[s] = true
+	}
+	open := map[string]int{}
+	for _, ev := range events {
+		if d := ev.StateEnteredEventDetails; d != nil && top[aws.ToString(d.Name)] {
+			open[aws.ToString(d.Name)] = len(r.Timeline)
+			r.Timeline = append(r.Timeline, Span{State: aws.ToString(d.Name), Entered: aws.ToTime(ev.Timestamp)})
+		}
+		if d := ev.StateExitedEventDetails; d != nil && top[aws.ToString(d.Name)] {
+			if i, ok := open[aws.ToString(d.Name)]; ok {
+				r.Timeline[i].Exited = aws.ToTime(ev.Timestamp)
+			}
+		}
+	}
+	return nil
+}
+
+func newToken() (string, error) {
+	b := make([]byte, 16)
+	if _, err := rand.Read(b); err != nil {
+		return "", err
+	}
+	h := hex.EncodeToString(b)
+	return h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:], nil
+}
+
+// lazyReader breaks the cycle between Preflight (which reads executions) and the machine
+// (which needs Preflight's handler to start).
+type lazyReader struct {
+	mu sync.Mutex
+	r  *executions.Reader
+}
+
+func (l *lazyReader) set(r *executions.Reader) { l.mu.Lock(); l.r = r; l.mu.Unlock() }
+
+func (l *lazyReader) PromotedAt(ctx context.Context, version string) (time.Time, bool, error) {
+	l.mu.Lock()
+	r := l.r
+	l.mu.Unlock()
+	if r == nil {
+		return time.Time{}, false, errors.New("state machine not started")
+	}
+	return r.PromotedAt(ctx, version)
+}
+
+func describe(arn string) *sfn.DescribeExecutionInput {
+	return &sfn.DescribeExecutionInput{ExecutionArn: aws.String(arn)}
+}
