@@ -33,9 +33,14 @@ const (
 // with props changed by mutate.
 func newStack(t *testing.T, mutate func(*rotation.Props)) (awscdk.Stack, *rotation.Rotation) {
 	t.Helper()
+	return newStackIn(t, &awscdk.Environment{Account: jsii.String(account), Region: jsii.String(region)}, mutate)
+}
+
+// newStackIn is newStack in env (nil: environment-agnostic, account and region are tokens).
+func newStackIn(t *testing.T, env *awscdk.Environment, mutate func(*rotation.Props)) (awscdk.Stack, *rotation.Rotation) {
+	t.Helper()
 	app := cdktest.NewApp(t)
-	stack := awscdk.NewStack(app, jsii.String("Test"), &awscdk.StackProps{
-		Env: &awscdk.Environment{Account: jsii.String(account), Region: jsii.String(region)}})
+	stack := awscdk.NewStack(app, jsii.String("Test"), &awscdk.StackProps{Env: env})
 	vpc := awsec2.Vpc_FromVpcAttributes(stack, jsii.String("Vpc"), &awsec2.VpcAttributes{
 		VpcId:             jsii.String("vpc-0123456789abcdef0"),
 		AvailabilityZones: jsii.Strings("eu-west-1a", "eu-west-1b"),

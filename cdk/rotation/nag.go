@@ -25,8 +25,8 @@ const (
 )
 
 var (
-	executionsRegex = &cdknag.RegexAppliesTo{Regex: jsii.String(`/^Resource::arn:<AWS::Partition>:states:[^:]+:[^:]+:execution:[^:]+:\*$/g`)}
-	tasksRegex      = &cdknag.RegexAppliesTo{Regex: jsii.String(`/^Resource::arn:<AWS::Partition>:ecs:[^:]+:[^:]+:task\/.+\/\*$/g`)}
+	executionsRegex = &cdknag.RegexAppliesTo{Regex: jsii.String(`/^Resource::arn:<AWS::Partition>:states:.+:execution:[^:]+:\*$/g`)}
+	tasksRegex      = &cdknag.RegexAppliesTo{Regex: jsii.String(`/^Resource::arn:<AWS::Partition>:ecs:.+:task\/[^/]+\/\*$/g`)}
 )
 
 func suppression(rule, reason string, appliesTo ...interface{}) *cdknag.NagPackSuppression {

@@ -543,7 +543,19 @@ func TestRotatorInvokePermission(t *testing.T) {
 }
 
 func TestNag(t *testing.T) {
-	stack, _ := newStack(t, nil)
+	for _, tc := range []struct {
+		name string
+		env  *awscdk.Environment
+	}{
+		{"account and region", &awscdk.Environment{Account: jsii.String(account), Region: jsii.String(region)}},
+		{"environment-agnostic", nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) { checkNag(t, tc.env) })
+	}
+}
+
+func checkNag(t *testing.T, env *awscdk.Environment) {
+	stack, _ := newStackIn(t, env, nil)
 	errs, warnings := cdktest.NagFindings(stack)
 	for _, e := range errs {
 		t.Errorf("cdk-nag error: %s", e)

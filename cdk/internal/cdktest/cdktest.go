@@ -335,25 +335,34 @@ func collectRefs(v any, resources map[string]map[string]any, set map[string]bool
 // dynamicRef is a CloudFormation dynamic reference to Secrets Manager.
 var dynamicRef = regexp.MustCompile(`^\{\{resolve:secretsmanager:`)
 
-// LiteralPasswords returns the JSON paths in tmpl where a password could be written in
-// clear: a "password" key (any case, also inside JSON strings such as a secret template)
-// with a literal string value, or a MasterUserPassword that is not a dynamic reference.
+// passwordKey matches keys that name a password: password, DB_PASSWORD, MasterUserPassword…
+// (not PasswordLength or password_encryption, which only describe one).
+var passwordKey = regexp.MustCompile(`(?i)password$`)
+
+// LiteralPasswords returns the JSON paths in tmpl where a password is written in clear: a
+// key ending in "password" (any case, also inside JSON held in strings such as a secret
+// template or an Fn::Join'ed document) with a literal value, an ECS-style {"Name": "…PASSWORD",
+// "Value": literal} pair, or a MasterUserPassword that is not a dynamic reference.
 func LiteralPasswords(tmpl map[string]any) []string {
 	var found []string
 	var walk func(path string, v any)
 	walk = func(path string, v any) {
 		switch v := v.(type) {
 		case map[string]any:
+			if name, ok := v["Name"].(string); ok && passwordKey.MatchString(name) {
+				if val, ok := v["Value"].(string); ok && val != "" && !dynamicRef.MatchString(val) {
+					found = append(found, path+".Value")
+				}
+			}
 			for k, x := range v {
 				p := path + "." + k
-				lk := strings.ToLower(k)
 				switch {
 				case k == "MasterUserPassword":
 					if !isDynamicRef(x) {
 						found = append(found, p)
 					}
-				case strings.Contains(lk, "password") && !passwordMetaKey(lk):
-					if s, ok := x.(string); ok && s != "" {
+				case passwordKey.MatchString(k):
+					if s, ok := x.(string); ok && s != "" && !dynamicRef.MatchString(s) {
 						found = append(found, p)
 					}
 				}
@@ -364,9 +373,9 @@ func LiteralPasswords(tmpl map[string]any) []string {
 				walk(fmt.Sprintf("%s[%d]", path, i), x)
 			}
 		case string:
-			// JSON inside a string (a secret template, an ECS container definition…).
+			// JSON inside a string (a secret template, a policy document…).
 			trimmed := strings.TrimSpace(v)
-			if strings.HasPrefix(trimmed, "{") {
+			if strings.HasPrefix(trimmed, "{") || strings.HasPrefix(trimmed, "[") {
 				var inner any
 				if json.Unmarshal([]byte(trimmed), &inner) == nil {
 					walk(path+"<json>", inner)
@@ -375,27 +384,17 @@ func LiteralPasswords(tmpl map[string]any) []string {
 		}
 	}
 	walk("", tmpl)
-	// Fn::Join'ed JSON: scan the joined literal pieces for "password":"<literal>".
-	literal := regexp.MustCompile(`(?i)"[a-z_]*password"\s*:\s*"[^"]+"`)
+	// Fn::Join'ed JSON: scan the joined literal pieces for "…password":"<literal>".
+	literal := regexp.MustCompile(`(?i)\\?"[a-z_]*password\\?"\s*:\s*\\?"([^"\\]+)`)
 	walkJoin(tmpl, func(joined string) {
-		if literal.MatchString(joined) {
-			found = append(found, "Fn::Join: "+literal.FindString(joined))
+		for _, m := range literal.FindAllStringSubmatch(joined, -1) {
+			if !strings.HasPrefix(m[1], "{{resolve:") && m[1] != "<ref>" {
+				found = append(found, "Fn::Join: "+m[0])
+			}
 		}
 	})
 	sort.Strings(found)
 	return found
-}
-
-// passwordMetaKey names keys about passwords that hold no password: generator settings,
-// the secret key the generated value goes to, RDS's managed-password switch.
-func passwordMetaKey(k string) bool {
-	for _, meta := range []string{"passwordlength", "generatestringkey", "managemasteruserpassword",
-		"excludecharacters", "requireeachincludedtype", "passwordkey", "passwordversion", "password_length"} {
-		if k == meta {
-			return true
-		}
-	}
-	return false
 }
 
 func isDynamicRef(v any) bool {
