@@ -11,7 +11,7 @@ all: lint test
 build: $(LAMBDAS:%=$(BUILD)/%/bootstrap)
 
 $(BUILD)/%/bootstrap: FORCE
-	@mkdir -p $(@D)
+	@mkdir -p $(@D) && rm -f $@
 	GOOS=linux GOARCH=arm64 CGO_ENABLED=0 go build $(GOFLAGS_LAMBDA) -o $@ ./cmd/$*
 
 FORCE:
