@@ -90,6 +90,9 @@ type Options struct {
 	Intercept func(resource string, next sfnlocal.Handler) sfnlocal.Handler
 	// RetryIntervalOverrides are passed to the interpreter (see sfnlocal.Options).
 	RetryIntervalOverrides map[string]time.Duration
+	// OnEvent, if set, receives each execution history event as it is recorded (see
+	// sfnlocal.Options.OnEvent): what `pgrotate demo` prints its live timeline from.
+	OnEvent func(executionArn string, event types.HistoryEvent)
 }
 
 // Backend is a running local deployment.
@@ -214,6 +217,7 @@ func (b *Backend) startMachine() error {
 		Handlers:               handlers,
 		TimeScale:              b.opts.TimeScale,
 		RetryIntervalOverrides: b.opts.RetryIntervalOverrides,
+		OnEvent:                b.opts.OnEvent,
 	})
 	if err != nil {
 		return err
