@@ -93,6 +93,9 @@ type Options struct {
 	// OnEvent, if set, receives each execution history event as it is recorded (see
 	// sfnlocal.Options.OnEvent): what `pgrotate demo` prints its live timeline from.
 	OnEvent func(executionArn string, event types.HistoryEvent)
+	// RotationTokens makes the RotationToken of each Step (Secrets Manager's per-invocation
+	// secret); default: random. Tests use it to know which values must never appear.
+	RotationTokens func() (workflow.Password, error)
 }
 
 // Backend is a running local deployment.
@@ -317,14 +320,25 @@ func (b *Backend) Rotate(ctx context.Context) (*Rotation, error) {
 
 // Step invokes the rotation function as Secrets Manager does, with a fresh RotationToken.
 func (b *Backend) Step(ctx context.Context, step, token string) error {
-	rt, err := newToken()
+	rt, err := b.rotationToken()
 	if err != nil {
 		return err
 	}
 	stepCtx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
-	_, err = b.Rotator.Handle(stepCtx, rotator.Event{Step: step, SecretID: b.AppSecretARN, ClientRequestToken: token, RotationToken: workflow.NewPassword(rt + rt)})
+	_, err = b.Rotator.Handle(stepCtx, rotator.Event{Step: step, SecretID: b.AppSecretARN, ClientRequestToken: token, RotationToken: rt})
 	return err
+}
+
+func (b *Backend) rotationToken() (workflow.Password, error) {
+	if b.opts.RotationTokens != nil {
+		return b.opts.RotationTokens()
+	}
+	rt, err := newToken()
+	if err != nil {
+		return workflow.Password{}, err
+	}
+	return workflow.NewPassword(rt + rt), nil
 }
 
 // fill reads the execution's outcome and its top-level timeline from the history.
