@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"slices"
 	"sort"
@@ -187,7 +188,7 @@ func TestTaskRetriesAndCatches(t *testing.T) {
 			}
 			rs := retriers(s)
 			if typ == "Task" && name != workflow.StateNotifyFailure {
-				if num(s, "TimeoutSeconds", 0) != 120 {
+				if num(s, "TimeoutSeconds", 0) != 120 && name != "RotationFailed" {
 					t.Errorf("TimeoutSeconds = %v, want 120", s["TimeoutSeconds"])
 				}
 				if !strings.HasPrefix(s["Resource"].(string), "arn:aws:lambda:") {
@@ -224,6 +225,13 @@ func TestTaskRetriesAndCatches(t *testing.T) {
 				}
 				return
 			}
+			if name == "RotationFailed" {
+				// It fails the execution with the caught error: catching would hide it.
+				if s["Catch"] != nil {
+					t.Errorf("RotationFailed must not catch: %v", s["Catch"])
+				}
+				return
+			}
 			if nested {
 				// Errors inside the Map propagate to the Map's own Catch.
 				if s["Catch"] != nil {
@@ -237,9 +245,15 @@ func TestTaskRetriesAndCatches(t *testing.T) {
 			}
 			for i, c := range catches {
 				c := c.(map[string]any)
-				if c["Next"] != workflow.StateNotifyFailure || c["ResultPath"] != "$.error" {
-					t.Errorf("Catch[%d] = %v, want Next NotifyFailure, ResultPath $.error", i, c)
+				if c["Next"] != "Caught"+name || c["ResultPath"] != "$.error" {
+					t.Errorf("Catch[%d] = %v, want Next Caught%s, ResultPath $.error", i, c, name)
 				}
+			}
+			caught := states["Caught"+name].(map[string]any)
+			params, _ := caught["Parameters"].(map[string]any)
+			if caught["Type"] != "Pass" || caught["Next"] != workflow.StateNotifyFailure || caught["ResultPath"] != "$.failure" ||
+				params["state"] != name || params["redriveCount.$"] != "$$.Execution.RedriveCount" {
+				t.Errorf("Caught%s = %v, want a Pass recording the state and redrive count in $.failure, then NotifyFailure", name, caught)
 			}
 			last := catches[len(catches)-1].(map[string]any)
 			if !slices.Equal(strs(last["ErrorEquals"]), []string{"States.ALL"}) {
@@ -292,8 +306,27 @@ func TestFailurePath(t *testing.T) {
 	if !ok {
 		t.Fatal("no RotationFailed state")
 	}
-	if fail["Type"] != "Fail" || fail["ErrorPath"] != "$.error.Error" || fail["CausePath"] != "$.error.Cause" {
-		t.Errorf("RotationFailed = %v, want Fail with ErrorPath $.error.Error, CausePath $.error.Cause", fail)
+	// A Task that rethrows the caught error (see rotator.Fail), so a redrive re-runs it and
+	// resumes at the failed state; a Fail state would only fail again.
+	want := map[string]any{"action": "fail", "error.$": "$.error.Error", "cause.$": "$.error.Cause", "failedState.$": "$.failure.state",
+		"failedInRedrive.$": "$.failure.redriveCount", "redriveCount.$": "$$.Execution.RedriveCount"}
+	if fail["Type"] != "Task" || fail["Resource"] != testValues()[statemachine.RotationFunctionArn] || !reflect.DeepEqual(fail["Parameters"], want) ||
+		fail["ResultPath"] != nil || fail["Next"] != "ResumeAt" {
+		t.Errorf("RotationFailed = %v, want the rotation function's fail action, then ResumeAt", fail)
+	}
+	resume := states["ResumeAt"].(map[string]any)
+	targets := map[string]bool{}
+	for _, c := range asSlice(resume["Choices"]) {
+		c := c.(map[string]any)
+		if c["Variable"] != "$.failure.state" || c["StringEquals"] != c["Next"] {
+			t.Errorf("ResumeAt choice %v must go back to the state it names", c)
+		}
+		targets[c["Next"].(string)] = true
+	}
+	for name := range states {
+		if _, caught := states["Caught"+name]; caught && !targets[name] {
+			t.Errorf("ResumeAt cannot resume at %s", name)
+		}
 	}
 	notify := states[workflow.StateNotifyFailure].(map[string]any)
 	params := notify["Parameters"].(map[string]any)

@@ -18,6 +18,7 @@ import (
 	"github.com/pgrotate/pgrotate/local/sfnlocal"
 	"github.com/pgrotate/pgrotate/statemachine"
 	"github.com/pgrotate/pgrotate/workflow"
+	"github.com/pgrotate/pgrotate/workflow/rotator"
 )
 
 const (
@@ -47,11 +48,15 @@ func newRotationHandlers() *rotationHandlers {
 			statemachine.SetPasswordFunctionArn:   echo,
 			statemachine.TestLoginFunctionArn:     echo,
 			statemachine.CheckReplicasFunctionArn: echo,
-			statemachine.RotationFunctionArn: func(_ context.Context, r workflow.PromoteRequest) (workflow.PromoteResult, error) {
-				if r.Action != workflow.ActionPromote || r.SecretARN != secretArn || r.Token == "" {
-					return workflow.PromoteResult{}, &workflow.InvalidSecret{Secret: "state", Reason: "bad promote request"}
+			statemachine.RotationFunctionArn: func(ctx context.Context, ev rotator.Event) (*workflow.PromoteResult, error) {
+				if ev.Action == rotator.ActionFail {
+					// The real rethrow: the failure decision is the rotation function's.
+					return nil, (&rotator.Rotator{}).Fail(ctx, ev)
 				}
-				return workflow.PromoteResult{PromotedAt: promotedAt}, nil
+				if ev.Action != workflow.ActionPromote || ev.SecretARN != secretArn || ev.Token == "" {
+					return nil, &workflow.InvalidSecret{Secret: "state", Reason: "bad promote request"}
+				}
+				return &workflow.PromoteResult{PromotedAt: promotedAt}, nil
 			},
 			statemachine.RedeployFunctionArn: func(_ context.Context, r workflow.Rollout) (workflow.Rollout, error) {
 				r.DeploymentID = "ecs-svc/" + r.Service.Service
@@ -266,35 +271,45 @@ func TestRotationFailureNotifiesThenFails(t *testing.T) {
 				t.Errorf("published %v", msg)
 			}
 			tr := trace(events(t, m, arn))
-			if tr[len(tr)-2] != "FailStateEntered RotationFailed" || count(tr, "TaskScheduled sns:publish") != tc.wantSNSCall {
+			if tr[len(tr)-1] != "ExecutionFailed PrivilegeMismatch" || count(tr, "TaskStateEntered RotationFailed") != 1 || count(tr, "TaskScheduled sns:publish") != tc.wantSNSCall {
 				t.Errorf("history:\n%s", strings.Join(tr, "\n"))
 			}
 		})
 	}
 }
 
-// TestRotationRedriveAfterCaughtFailure pins down what a redrive does to this definition.
-// Every failure is caught and routed through NotifyFailure to the Fail state, so the
-// execution fails in RotationFailed, and a redrive resumes there: the Fail state runs
-// again and the execution fails again, without re-running the step that failed. (Step
-// Functions redrives "from the unsuccessful step"; a caught step exited.)
+// TestRotationRedriveAfterCaughtFailure: every failure is caught, notified, and rethrown
+// by RotationFailed (a Task). A redrive restarts that unsuccessful Task, which now lets the
+// execution resume at the state that failed; the states before it do not run again.
 func TestRotationRedriveAfterCaughtFailure(t *testing.T) {
 	h := newRotationHandlers()
-	h.funcs[statemachine.TestLoginFunctionArn] = func(context.Context, workflow.State) (workflow.State, error) {
-		return workflow.State{}, &workflow.CredentialRejected{User: "app_clone", Host: "primary", Reason: "password authentication failed"}
+	var mu sync.Mutex
+	failures := 1
+	h.funcs[statemachine.TestLoginFunctionArn] = func(_ context.Context, s workflow.State) (workflow.State, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if failures > 0 {
+			failures--
+			return workflow.State{}, &workflow.CredentialRejected{User: "app_clone", Host: "primary", Reason: "password authentication failed"}
+		}
+		return s, nil
 	}
 	m := h.machine(t)
 	arn := start(t, m, "token-4", rotationInput(t, "token-4"))
-	waitFor(t, m, arn, types.ExecutionStatusFailed)
+	d := waitFor(t, m, arn, types.ExecutionStatusFailed)
+	if aws.ToString(d.Error) != "CredentialRejected" {
+		t.Fatalf("Error = %s, want CredentialRejected", aws.ToString(d.Error))
+	}
 	if _, err := m.RedriveExecution(testContext(t), &sfn.RedriveExecutionInput{ExecutionArn: aws.String(arn)}); err != nil {
 		t.Fatal(err)
 	}
-	d := waitFor(t, m, arn, types.ExecutionStatusFailed)
-	if aws.ToString(d.Error) != "CredentialRejected" || aws.ToInt32(d.RedriveCount) != 1 {
-		t.Errorf("after redrive: %s, redriveCount %d", aws.ToString(d.Error), aws.ToInt32(d.RedriveCount))
+	d = waitFor(t, m, arn, types.ExecutionStatusSucceeded)
+	if aws.ToInt32(d.RedriveCount) != 1 {
+		t.Errorf("redriveCount %d", aws.ToInt32(d.RedriveCount))
 	}
 	tr := trace(events(t, m, arn))
-	if h.count(statemachine.TestLoginFunctionArn) != 1 || count(tr, "FailStateEntered RotationFailed") != 2 {
-		t.Errorf("TestLogin ran %d times; history:\n%s", h.count(statemachine.TestLoginFunctionArn), strings.Join(tr, "\n"))
+	if h.count(statemachine.TestLoginFunctionArn) != 2 || h.count(statemachine.SetPasswordFunctionArn) != 1 || h.count(statemachine.PreflightFunctionArn) != 1 {
+		t.Errorf("TestLogin ran %d times, SetPassword %d, Preflight %d; history:\n%s", h.count(statemachine.TestLoginFunctionArn),
+			h.count(statemachine.SetPasswordFunctionArn), h.count(statemachine.PreflightFunctionArn), strings.Join(tr, "\n"))
 	}
 }

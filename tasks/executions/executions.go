@@ -42,18 +42,36 @@ func ExecutionARN(stateMachineARN, name string) string {
 type Progress struct {
 	Found  bool
 	Status types.ExecutionStatus
-	// Exited holds, for each state that has exited, when it last did.
+	// Exited holds, for each state that has exited, when it last did. A state whose error
+	// was caught exits too: use Passed for success.
 	Exited map[string]time.Time
+	// Entered holds, for each state that was entered, when it last was.
+	Entered map[string]time.Time
 	// FailedState is the state that was running when the execution failed, if any.
 	FailedState string
 	Error       string
 	Cause       string
 }
 
-// Passed reports whether state has exited.
+// mainPath is the rotation's success path.
+var mainPath = []string{workflow.StatePreflight, workflow.StateCloneUser, workflow.StateSetPassword, workflow.StateTestLogin,
+	workflow.StateCheckReplicas, workflow.StatePromote, workflow.StateRedeploy}
+
+// Passed reports whether state succeeded: the next state of the main path was entered (a
+// caught failure also exits its state, so "exited" proves nothing), or, for the last one,
+// the execution succeeded.
 func (p Progress) Passed(state string) bool {
-	_, ok := p.Exited[state]
-	return ok
+	for i, s := range mainPath {
+		if s != state {
+			continue
+		}
+		if i+1 == len(mainPath) {
+			return p.Status == types.ExecutionStatusSucceeded
+		}
+		_, ok := p.Entered[mainPath[i+1]]
+		return ok
+	}
+	return false
 }
 
 // Ended reports whether the execution is closed and not successful.
@@ -76,9 +94,12 @@ func (r *Reader) Progress(ctx context.Context, name string) (Progress, error) {
 	if err != nil {
 		return Progress{}, fmt.Errorf("describe execution %s: %w", name, err)
 	}
-	p := Progress{Found: true, Status: desc.Status, Exited: map[string]time.Time{}, Error: aws.ToString(desc.Error), Cause: aws.ToString(desc.Cause)}
+	p := Progress{Found: true, Status: desc.Status, Exited: map[string]time.Time{}, Entered: map[string]time.Time{}, Error: aws.ToString(desc.Error), Cause: aws.ToString(desc.Cause)}
 	var token *string
 	lastTop, failed, notified := "", "", false
+	// A caught error still exits its state (TaskStateExited/MapStateExited with the error
+	// output), so a top-level state counts as passed only if its last outcome succeeded.
+	caught := false
 	for {
 		out, err := r.API.GetExecutionHistory(ctx, &sfn.GetExecutionHistoryInput{
 			ExecutionArn:         aws.String(arn),
@@ -96,12 +117,19 @@ func (r *Reader) Progress(ctx context.Context, name string) (Progress, error) {
 				} else if !notified {
 					lastTop = aws.ToString(d.Name)
 				}
+				caught = false
 			}
-			if d := ev.StateExitedEventDetails; d != nil {
+			if d := ev.StateExitedEventDetails; d != nil && !(caught && topLevel[aws.ToString(d.Name)]) {
 				p.Exited[aws.ToString(d.Name)] = aws.ToTime(ev.Timestamp)
 			}
-			if !notified && isFailure(ev.Type) {
-				failed = lastTop
+			switch {
+			case isFailure(ev.Type):
+				caught = true
+				if !notified {
+					failed = lastTop
+				}
+			case strings.HasSuffix(string(ev.Type), "Succeeded"):
+				caught = false
 			}
 		}
 		if out.NextToken == nil {
@@ -120,6 +148,9 @@ func (r *Reader) Progress(ctx context.Context, name string) (Progress, error) {
 	return p, nil
 }
 
+// StateResumeAt is the Choice a redriven execution passes to resume at its failed state.
+const StateResumeAt = "ResumeAt"
+
 // topLevel are the states of the main path; states inside the Redeploy Map count as Redeploy.
 var topLevel = map[string]bool{
 	workflow.StatePreflight: true, workflow.StateCloneUser: true, workflow.StateSetPassword: true, workflow.StateTestLogin: true,
@@ -137,6 +168,8 @@ func (r *Reader) PromotedAt(ctx context.Context, version string) (time.Time, boo
 	if err != nil || !p.Found {
 		return time.Time{}, false, err
 	}
-	at, ok := p.Exited[workflow.StatePromote]
-	return at, ok, nil
+	if !p.Passed(workflow.StatePromote) {
+		return time.Time{}, false, nil
+	}
+	return p.Entered[workflow.StateRedeploy], true, nil
 }
