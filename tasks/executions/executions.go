@@ -97,9 +97,6 @@ func (r *Reader) Progress(ctx context.Context, name string) (Progress, error) {
 	p := Progress{Found: true, Status: desc.Status, Exited: map[string]time.Time{}, Entered: map[string]time.Time{}, Error: aws.ToString(desc.Error), Cause: aws.ToString(desc.Cause)}
 	var token *string
 	lastTop, failed, notified := "", "", false
-	// A caught error still exits its state (TaskStateExited/MapStateExited with the error
-	// output), so a top-level state counts as passed only if its last outcome succeeded.
-	caught := false
 	for {
 		out, err := r.API.GetExecutionHistory(ctx, &sfn.GetExecutionHistoryInput{
 			ExecutionArn:         aws.String(arn),
@@ -111,25 +108,25 @@ func (r *Reader) Progress(ctx context.Context, name string) (Progress, error) {
 			return Progress{}, fmt.Errorf("read history of execution %s: %w", name, err)
 		}
 		for _, ev := range out.Events {
+			if ev.Type == types.HistoryEventTypeExecutionRedriven {
+				// A redrive resumes at the failed state: a new failure is a new answer.
+				notified, failed = false, ""
+			}
+			if d := ev.StateEnteredEventDetails; d != nil {
+				p.Entered[aws.ToString(d.Name)] = aws.ToTime(ev.Timestamp)
+			}
 			if d := ev.StateEnteredEventDetails; d != nil && topLevel[aws.ToString(d.Name)] {
 				if aws.ToString(d.Name) == workflow.StateNotifyFailure {
 					notified = true
 				} else if !notified {
 					lastTop = aws.ToString(d.Name)
 				}
-				caught = false
 			}
-			if d := ev.StateExitedEventDetails; d != nil && !(caught && topLevel[aws.ToString(d.Name)]) {
+			if d := ev.StateExitedEventDetails; d != nil {
 				p.Exited[aws.ToString(d.Name)] = aws.ToTime(ev.Timestamp)
 			}
-			switch {
-			case isFailure(ev.Type):
-				caught = true
-				if !notified {
-					failed = lastTop
-				}
-			case strings.HasSuffix(string(ev.Type), "Succeeded"):
-				caught = false
+			if !notified && isFailure(ev.Type) {
+				failed = lastTop
 			}
 		}
 		if out.NextToken == nil {
