@@ -134,17 +134,21 @@ func NewStack(scope constructs.Construct, id string, props Props) *Stack {
 		CABundleFile:   p.CABundleFile,
 	})
 
-	for name, v := range map[string]*string{
-		"AppSecretArn":    s.AppSecret.SecretArn(),
-		"AdminSecretArn":  s.AdminSecret.SecretArn(),
-		"PrimaryHost":     s.Primary.DbInstanceEndpointAddress(),
-		"ReplicaHost":     s.Replica.DbInstanceEndpointAddress(),
-		"StateMachineArn": s.Rotation.StateMachineArn,
-		"AlarmTopicArn":   s.Rotation.Topic.TopicArn(),
-		"ClusterName":     s.Cluster.ClusterName(),
-		"ServiceName":     s.Service.ServiceName(),
-	} {
-		awscdk.NewCfnOutput(stack, jsii.String(name), &awscdk.CfnOutputProps{Value: v})
+	outputs := []struct {
+		name  string
+		value *string
+	}{
+		{"AppSecretArn", s.AppSecret.SecretArn()},
+		{"AdminSecretArn", s.AdminSecret.SecretArn()},
+		{"PrimaryHost", s.Primary.DbInstanceEndpointAddress()},
+		{"ReplicaHost", s.Replica.DbInstanceEndpointAddress()},
+		{"StateMachineArn", s.Rotation.StateMachineArn},
+		{"AlarmTopicArn", s.Rotation.Topic.TopicArn()},
+		{"ClusterName", s.Cluster.ClusterName()},
+		{"ServiceName", s.Service.ServiceName()},
+	}
+	for _, o := range outputs {
+		awscdk.NewCfnOutput(stack, jsii.String(o.name), &awscdk.CfnOutputProps{Value: o.value})
 	}
 	s.suppressNag()
 	return s
