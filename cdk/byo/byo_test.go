@@ -167,6 +167,9 @@ func TestStack(t *testing.T) {
 		t.Errorf("cdk-nag: %s", e)
 	}
 	cdktest.CheckSuppressionReasons(t, cdktest.Suppressions(tmpl))
+	if w := cdktest.SecretWildcards(cdktest.Statements(tmpl)); len(w) > 0 {
+		t.Errorf("secret wildcards: %+v", w)
+	}
 	if found := cdktest.LiteralPasswords(tmpl); len(found) > 0 {
 		t.Errorf("literal passwords: %v", found)
 	}

@@ -13,7 +13,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"sort"
 	"strconv"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
@@ -315,14 +314,9 @@ func newFunction(scope constructs.Construct, f function, p Props, code string, e
 	})
 	logs.GrantWrite(role)
 
-	vars := map[string]*string{}
-	keys := make([]string, 0, len(env))
-	for k := range env {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		vars[k] = jsii.String(env[k])
+	vars := make(map[string]*string, len(env))
+	for k, v := range env {
+		vars[k] = jsii.String(v)
 	}
 	timeout := awscdk.Duration_Seconds(jsii.Number(taskTimeoutSeconds))
 	if f.name == Rotator {
