@@ -45,12 +45,12 @@ func loadRotation(ctx context.Context, s secretReader, st workflow.State, withAd
 		return r, fmt.Errorf("read versions of %s: %w", st.SecretARN, err)
 	}
 	v := workflow.Versions(stages)
-	if !v.Has(st.Token, workflow.StagePending) {
-		reason := "the version is no longer AWSPENDING"
-		if v.Has(st.Token, workflow.StageCurrent) {
-			reason = "the version is already AWSCURRENT"
-		}
-		return r, &workflow.RotationSuperseded{Version: st.Token, Reason: reason}
+	// AWSPENDING stays on a version that became AWSCURRENT, so check AWSCURRENT first.
+	switch {
+	case v.Has(st.Token, workflow.StageCurrent):
+		return r, &workflow.RotationSuperseded{Version: st.Token, Reason: "the version is already AWSCURRENT"}
+	case !v.Has(st.Token, workflow.StagePending):
+		return r, &workflow.RotationSuperseded{Version: st.Token, Reason: "the version is no longer AWSPENDING"}
 	}
 	r.currentVersion = v.With(workflow.StageCurrent)
 	if r.currentVersion == "" {
