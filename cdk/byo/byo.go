@@ -256,6 +256,9 @@ func NewStack(scope constructs.Construct, cfg Config) awscdk.Stack {
 		AvailabilityZones: jsii.Strings(cfg.AvailabilityZones...),
 		PrivateSubnetIds:  jsii.Strings(cfg.SubnetIDs...),
 	})
+	// The subnets only place the Lambdas; nothing reads their route tables.
+	awscdk.Annotations_Of(vpc).AcknowledgeWarning(jsii.String("@aws-cdk/aws-ec2:noSubnetRouteTableId"),
+		jsii.String("the imported subnets only place the rotation Lambdas; their route tables are not used"))
 	props := rotation.Props{
 		AppSecret:         secret("AppSecret", cfg.AppSecretArn),
 		AdminSecret:       secret("AdminSecret", cfg.AdminSecretArn),

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/aws/aws-cdk-go/awscdk/v2/assertions"
 	"github.com/aws/jsii-runtime-go"
 
 	"github.com/pgrotate/pgrotate/cdk/byo"
@@ -161,6 +162,11 @@ func TestStack(t *testing.T) {
 	}
 	if n := len(cdktest.Resources(tmpl, "AWS::SNS::Topic")); n != 0 {
 		t.Errorf("created %d topics, want none (alarmTopicArn given)", n)
+	}
+	if w := assertions.Annotations_FromStack(stack).FindWarning(jsii.String("*"), assertions.Match_AnyValue()); len(*w) > 0 {
+		for _, m := range *w {
+			t.Errorf("synthesis warning on %s: %v", *m.Id, m.Entry.Data)
+		}
 	}
 	errs, warns := cdktest.NagFindings(stack)
 	for _, e := range append(errs, warns...) {

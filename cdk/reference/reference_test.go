@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/assertions"
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
 
@@ -29,6 +30,8 @@ type fixture struct {
 	tmpl map[string]any
 	errs []string
 	warn []string
+	// synthWarn are all synthesis warnings (CDK's and cdk-nag's).
+	synthWarn []string
 }
 
 var (
@@ -45,6 +48,9 @@ func ref(t *testing.T) fixture {
 		})
 		shared = fixture{s: s, tmpl: cdktest.Template(t, s.Stack)}
 		shared.errs, shared.warn = cdktest.NagFindings(s.Stack)
+		for _, m := range *assertions.Annotations_FromStack(s.Stack).FindWarning(jsii.String("*"), assertions.Match_AnyValue()) {
+			shared.synthWarn = append(shared.synthWarn, fmt.Sprintf("%s: %v", *m.Id, m.Entry.Data))
+		}
 	})
 	if shared.s == nil {
 		t.Fatal("reference stack did not synthesize")
@@ -266,6 +272,9 @@ func TestNag(t *testing.T) {
 	}
 	for _, w := range f.warn {
 		t.Errorf("cdk-nag warning: %s", w)
+	}
+	for _, w := range f.synthWarn {
+		t.Errorf("synthesis warning: %s", w)
 	}
 	sups := cdktest.Suppressions(f.tmpl)
 	cdktest.CheckSuppressionReasons(t, sups)
