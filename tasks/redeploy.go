@@ -36,7 +36,8 @@ func (h *Redeploy) Handle(ctx context.Context, ro workflow.Rollout) (workflow.Ro
 		return h.fail(ctx, ro, fmt.Errorf("describe service %s: %w", ro.Service, err))
 	}
 	for _, d := range deps {
-		if d.Status == "PRIMARY" && d.CreatedAt.After(ro.PromotedAt) {
+		// A FAILED one is not reused: a re-drive after DeploymentFailed would only fail again.
+		if d.Status == "PRIMARY" && d.RolloutState != "FAILED" && d.CreatedAt.After(ro.PromotedAt) {
 			ro.DeploymentID = d.ID
 			logger(h.Log).InfoContext(ctx, "reusing a deployment created after the promotion", "service", ro.Service.String(), "deployment", d.ID)
 			return ro, nil
