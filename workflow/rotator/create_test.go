@@ -513,3 +513,23 @@ func TestEventDecodesSecretsManagerJSON(t *testing.T) {
 		t.Error("marshalling the event reveals the RotationToken")
 	}
 }
+
+// An old rotation's createSecret retried after a newer rotation took AWSPENDING must not
+// redrive its own execution nor stop the newer one (invariant 8).
+func TestCreateSecretRetriedAfterSupersededChangesNothing(t *testing.T) {
+	f := newFixture(t, Config{})
+	f.createPending(tok)
+	f.sfn.fail(tok, "SetPassword", "CredentialRejected", `{"errorMessage":"x","errorType":"CredentialRejected"}`)
+	f.createPending(tok2) // the newer rotation: AWSPENDING moves to tok2
+	_, err := f.handle(context.Background(), f.event(StepCreate, tok))
+	var sup *workflow.RotationSuperseded
+	if !errors.As(err, &sup) {
+		t.Fatalf("want RotationSuperseded, got %v", err)
+	}
+	if r := f.sfn.callsWith("RedriveExecution"); len(r) != 0 {
+		t.Errorf("the superseded execution was redriven: %v", r)
+	}
+	if f.sfn.status(tok2) != types.ExecutionStatusRunning {
+		t.Errorf("the newer execution is %s, want RUNNING", f.sfn.status(tok2))
+	}
+}

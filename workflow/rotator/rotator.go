@@ -173,7 +173,11 @@ func (r *Rotator) CreateSecret(ctx context.Context, arn, token string, rotationT
 	pending, err := r.Secrets.AppSecret(ctx, arn, token)
 	switch {
 	case err == nil:
-		// A retried createSecret: the version exists; make sure it is ours to follow.
+		// A retried createSecret: the version exists; make sure it is still the rotation
+		// in progress (a newer one may have taken AWSPENDING) and ours to follow.
+		if !v.Has(token, workflow.StagePending) {
+			return &workflow.RotationSuperseded{Version: token, Reason: "the version is no longer AWSPENDING"}
+		}
 		if err := workflow.ValidatePending(current, pending); err != nil {
 			return err
 		}
@@ -371,7 +375,7 @@ func (r *Rotator) Fail(ctx context.Context, ev Event) error {
 	}
 	name := ev.Error
 	if name == "" {
-		name = "States.TaskFailed"
+		name = "RotationFailed"
 	}
 	msg := ev.Cause
 	var lambdaErr struct {
