@@ -38,7 +38,7 @@ bench: node_modules
 	go run ./cmd/pgrotate bench
 
 synth: build node_modules
-	npx --no-install cdk synth --all -o cdk.out
+	npx --no-install cdk synth -o cdk.out
 
 clean:
 	rm -rf $(BUILD) cdk.out test.log

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/pgrotate/pgrotate/tasks/ecsservice"
@@ -43,7 +44,10 @@ type Preflight struct {
 	DB         preflightDB
 	ECS        serviceReader
 	Promotions promotionLookup
-	Log        *slog.Logger
+	// Replicas, when set, are the read replicas the deployment knows of: the app secret
+	// must list each of them, or a replica would never be checked before a promotion.
+	Replicas []workflow.Endpoint
+	Log      *slog.Logger
 }
 
 // Handle runs the step.
@@ -63,6 +67,9 @@ func (h *Preflight) Handle(ctx context.Context, st workflow.State) (workflow.Sta
 	st.PendingUser = r.pending.Username
 	st.Primary = &primary
 	st.Replicas = append([]workflow.Endpoint(nil), r.current.Replicas...)
+	if err := h.checkReplicasListed(st.Replicas); err != nil {
+		return fail(ctx, h.Log, workflow.StatePreflight, st, err)
+	}
 
 	// Invariant 1 as a precondition: AWSCURRENT must log in everywhere, or promoting a new
 	// version would not be the only problem.
@@ -94,6 +101,23 @@ func (h *Preflight) Handle(ctx context.Context, st workflow.State) (workflow.Sta
 		"active_user", st.ActiveUser, "pending_user", st.PendingUser, "replicas", len(st.Replicas),
 		"services", len(st.Services), "tasks_must_start_after", since, "rule", rule)
 	return st, nil
+}
+
+// checkReplicasListed refuses a secret that omits a configured replica (invariant 4:
+// AWSCURRENT moves only to a version proven on every replica).
+func (h *Preflight) checkReplicasListed(listed []workflow.Endpoint) error {
+	for _, want := range h.Replicas {
+		found := false
+		for _, ep := range listed {
+			if strings.EqualFold(ep.Host, want.Host) && ep.Port == want.Port {
+				found = true
+			}
+		}
+		if !found {
+			return &workflow.InvalidSecret{Secret: "app", Field: "replicas", Reason: fmt.Sprintf("the configured replica %s is not listed", want)}
+		}
+	}
+	return nil
 }
 
 // promotionTime is the instant after which a task holds the current version. The rule that

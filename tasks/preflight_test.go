@@ -289,3 +289,39 @@ func TestPreflightDependencyErrors(t *testing.T) {
 		})
 	}
 }
+
+// A replica the deployment knows of but the secret omits would never be checked before a
+// promotion (invariant 4): Preflight refuses before touching any server.
+func TestPreflightRequiresConfiguredReplicasInTheSecret(t *testing.T) {
+	tests := []struct {
+		name       string
+		configured []workflow.Endpoint
+		wantErr    bool
+	}{
+		{"none configured", nil, false},
+		{"all listed", []workflow.Endpoint{{Host: strings.ToUpper(replica1), Port: 5432}, {Host: replica2, Port: 5433}}, false},
+		{"one missing", []workflow.Endpoint{{Host: "replica-3.example.internal", Port: 5432}}, true},
+		{"wrong port", []workflow.Endpoint{{Host: replica2, Port: 5432}}, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t)
+			h := e.preflight()
+			h.Replicas = tc.configured
+			_, err := h.Handle(context.Background(), e.state())
+			if !tc.wantErr {
+				if err != nil {
+					t.Fatalf("unexpected error: %v", err)
+				}
+				return
+			}
+			inv, ok := err.(*workflow.InvalidSecret)
+			if !ok || inv.Field != "replicas" {
+				t.Fatalf("want *workflow.InvalidSecret on replicas, got %T %v", err, err)
+			}
+			if ops := e.db.ops(); len(ops) != 0 {
+				t.Errorf("database calls before refusing: %q", ops)
+			}
+		})
+	}
+}

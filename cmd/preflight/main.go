@@ -22,6 +22,7 @@ func main() {
 	env := lambdaenv.FromOS()
 	pg := postgres.PG{Options: env.Postgres()}
 	machine := env.Required("PGROTATE_STATE_MACHINE_ARN")
+	replicas := env.Endpoints("PGROTATE_REPLICAS")
 	cfg := lambdaenv.Setup(context.Background(), env)
 	secrets := secretstore.New(secretsmanager.NewFromConfig(cfg))
 	h := &tasks.Preflight{
@@ -30,6 +31,7 @@ func main() {
 		DB:         pg,
 		ECS:        ecsservice.New(ecs.NewFromConfig(cfg)),
 		Promotions: &executions.Reader{API: sfn.NewFromConfig(cfg), StateMachineARN: machine},
+		Replicas:   replicas,
 	}
 	lambda.Start(h.Handle)
 }

@@ -89,6 +89,21 @@ func (e *Env) Services(name string) []workflow.Service {
 	return out
 }
 
+// Endpoints reads an optional JSON list of {"host","port"}.
+func (e *Env) Endpoints(name string) []workflow.Endpoint {
+	var out []workflow.Endpoint
+	if err := json.Unmarshal([]byte(e.Optional(name, "[]")), &out); err != nil {
+		e.errs = append(e.errs, fmt.Errorf("%s is not a JSON list of {\"host\",\"port\"}", name))
+		return nil
+	}
+	for i, ep := range out {
+		if ep.Host == "" || ep.Port < 1 || ep.Port > 65535 {
+			e.errs = append(e.errs, fmt.Errorf("%s[%d] needs a host and a TCP port", name, i))
+		}
+	}
+	return out
+}
+
 // Postgres reads the database connection settings shared by the database-facing steps.
 func (e *Env) Postgres() postgres.Options {
 	return postgres.Options{

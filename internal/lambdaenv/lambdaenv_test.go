@@ -35,8 +35,10 @@ func TestEnvErrorsNameTheVariable(t *testing.T) {
 		"D":        func(e *Env) { e.Duration("D", time.Second) },
 		"SERVICES": func(e *Env) { e.Services("SERVICES") },
 		"PARTIAL":  func(e *Env) { e.Services("PARTIAL") },
+		"REPLICAS": func(e *Env) { e.Endpoints("REPLICAS") },
+		"NOPORT":   func(e *Env) { e.Endpoints("NOPORT") },
 	}
-	vars := map[string]string{"N": "-2", "D": "soon", "SERVICES": "{", "PARTIAL": `[{"cluster":"c"}]`}
+	vars := map[string]string{"N": "-2", "D": "soon", "SERVICES": "{", "PARTIAL": `[{"cluster":"c"}]`, "REPLICAS": "x", "NOPORT": `[{"host":"r"}]`}
 	for name, read := range tests {
 		t.Run(name, func(t *testing.T) {
 			e := env(vars)
