@@ -1,0 +1,41 @@
+package demo
+
+import (
+	"context"
+	"fmt"
+	"os"
+
+	"github.com/pgrotate/pgrotate/local/fleet"
+)
+
+// Bench runs the demo once per strategy, alternating users first, with the same options
+// otherwise (each run on servers of its own unless DSNs are given), and returns the
+// reports in that order. It stops at the first run that cannot run.
+func Bench(ctx context.Context, opts Options) ([]*Report, error) {
+	if opts.AppBinary == "" {
+		dir, err := os.MkdirTemp("", "pgrotate-bench-")
+		if err != nil {
+			return nil, fmt.Errorf("bench: %w", err)
+		}
+		defer os.RemoveAll(dir)
+		if opts.AppBinary, err = fleet.Build(ctx, dir); err != nil {
+			return nil, fmt.Errorf("bench: %w", err)
+		}
+	}
+	var reports []*Report
+	for _, s := range []string{StrategyAlternating, StrategySingleUser} {
+		o := opts
+		o.Strategy = s
+		rep, err := Run(ctx, o)
+		if rep != nil {
+			reports = append(reports, rep)
+		}
+		if err != nil {
+			return reports, fmt.Errorf("bench %s: %w", s, err)
+		}
+		if o.Out != nil {
+			rep.WriteSummary(o.Out)
+		}
+	}
+	return reports, nil
+}

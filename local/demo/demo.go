@@ -1,0 +1,501 @@
+// Package demo is `pgrotate demo`: the whole rotation on one machine, measured. It starts a
+// PostgreSQL primary and streaming replica (or uses servers given by DSN), the local
+// backend (the app and admin secrets in an in-process Secrets Manager, ECS, the real
+// rotation.asl.json in aws-local-stepfunctions calling the real Go handlers), a fleet of
+// examples/app processes as the ECS service's tasks, and a probe that logs in afresh,
+// continuously, with every credential a live task holds. Then it rotates, N times, with
+// alternating users or, as the baseline, the classic single-user rotation, and reports the
+// timeline and every failed login.
+package demo
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/pgrotate/pgrotate/local/backend"
+	"github.com/pgrotate/pgrotate/local/fleet"
+	"github.com/pgrotate/pgrotate/local/pgcluster"
+	"github.com/pgrotate/pgrotate/local/probe"
+	"github.com/pgrotate/pgrotate/tasks/postgres"
+	"github.com/pgrotate/pgrotate/workflow"
+)
+
+// Strategies.
+const (
+	StrategyAlternating = "alternating"
+	StrategySingleUser  = "single-user"
+)
+
+const (
+	stageCurrent  = workflow.StageCurrent
+	stagePrevious = "AWSPREVIOUS"
+)
+
+// Defaults of Options' zero values.
+const (
+	DefaultRotations     = 3
+	DefaultTasks         = 4
+	DefaultDrain         = 2 * time.Second
+	DefaultTimeScale     = 0.02
+	DefaultProbeInterval = 25 * time.Millisecond
+	DefaultSettle        = time.Second
+	DefaultMaxFailures   = 200
+)
+
+// The ECS service the fleet runs.
+var service = workflow.Service{Cluster: "demo", Service: "app"}
+
+// Options configure a run. Zero values take the documented defaults.
+type Options struct {
+	// Strategy is StrategyAlternating (default) or StrategySingleUser.
+	Strategy string
+	// Rotations to run (default DefaultRotations) and tasks in the service (DefaultTasks).
+	Rotations, Tasks int
+	// Drain is the tasks' drain timeout after SIGTERM (default DefaultDrain).
+	Drain time.Duration
+	// PrimaryDSN and ReplicaDSN, both or neither, are admin connection strings of running
+	// servers (see ParseDSN). Without them the demo starts its own primary and replica.
+	PrimaryDSN, ReplicaDSN string
+	// AppDB is the application's database on those servers; default the primary DSN's
+	// dbname. Ignored without DSNs (the started cluster's is "app").
+	AppDB string
+	// AppUser is the first login user; default "app_user".
+	AppUser string
+	// SecretsFile, if set, receives the secret store at the end as JSON, mode 0600.
+	SecretsFile string
+	// TimeScale shrinks the state machine's waits and retry intervals (default
+	// DefaultTimeScale: the 15 s rollout wait becomes 0.3 s).
+	TimeScale float64
+	// ProbeInterval is the time between two probe rounds (default DefaultProbeInterval).
+	ProbeInterval time.Duration
+	// Settle is how long the probe runs before the first and after the last rotation
+	// (default DefaultSettle).
+	Settle time.Duration
+	// MaxFailures caps the failed logins listed in the report (default DefaultMaxFailures).
+	MaxFailures int
+	// AppBinary is a built examples/app; empty builds one (needs the pgrotate module).
+	AppBinary string
+	// WorkDir holds the app binary and the started cluster; empty means a temporary
+	// directory removed at the end. A given WorkDir is kept.
+	WorkDir string
+	// Out receives the human progress and summary; nil discards it.
+	Out io.Writer
+	// Log receives the step handlers', the rotation function's and the tasks' events; nil
+	// discards them.
+	Log *slog.Logger
+}
+
+// Check reports whether the options are usable, without running anything.
+func (o Options) Check() error { return o.defaults() }
+
+func (o *Options) defaults() error {
+	switch o.Strategy {
+	case "":
+		o.Strategy = StrategyAlternating
+	case StrategyAlternating, StrategySingleUser:
+	default:
+		return fmt.Errorf("strategy %q: want %s or %s", o.Strategy, StrategyAlternating, StrategySingleUser)
+	}
+	if o.Rotations < 0 || o.Tasks < 0 {
+		return errors.New("rotations and tasks must not be negative")
+	}
+	if o.Rotations == 0 {
+		o.Rotations = DefaultRotations
+	}
+	if o.Tasks == 0 {
+		o.Tasks = DefaultTasks
+	}
+	if o.Drain <= 0 {
+		o.Drain = DefaultDrain
+	}
+	if (o.PrimaryDSN == "") != (o.ReplicaDSN == "") {
+		return errors.New("give both --primary-dsn and --replica-dsn, or neither")
+	}
+	if o.AppUser == "" {
+		o.AppUser = "app_user"
+	}
+	if err := workflow.ValidateRoleName(o.AppUser); err != nil {
+		return err
+	}
+	if o.TimeScale <= 0 {
+		o.TimeScale = DefaultTimeScale
+	}
+	if o.ProbeInterval <= 0 {
+		o.ProbeInterval = DefaultProbeInterval
+	}
+	if o.Settle <= 0 {
+		o.Settle = DefaultSettle
+	}
+	if o.MaxFailures <= 0 {
+		o.MaxFailures = DefaultMaxFailures
+	}
+	if o.Out == nil {
+		o.Out = io.Discard
+	}
+	if o.Log == nil {
+		o.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	return nil
+}
+
+// run is one demo in progress.
+type run struct {
+	opts    Options
+	out     *printer
+	db      backend.Database
+	cluster *pgcluster.Cluster
+	fleet   *fleet.Fleet
+	b       *backend.Backend
+	probe   *probe.Probe
+	pg      postgres.Options
+	report  *Report
+
+	stopProbe func()
+	tmpDir    string // removed at the end
+}
+
+// Run runs the demo and returns its report. It returns an error when the demo could not run
+// (a server, the build or the bootstrap failed) or was interrupted (ctx): then the report,
+// if not nil, holds what was measured so far. Rotations that fail do not make an error:
+// Report.OK says whether the run proved its point. Everything Run starts is stopped before
+// it returns.
+func Run(ctx context.Context, opts Options) (rep *Report, err error) {
+	if err := opts.defaults(); err != nil {
+		return nil, err
+	}
+	r := &run{opts: opts, out: &printer{w: opts.Out}}
+	r.report = &Report{Strategy: opts.Strategy, Tasks: opts.Tasks, Rotations: RotationCounts{Requested: opts.Rotations},
+		States: []StateTime{}, PerRotation: []RotationResult{}, LoginsAfter: []Login{}}
+	defer func() {
+		err = errors.Join(err, r.close())
+		if ctx.Err() != nil {
+			r.report.Interrupted = true
+		}
+	}()
+	if err := r.start(ctx); err != nil {
+		return nil, err
+	}
+	if err := r.rotate(ctx); err != nil {
+		return r.report, err
+	}
+	if err := r.finish(ctx); err != nil {
+		return r.report, err
+	}
+	return r.report, nil
+}
+
+// start brings up the servers, the backend, the fleet and the probe.
+func (r *run) start(ctx context.Context) error {
+	o := r.opts
+	r.out.printf("pgrotate demo: %s, %d rotations, %d tasks\n", o.Strategy, o.Rotations, o.Tasks)
+	if o.WorkDir == "" {
+		dir, err := os.MkdirTemp("", "pgrotate-demo-")
+		if err != nil {
+			return fmt.Errorf("create work dir: %w", err)
+		}
+		r.tmpDir, o.WorkDir, r.opts.WorkDir = dir, dir, dir
+	}
+	// Build the app while the servers start.
+	type built struct {
+		bin string
+		err error
+	}
+	binc := make(chan built, 1)
+	if o.AppBinary != "" {
+		binc <- built{bin: o.AppBinary}
+	} else {
+		go func() {
+			bin, err := fleet.Build(ctx, o.WorkDir)
+			binc <- built{bin, err}
+		}()
+	}
+	began := time.Now()
+	if o.PrimaryDSN != "" {
+		primary, err := ParseDSN(o.PrimaryDSN)
+		if err != nil {
+			<-binc
+			return fmt.Errorf("--primary-dsn: %w", err)
+		}
+		replica, err := ParseDSN(o.ReplicaDSN)
+		if err != nil {
+			<-binc
+			return fmt.Errorf("--replica-dsn: %w", err)
+		}
+		if r.db, err = Database(primary, replica, o.AppDB); err != nil {
+			<-binc
+			return err
+		}
+		r.out.printf("• PostgreSQL primary %s and replica %s (given; sslmode %s), admin %s, app database %s\n",
+			r.db.Primary, r.db.Replicas[0], r.db.SSLMode, r.db.AdminUser, r.db.AppDB)
+	} else {
+		c, err := pgcluster.Start(ctx, pgcluster.Options{Dir: filepath.Join(o.WorkDir, "pg")})
+		if err != nil {
+			<-binc
+			return fmt.Errorf("start PostgreSQL: %w", err)
+		}
+		r.cluster = c
+		r.db = backend.FromCluster(c)
+		r.out.printf("• PostgreSQL 15 primary %s:%d and streaming replica %s:%d, TLS verify-full, SCRAM-SHA-256  %s\n",
+			c.Primary.Host, c.Primary.Port, c.Replica.Host, c.Replica.Port, dur(time.Since(began)))
+	}
+	r.pg = postgres.Options{CABundle: r.db.CAFile}
+	b := <-binc
+	if b.err != nil {
+		return b.err
+	}
+
+	f, err := fleet.New(fleet.Options{
+		Binary: b.bin, SSLRootCert: r.db.CAFile, Drain: o.Drain, WorkTable: backend.DemoTable,
+		Events: func(ev fleet.Event) {
+			o.Log.Info("task "+ev.Kind, "task", ev.Task, "user", ev.User, "detail", ev.Detail)
+		},
+	})
+	if err != nil {
+		return err
+	}
+	r.fleet = f
+	began = time.Now()
+	bk, err := backend.New(ctx, backend.Options{
+		Database: r.db, AppUser: o.AppUser, Services: []workflow.Service{service}, TasksPerService: o.Tasks,
+		Controller: f, TimeScale: o.TimeScale, Log: o.Log, OnEvent: r.out.onEvent,
+	})
+	if err != nil {
+		return fmt.Errorf("bootstrap: %w", err)
+	}
+	r.b = bk
+	r.out.printf("• roles %s (admin) and %s, table %s; secrets pgrotate/admin and pgrotate/app in the local Secrets Manager\n",
+		r.db.AdminUser, o.AppUser, backend.DemoTable)
+	source := func(ctx context.Context) (workflow.AppSecret, error) {
+		s, _, err := bk.Secret(ctx, stageCurrent)
+		return s, err
+	}
+	if err := f.Start(ctx, bk.ECS, service, source); err != nil {
+		return err
+	}
+	r.out.printf("• %d tasks of ECS service %s (examples/app processes, credentials from AWSCURRENT at launch), healthy  %s\n",
+		o.Tasks, service, dur(time.Since(began)))
+
+	p, err := probe.New(r.targets(), probe.Options{Credentials: f.Credentials, Interval: o.ProbeInterval, MaxFailures: o.MaxFailures})
+	if err != nil {
+		return err
+	}
+	r.probe = p
+	pctx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = p.Run(pctx)
+	}()
+	r.stopProbe = func() { stop(); <-done }
+	r.out.printf("• probe: a fresh login (no pool) to the primary and to the replica every %s with each credential a live task holds\n", o.ProbeInterval)
+	return sleep(ctx, o.Settle)
+}
+
+// targets are the probe's: the primary and the replica, with the app database and the
+// servers' TLS settings.
+func (r *run) targets() []probe.Target {
+	mode := r.db.SSLMode
+	if mode == "" {
+		mode = workflow.DefaultSSLMode
+	}
+	ts := []probe.Target{{Name: probe.TargetPrimary, DSN: keywordDSN(r.db.Primary, r.db.AppDB, mode, r.db.CAFile)}}
+	for _, ep := range r.db.Replicas {
+		ts = append(ts, probe.Target{Name: probe.TargetReplica, DSN: keywordDSN(ep, r.db.AppDB, mode, r.db.CAFile)})
+	}
+	return ts
+}
+
+// rotate runs the rotations, one after the other.
+func (r *run) rotate(ctx context.Context) error {
+	var promotes, totals []time.Duration
+	for i := 1; i <= r.opts.Rotations; i++ {
+		cur, _, err := r.b.Secret(ctx, stageCurrent)
+		if err != nil {
+			return err
+		}
+		to := workflow.Alternate(cur.Username)
+		if r.opts.Strategy == StrategySingleUser {
+			to = cur.Username
+		}
+		r.out.rotationStart(i, r.opts.Rotations, cur.Username, to)
+		failedBefore := r.probe.Report().Failed
+		var res rotation
+		if r.opts.Strategy == StrategySingleUser {
+			res, err = r.rotateSingleUser(ctx)
+		} else {
+			res, err = r.rotateAlternating(ctx)
+		}
+		if err != nil {
+			return fmt.Errorf("rotation %d: %w", i, err)
+		}
+		rr := RotationResult{Rotation: i, Version: res.version, From: cur.Username, To: to, Succeeded: res.err == "",
+			PromoteMS: res.promote.Milliseconds(), MS: res.total.Milliseconds(), Error: res.err,
+			LoginFailures: r.probe.Report().Failed - failedBefore}
+		for _, s := range res.states {
+			r.report.States = append(r.report.States, StateTime{Rotation: i, State: s.name, MS: s.d.Milliseconds()})
+		}
+		if rr.Succeeded {
+			r.report.Rotations.Succeeded++
+			promotes, totals = append(promotes, res.promote), append(totals, res.total)
+		} else {
+			r.report.Rotations.Failed++
+		}
+		r.report.PerRotation = append(r.report.PerRotation, rr)
+		r.report.PromoteMS, r.report.RotationMS = latency(promotes), latency(totals)
+		r.out.rotationEnd(rr, r.probe.Report(), r.fleet.Stats())
+	}
+	return nil
+}
+
+// rotation is what one rotation measured.
+type rotation struct {
+	version string
+	states  []stateSpan
+	promote time.Duration // start → AWSCURRENT moved
+	total   time.Duration // start → execution end
+	err     string
+}
+
+type stateSpan struct {
+	name string
+	d    time.Duration
+}
+
+// rotateAlternating rotates as Secrets Manager does, through the rotation function and the
+// state machine, and waits for the execution to end.
+func (r *run) rotateAlternating(ctx context.Context) (rotation, error) {
+	rot, err := r.b.Rotate(ctx)
+	if err != nil {
+		return rotation{}, err
+	}
+	res := rotation{version: rot.Token, total: rot.Ended.Sub(rot.Started)}
+	for _, s := range rot.Timeline {
+		if s.Exited.IsZero() {
+			continue
+		}
+		res.states = append(res.states, stateSpan{s.State, s.Exited.Sub(s.Entered)})
+		if s.State == workflow.StatePromote {
+			res.promote = s.Exited.Sub(rot.Started)
+		}
+	}
+	switch {
+	case rot.StepErr != nil:
+		res.err = rot.StepErr.Error()
+		if rot.Error != "" {
+			res.err += fmt.Sprintf(" (execution %s: %s: %s)", rot.Status, rot.Error, rot.Cause)
+		}
+	case rot.Status != "SUCCEEDED":
+		res.err = fmt.Sprintf("execution %s: %s: %s", rot.Status, rot.Error, rot.Cause)
+	}
+	return res, nil
+}
+
+// finish lets the probe see the end state, then checks the logins, writes the secrets file
+// and fills the report.
+func (r *run) finish(ctx context.Context) error {
+	if err := sleep(ctx, r.opts.Settle); err != nil {
+		return err
+	}
+	for _, stage := range []string{stageCurrent, stagePrevious} {
+		s, _, err := r.b.Secret(ctx, stage)
+		if err != nil {
+			if stage == stagePrevious {
+				continue // no rotation succeeded: there is no AWSPREVIOUS
+			}
+			return err
+		}
+		if stage == stageCurrent {
+			r.report.ActiveUser = s.Username
+		}
+		eps := append([]workflow.Endpoint{s.Primary()}, s.Replicas...)
+		for i, ep := range eps {
+			target := probe.TargetPrimary
+			if i > 0 {
+				target = probe.TargetReplica
+			}
+			l := Login{Stage: stage, User: s.Username, Target: target, OK: true}
+			if _, _, err := postgres.Login(ctx, ep, s.DBName, s.Username, s.Password, s.TLSMode(), r.pg); err != nil {
+				l.OK, l.Reason = false, scrub(err.Error(), s.Password.Reveal())
+			}
+			r.report.LoginsAfter = append(r.report.LoginsAfter, l)
+		}
+	}
+	if r.opts.SecretsFile != "" {
+		if err := r.writeSecrets(r.opts.SecretsFile); err != nil {
+			return err
+		}
+		r.out.printf("secret store written to %s (mode 0600: it holds the passwords)\n", r.opts.SecretsFile)
+	}
+	return nil
+}
+
+// writeSecrets writes the secret store's snapshot to path, readable by its owner only,
+// through a temporary file in the same directory so no other mode ever shows it.
+func (r *run) writeSecrets(path string) error {
+	data, err := r.b.Secrets.Snapshot()
+	if err != nil {
+		return fmt.Errorf("snapshot the secret store: %w", err)
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".pgrotate-secrets-*")
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	defer os.Remove(tmp.Name())
+	if err := tmp.Chmod(0o600); err != nil {
+		tmp.Close()
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if _, err := tmp.Write(append(data, '\n')); err != nil {
+		tmp.Close()
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
+}
+
+// close stops everything in reverse order of start and fills the report's counts.
+func (r *run) close() error {
+	var errs []error
+	// The probe first, so that stopping the tasks is not counted against anyone.
+	if r.stopProbe != nil {
+		r.stopProbe()
+		r.report.Connections = r.probe.Report()
+	}
+	if r.b != nil {
+		// Stops the interpreter and ECS: no deployment runs after this.
+		errs = append(errs, r.b.Close())
+	}
+	if r.fleet != nil {
+		errs = append(errs, r.fleet.Close())
+		r.report.Requests = r.fleet.Stats()
+	}
+	if r.cluster != nil {
+		errs = append(errs, r.cluster.Close())
+	}
+	if r.tmpDir != "" {
+		errs = append(errs, os.RemoveAll(r.tmpDir))
+	}
+	return errors.Join(errs...)
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}

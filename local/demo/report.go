@@ -1,0 +1,218 @@
+package demo
+
+import (
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/pgrotate/pgrotate/local/fleet"
+	"github.com/pgrotate/pgrotate/local/probe"
+)
+
+// Report is what a demo run measured. It holds no secret value. Its JSON form is what
+// `pgrotate demo --json` prints.
+type Report struct {
+	Strategy  string         `json:"strategy"`
+	Tasks     int            `json:"tasks"`
+	Rotations RotationCounts `json:"rotations"`
+	// Connections are the probe's fresh logins, with every credential a live task held, to
+	// the primary and the replica, from before the first rotation to after the last.
+	// Failures lists the first ones (see Options.MaxFailures); the counts are exact.
+	Connections probe.Report `json:"connections"`
+	// PromoteMS: per rotation, the time from its start (createSecret) to AWSCURRENT moving
+	// to the new version (the end of the Promote state; of finishSecret for single-user).
+	PromoteMS Latency `json:"promote_ms"`
+	// RotationMS: per rotation, the time from its start to the end of its execution
+	// (after the redeploy completed).
+	RotationMS Latency `json:"rotation_ms"`
+	// States are the top-level states of every rotation (the Secrets Manager steps and
+	// Redeploy for single-user) and how long each took.
+	States []StateTime `json:"states"`
+	// ActiveUser is the user in AWSCURRENT at the end.
+	ActiveUser string `json:"active_user"`
+	// PerRotation is each rotation's outcome.
+	PerRotation []RotationResult `json:"per_rotation"`
+	// Requests are the /work requests the fleet sent its tasks, those in flight at SIGTERM
+	// counted apart.
+	Requests fleet.Stats `json:"requests"`
+	// LoginsAfter are the logins tried at the end with AWSCURRENT and AWSPREVIOUS, on the
+	// primary and the replica.
+	LoginsAfter []Login `json:"logins_after"`
+	// Interrupted is set when the run was cut short (Ctrl-C): the counts cover what ran.
+	Interrupted bool `json:"interrupted,omitempty"`
+}
+
+// RotationCounts count the rotations.
+type RotationCounts struct {
+	Requested int `json:"requested"`
+	Succeeded int `json:"succeeded"`
+	Failed    int `json:"failed"`
+}
+
+// Latency summarises durations in milliseconds: the median (nearest rank) and the maximum.
+type Latency struct {
+	P50 int64 `json:"p50"`
+	Max int64 `json:"max"`
+}
+
+// StateTime is one state of one rotation (numbered from 1).
+type StateTime struct {
+	Rotation int    `json:"rotation"`
+	State    string `json:"state"`
+	MS       int64  `json:"ms"`
+}
+
+// RotationResult is one rotation's outcome.
+type RotationResult struct {
+	Rotation  int    `json:"rotation"`
+	Version   string `json:"version"`
+	From      string `json:"from"`
+	To        string `json:"to"`
+	Succeeded bool   `json:"succeeded"`
+	PromoteMS int64  `json:"promote_ms"`
+	MS        int64  `json:"ms"`
+	// Error says why a rotation failed (the failed step or the execution's error and cause).
+	Error string `json:"error,omitempty"`
+	// LoginFailures are the probe's failures while this rotation ran.
+	LoginFailures int `json:"login_failures"`
+}
+
+// Login is one login tried at the end.
+type Login struct {
+	Stage  string `json:"stage"`
+	User   string `json:"user"`
+	Target string `json:"target"`
+	OK     bool   `json:"ok"`
+	Reason string `json:"reason,omitempty"`
+}
+
+// OK reports whether the run proves what it should: every rotation succeeded, AWSCURRENT
+// logs in everywhere and, for alternating users, not one login or request failed and no
+// task crashed.
+func (r *Report) OK() bool {
+	if r.Interrupted || r.Rotations.Succeeded != r.Rotations.Requested {
+		return false
+	}
+	for _, l := range r.LoginsAfter {
+		if l.Stage == stageCurrent && !l.OK {
+			return false
+		}
+	}
+	if r.Strategy == StrategyAlternating {
+		return r.Connections.Failed == 0 && r.Requests.Failed == 0 && r.Requests.Crashed == 0
+	}
+	return true
+}
+
+// latency summarises ds in milliseconds.
+func latency(ds []time.Duration) Latency {
+	if len(ds) == 0 {
+		return Latency{}
+	}
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	// Nearest rank: the smallest value with at least half of the values at or below it.
+	return Latency{P50: s[(len(s)+1)/2-1].Milliseconds(), Max: s[len(s)-1].Milliseconds()}
+}
+
+// WriteSummary writes the report's closing lines for a human.
+func (r *Report) WriteSummary(w io.Writer) {
+	c := r.Connections
+	fmt.Fprintf(w, "\nsummary: %s: %d/%d rotations succeeded; %s of %d fresh logins failed (primary %d/%d, replica %d/%d); %d of %d app requests failed (%d of %d in flight while draining)\n",
+		r.Strategy, r.Rotations.Succeeded, r.Rotations.Requested, count(c.Failed), c.Attempts,
+		c.Primary.Failed, c.Primary.Attempts, c.Replica.Failed, c.Replica.Attempts,
+		r.Requests.Failed, r.Requests.Attempts, r.Requests.Draining.Failed, r.Requests.Draining.Attempts)
+	fmt.Fprintf(w, "         promote (start → AWSCURRENT moved) p50 %s, max %s; whole rotation p50 %s, max %s\n",
+		ms(r.PromoteMS.P50), ms(r.PromoteMS.Max), ms(r.RotationMS.P50), ms(r.RotationMS.Max))
+	if r.Requests.Crashed > 0 {
+		fmt.Fprintf(w, "         %d tasks exited on their own\n", r.Requests.Crashed)
+	}
+	if len(c.Failures) > 0 {
+		fmt.Fprintf(w, "failed logins by reason:\n")
+		for _, rc := range reasons(c.Failures) {
+			fmt.Fprintf(w, "  %5d× %s\n", rc.n, rc.reason)
+		}
+		if len(c.Failures) < c.Failed {
+			fmt.Fprintf(w, "  (the first %d of %d failures)\n", len(c.Failures), c.Failed)
+		}
+	}
+	if len(r.LoginsAfter) > 0 {
+		fmt.Fprintf(w, "logins afterwards:\n")
+		for _, l := range r.LoginsAfter {
+			res := "ok"
+			if !l.OK {
+				res = "REFUSED: " + l.Reason
+			}
+			fmt.Fprintf(w, "  %-32s %-8s %s\n", l.User+" ("+l.Stage+")", l.Target, res)
+		}
+	}
+	verdict := "OK"
+	switch {
+	case r.Interrupted:
+		fmt.Fprintf(w, "result: interrupted\n")
+		return
+	case !r.OK():
+		verdict = "FAILED"
+	case r.Strategy == StrategySingleUser:
+		verdict = "OK (the baseline: its failed logins are the gap alternating users closes)"
+	}
+	fmt.Fprintf(w, "result: %s, active user %s\n", verdict, r.ActiveUser)
+}
+
+type reasonCount struct {
+	reason string
+	n      int
+}
+
+// reasons counts failures by target and reason, most frequent first.
+func reasons(fs []probe.Failure) []reasonCount {
+	by := map[string]int{}
+	for _, f := range fs {
+		by[f.Target+": "+f.Reason]++
+	}
+	var out []reasonCount
+	for r, n := range by {
+		out = append(out, reasonCount{r, n})
+	}
+	slices.SortFunc(out, func(a, b reasonCount) int {
+		if a.n != b.n {
+			return b.n - a.n
+		}
+		return strings.Compare(a.reason, b.reason)
+	})
+	return out
+}
+
+func count(n int) string {
+	if n == 0 {
+		return "0"
+	}
+	return fmt.Sprintf("%d", n)
+}
+
+// ms formats milliseconds for a human.
+func ms(v int64) string {
+	return dur(time.Duration(v) * time.Millisecond)
+}
+
+func dur(d time.Duration) string {
+	if d < time.Second {
+		return fmt.Sprintf("%dms", d.Milliseconds())
+	}
+	return fmt.Sprintf("%.2fs", d.Seconds())
+}
+
+// WriteMarkdown writes a comparison table of reports, one row per strategy.
+func WriteMarkdown(w io.Writer, reports []*Report) {
+	fmt.Fprintln(w, "| strategy | rotations ok | tasks | fresh logins | failed logins | app requests | failed requests (draining) | promote p50 | promote max | rotation p50 |")
+	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|")
+	for _, r := range reports {
+		c := r.Connections
+		fmt.Fprintf(w, "| %s | %d/%d | %d | %d | %d (primary %d, replica %d) | %d | %d (%d of %d) | %s | %s | %s |\n",
+			r.Strategy, r.Rotations.Succeeded, r.Rotations.Requested, r.Tasks, c.Attempts, c.Failed, c.Primary.Failed, c.Replica.Failed,
+			r.Requests.Attempts, r.Requests.Failed, r.Requests.Draining.Failed, r.Requests.Draining.Attempts,
+			ms(r.PromoteMS.P50), ms(r.PromoteMS.Max), ms(r.RotationMS.P50))
+	}
+}

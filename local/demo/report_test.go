@@ -1,0 +1,94 @@
+package demo
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pgrotate/pgrotate/local/fleet"
+	"github.com/pgrotate/pgrotate/local/probe"
+)
+
+func TestLatency(t *testing.T) {
+	ms := func(vs ...int) []time.Duration {
+		var out []time.Duration
+		for _, v := range vs {
+			out = append(out, time.Duration(v)*time.Millisecond)
+		}
+		return out
+	}
+	tests := []struct {
+		in   []time.Duration
+		want Latency
+	}{
+		{nil, Latency{}},
+		{ms(7), Latency{7, 7}},
+		{ms(30, 10), Latency{10, 30}},
+		{ms(30, 10, 20), Latency{20, 30}},
+		{ms(40, 10, 30, 20), Latency{20, 40}},
+	}
+	for _, tt := range tests {
+		if got := latency(tt.in); got != tt.want {
+			t.Errorf("latency(%v) = %+v, want %+v", tt.in, got, tt.want)
+		}
+	}
+}
+
+func TestReportOK(t *testing.T) {
+	good := func(strategy string) Report {
+		return Report{Strategy: strategy, Rotations: RotationCounts{Requested: 2, Succeeded: 2},
+			LoginsAfter: []Login{{Stage: "AWSCURRENT", OK: true}, {Stage: "AWSPREVIOUS", OK: false}}}
+	}
+	tests := []struct {
+		name   string
+		change func(*Report)
+		strat  string
+		want   bool
+	}{
+		{"alternating, clean", func(*Report) {}, StrategyAlternating, true},
+		{"alternating, a failed login", func(r *Report) { r.Connections.Failed = 1 }, StrategyAlternating, false},
+		{"alternating, a failed request", func(r *Report) { r.Requests.Failed = 1 }, StrategyAlternating, false},
+		{"alternating, a crashed task", func(r *Report) { r.Requests.Crashed = 1 }, StrategyAlternating, false},
+		{"a failed rotation", func(r *Report) { r.Rotations.Succeeded, r.Rotations.Failed = 1, 1 }, StrategyAlternating, false},
+		{"AWSCURRENT refused", func(r *Report) { r.LoginsAfter[0].OK = false }, StrategyAlternating, false},
+		{"interrupted", func(r *Report) { r.Interrupted = true }, StrategyAlternating, false},
+		{"single-user with failed logins", func(r *Report) { r.Connections.Failed = 40 }, StrategySingleUser, true},
+		{"single-user, a failed rotation", func(r *Report) { r.Rotations.Succeeded = 1 }, StrategySingleUser, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := good(tt.strat)
+			tt.change(&r)
+			if got := r.OK(); got != tt.want {
+				t.Errorf("OK() = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestWriteSummaryAndMarkdown(t *testing.T) {
+	r := &Report{
+		Strategy: StrategySingleUser, Tasks: 4, Rotations: RotationCounts{Requested: 2, Succeeded: 2},
+		Connections: probe.Report{Attempts: 100, Failed: 3, Primary: probe.Counts{Attempts: 50, Failed: 2}, Replica: probe.Counts{Attempts: 50, Failed: 1},
+			Failures: []probe.Failure{{Target: "primary", Reason: "SQLSTATE 28P01: x"}, {Target: "primary", Reason: "SQLSTATE 28P01: x"}, {Target: "replica", Reason: "SQLSTATE 28P01: x"}}},
+		Requests:   fleet.Stats{Counts: fleet.Counts{Attempts: 10, Failed: 2}, Draining: fleet.Counts{Attempts: 4, Failed: 2}},
+		PromoteMS:  Latency{P50: 40, Max: 1500},
+		RotationMS: Latency{P50: 1200, Max: 1300},
+		ActiveUser: "app_user",
+	}
+	var buf bytes.Buffer
+	r.WriteSummary(&buf)
+	for _, want := range []string{"2/2 rotations succeeded", "3 of 100 fresh logins failed (primary 2/50, replica 1/50)",
+		"2× primary: SQLSTATE 28P01", "p50 40ms, max 1.50s", "result: OK (the baseline"} {
+		if !strings.Contains(buf.String(), want) {
+			t.Errorf("summary lacks %q:\n%s", want, buf.String())
+		}
+	}
+	buf.Reset()
+	WriteMarkdown(&buf, []*Report{r})
+	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+	if len(lines) != 3 || !strings.HasPrefix(lines[2], "| single-user | 2/2 | 4 | 100 | 3 (primary 2, replica 1) | 10 | 2 (2 of 4) | 40ms | 1.50s | 1.20s |") {
+		t.Errorf("markdown:\n%s", buf.String())
+	}
+}
