@@ -10,6 +10,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -92,23 +93,27 @@ func newFlags(name string, rotations, tasks int, stderr io.Writer) (*flag.FlagSe
 	return fs, f
 }
 
-func (f *flags) parse(fs *flag.FlagSet, args []string, stderr io.Writer) bool {
+// parse parses args into f; when it returns false, the command exits with code.
+func (f *flags) parse(fs *flag.FlagSet, args []string, stderr io.Writer) (code int, ok bool) {
 	if err := fs.Parse(args); err != nil {
-		return false
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK, false
+		}
+		return exitUsage, false
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "%s: unexpected argument %q\n", fs.Name(), fs.Arg(0))
-		return false
+		return exitUsage, false
 	}
 	if err := f.opts.Check(); err != nil {
 		fmt.Fprintf(stderr, "%s: %v\n", fs.Name(), err)
-		return false
+		return exitUsage, false
 	}
 	f.opts.Out = stderr
 	if f.verbose {
 		f.opts.Log = slog.New(slog.NewTextHandler(stderr, nil))
 	}
-	return true
+	return 0, true
 }
 
 func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -116,8 +121,8 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&f.opts.Strategy, "strategy", demo.StrategyAlternating, "alternating (pgrotate) or single-user (the classic in-place rotation, as a baseline)")
 	fs.StringVar(&f.opts.SecretsFile, "secrets-file", "", "write the secret store at the end, as JSON, to this file (mode 0600; it holds the passwords)")
 	fs.BoolVar(&f.json, "json", false, "print the report as JSON on stdout")
-	if !f.parse(fs, args, stderr) {
-		return exitUsage
+	if code, ok := f.parse(fs, args, stderr); !ok {
+		return code
 	}
 	began := time.Now()
 	rep, err := demo.Run(ctx, f.opts)
@@ -134,8 +139,8 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 
 func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs, f := newFlags("bench", 6, 6, stderr)
-	if !f.parse(fs, args, stderr) {
-		return exitUsage
+	if code, ok := f.parse(fs, args, stderr); !ok {
+		return code
 	}
 	began := time.Now()
 	reports, err := demo.Bench(ctx, f.opts)

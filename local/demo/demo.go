@@ -201,6 +201,20 @@ func (r *run) start(ctx context.Context) error {
 		}
 		r.tmpDir, o.WorkDir, r.opts.WorkDir = dir, dir, dir
 	}
+	// The given servers first: a wrong DSN fails before anything starts.
+	if o.PrimaryDSN != "" {
+		primary, err := ParseDSN(o.PrimaryDSN)
+		if err != nil {
+			return fmt.Errorf("--primary-dsn: %w", err)
+		}
+		replica, err := ParseDSN(o.ReplicaDSN)
+		if err != nil {
+			return fmt.Errorf("--replica-dsn: %w", err)
+		}
+		if r.db, err = Database(primary, replica, o.AppDB); err != nil {
+			return err
+		}
+	}
 	// Build the app while the servers start.
 	type built struct {
 		bin string
@@ -217,22 +231,8 @@ func (r *run) start(ctx context.Context) error {
 	}
 	began := time.Now()
 	if o.PrimaryDSN != "" {
-		primary, err := ParseDSN(o.PrimaryDSN)
-		if err != nil {
-			<-binc
-			return fmt.Errorf("--primary-dsn: %w", err)
-		}
-		replica, err := ParseDSN(o.ReplicaDSN)
-		if err != nil {
-			<-binc
-			return fmt.Errorf("--replica-dsn: %w", err)
-		}
-		if r.db, err = Database(primary, replica, o.AppDB); err != nil {
-			<-binc
-			return err
-		}
 		r.out.printf("• PostgreSQL primary %s and replica %s (given; sslmode %s), admin %s, app database %s\n",
-			r.db.Primary, r.db.Replicas[0], r.db.SSLMode, r.db.AdminUser, r.db.AppDB)
+			r.db.Primary, r.db.Replicas[0], orDefault(r.db.SSLMode), r.db.AdminUser, r.db.AppDB)
 	} else {
 		c, err := pgcluster.Start(ctx, pgcluster.Options{Dir: filepath.Join(o.WorkDir, "pg")})
 		if err != nil {
@@ -300,10 +300,7 @@ func (r *run) start(ctx context.Context) error {
 // targets are the probe's: the primary and the replica, with the app database and the
 // servers' TLS settings.
 func (r *run) targets() []probe.Target {
-	mode := r.db.SSLMode
-	if mode == "" {
-		mode = workflow.DefaultSSLMode
-	}
+	mode := orDefault(r.db.SSLMode)
 	ts := []probe.Target{{Name: probe.TargetPrimary, DSN: keywordDSN(r.db.Primary, r.db.AppDB, mode, r.db.CAFile)}}
 	for _, ep := range r.db.Replicas {
 		ts = append(ts, probe.Target{Name: probe.TargetReplica, DSN: keywordDSN(ep, r.db.AppDB, mode, r.db.CAFile)})
@@ -487,6 +484,13 @@ func (r *run) close() error {
 		errs = append(errs, os.RemoveAll(r.tmpDir))
 	}
 	return errors.Join(errs...)
+}
+
+func orDefault(sslmode string) string {
+	if sslmode == "" {
+		return workflow.DefaultSSLMode
+	}
+	return sslmode
 }
 
 func sleep(ctx context.Context, d time.Duration) error {

@@ -1,0 +1,56 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+	"time"
+)
+
+// The command line's own behaviour; the demo itself is tested in local/demo.
+func TestRunExitStatus(t *testing.T) {
+	const secret = "Sup3rSecretPw"
+	tests := []struct {
+		name       string
+		args       []string
+		want       int
+		wantStderr string
+	}{
+		{"no command", nil, exitUsage, "usage: pgrotate"},
+		{"unknown command", []string{"rotate"}, exitUsage, `unknown command "rotate"`},
+		{"help", []string{"help"}, exitOK, ""},
+		{"demo help", []string{"demo", "-h"}, exitOK, "-primary-dsn"},
+		{"unknown flag", []string{"demo", "--nope"}, exitUsage, "flag provided but not defined"},
+		{"bad strategy", []string{"demo", "--strategy", "both"}, exitUsage, `strategy "both"`},
+		{"one DSN only", []string{"demo", "--primary-dsn", "host=h user=u password=" + secret}, exitUsage, "both --primary-dsn and --replica-dsn"},
+		{"stray argument", []string{"bench", "now"}, exitUsage, `unexpected argument "now"`},
+		{"bad user name", []string{"demo", "--app-user", "app;drop"}, exitUsage, "not allowed"},
+		{
+			"DSN refused before anything starts, password unprinted",
+			[]string{"demo", "--primary-dsn", "postgres://dbadmin:" + secret + "@db.invalid/app?sslmode=prefer", "--replica-dsn", "host=r user=u password=" + secret},
+			exitFailed, `--primary-dsn: sslmode "prefer"`,
+		},
+		{
+			"unparsable DSN, password unprinted",
+			[]string{"demo", "--primary-dsn", "host=h port=x user=u password='" + secret + `\'x'`, "--replica-dsn", "host=r user=u password=" + secret},
+			exitFailed, "--primary-dsn: invalid connection string: invalid port",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			var stdout, stderr bytes.Buffer
+			if got := run(ctx, tt.args, &stdout, &stderr); got != tt.want {
+				t.Errorf("exit %d, want %d\nstderr: %s", got, tt.want, stderr.String())
+			}
+			if !strings.Contains(stderr.String(), tt.wantStderr) {
+				t.Errorf("stderr lacks %q:\n%s", tt.wantStderr, stderr.String())
+			}
+			if strings.Contains(stdout.String()+stderr.String(), secret) {
+				t.Errorf("the password was printed:\n%s%s", stdout.String(), stderr.String())
+			}
+		})
+	}
+}
