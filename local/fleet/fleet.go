@@ -140,7 +140,9 @@ func New(opts Options) (*Fleet, error) {
 		opts: opts,
 		// No keep-alive: a draining server closes idle connections, and every request
 		// should reach the task afresh anyway.
-		client: &http.Client{Transport: &http.Transport{DisableKeepAlives: true}},
+		// The timeout is a backstop: a /work request in flight at SIGTERM sleeps half the
+		// drain, and the app bounds its queries.
+		client: &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: opts.Drain + time.Minute},
 		tasks:  make(map[string]*task),
 	}, nil
 }
@@ -212,23 +214,36 @@ func (f *Fleet) deploy(ctx context.Context, r *localecs.Rollout) {
 		return
 	}
 
+	// Record the new tasks, then start their processes all at once, as ECS does.
 	n := r.Desired()
-	launched := make([]*task, 0, n)
+	arns := make([]string, 0, n)
 	for range n {
 		arn, err := r.Launch()
 		if err != nil {
 			return // superseded, completed or failed meanwhile: the newer deployment takes over
 		}
-		t, err := f.launch(ctx, arn)
-		if err != nil {
-			if ctx.Err() != nil {
-				f.stopAll(launched, "deployment cancelled", false)
-				return
-			}
-			fail("launch task: "+err.Error(), launched)
+		arns = append(arns, arn)
+	}
+	started := make([]*task, len(arns))
+	launchErrs := make([]error, len(arns))
+	var lwg sync.WaitGroup
+	for i, arn := range arns {
+		lwg.Go(func() { started[i], launchErrs[i] = f.launch(ctx, arn) })
+	}
+	lwg.Wait()
+	launched := make([]*task, 0, n)
+	for _, t := range started {
+		if t != nil {
+			launched = append(launched, t)
+		}
+	}
+	if err := errors.Join(launchErrs...); err != nil {
+		if ctx.Err() != nil {
+			f.stopAll(launched, "deployment cancelled", false)
 			return
 		}
-		launched = append(launched, t)
+		fail("launch task: "+err.Error(), launched)
+		return
 	}
 	errs := make([]error, len(launched))
 	var wg sync.WaitGroup
