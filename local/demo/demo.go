@@ -14,8 +14,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/pgrotate/pgrotate/local/backend"
@@ -158,6 +160,28 @@ type run struct {
 
 	stopProbe func()
 	tmpDir    string // removed at the end
+	tasks     taskEvents
+}
+
+// taskEvents counts the fleet's task events by kind.
+type taskEvents struct {
+	mu sync.Mutex
+	n  map[string]int
+}
+
+func (e *taskEvents) count(kind string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.n == nil {
+		e.n = map[string]int{}
+	}
+	e.n[kind]++
+}
+
+func (e *taskEvents) snapshot() map[string]int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return maps.Clone(e.n)
 }
 
 // Run runs the demo and returns its report. It returns an error when the demo could not run
@@ -253,6 +277,7 @@ func (r *run) start(ctx context.Context) error {
 	f, err := fleet.New(fleet.Options{
 		Binary: b.bin, SSLRootCert: r.db.CAFile, Drain: o.Drain, WorkTable: backend.DemoTable,
 		Events: func(ev fleet.Event) {
+			r.tasks.count(ev.Kind)
 			o.Log.Info("task "+ev.Kind, "task", ev.Task, "user", ev.User, "detail", ev.Detail)
 		},
 	})
@@ -321,7 +346,7 @@ func (r *run) rotate(ctx context.Context) error {
 			to = cur.Username
 		}
 		r.out.rotationStart(i, r.opts.Rotations, cur.Username, to)
-		failedBefore := r.probe.Report().Failed
+		failedBefore, eventsBefore := r.probe.Report().Failed, r.tasks.snapshot()
 		var res rotation
 		if r.opts.Strategy == StrategySingleUser {
 			res, err = r.rotateSingleUser(ctx)
@@ -345,7 +370,9 @@ func (r *run) rotate(ctx context.Context) error {
 		}
 		r.report.PerRotation = append(r.report.PerRotation, rr)
 		r.report.PromoteMS, r.report.RotationMS = latency(promotes), latency(totals)
-		r.out.rotationEnd(rr, r.probe.Report(), r.fleet.Stats())
+		events := r.tasks.snapshot()
+		r.out.rotationEnd(rr, r.probe.Report(), r.fleet.Stats(),
+			events[fleet.EventHealthy]-eventsBefore[fleet.EventHealthy], events[fleet.EventStopped]-eventsBefore[fleet.EventStopped])
 	}
 	return nil
 }

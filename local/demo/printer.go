@@ -68,7 +68,10 @@ func (p *printer) rotationStart(i, n int, from, to string) {
 	p.printf("\nrotation %d/%d: %s → %s\n", i, n, from, to)
 }
 
-func (p *printer) rotationEnd(rr RotationResult, pr probe.Report, st fleet.Stats) {
+func (p *printer) rotationEnd(rr RotationResult, pr probe.Report, st fleet.Stats, healthy, stopped int) {
+	if healthy+stopped > 0 {
+		p.printf("  redeploy: %d new tasks healthy, then %d old tasks drained and stopped\n", healthy, stopped)
+	}
 	if rr.Succeeded {
 		p.printf("  ✓ succeeded in %s; AWSCURRENT moved to %s %s after the start\n", ms(rr.MS), rr.To, ms(rr.PromoteMS))
 	} else {
