@@ -24,8 +24,9 @@ node_modules/.package-lock.json: package.json package-lock.json
 # The whole suite: unit tests, PostgreSQL primary+replica integration tests, state machine
 # executions in aws-local-stepfunctions, CDK template assertions, cdk-nag and cdk synth.
 test: build node_modules
-	go test -race -count=1 -timeout 60m ./... 2>&1 | tee test.log; exit $${PIPESTATUS[0]}
-	@grep -h '^pgtest:' test.log | awk '{n+=$$2} END {print "integration tests against PostgreSQL primary+replica:", n+0}'
+	@rm -f $(BUILD)/pgtest-counts.txt
+	PGTEST_COUNT_FILE=$(CURDIR)/$(BUILD)/pgtest-counts.txt go test -race -count=1 -timeout 60m ./...
+	@awk '{n+=$$1; p++} END {printf "integration tests against the PostgreSQL primary+replica: %d, in %d packages\n", n, p}' $(BUILD)/pgtest-counts.txt
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
@@ -41,4 +42,4 @@ synth: build node_modules
 	npx --no-install cdk synth -o cdk.out
 
 clean:
-	rm -rf $(BUILD) cdk.out test.log
+	rm -rf $(BUILD) cdk.out

@@ -57,6 +57,12 @@ func Main(m *testing.M) int {
 		}
 	}
 	fmt.Printf("pgtest: %d tests used the PostgreSQL primary+replica\n", n)
+	if err := appendCount(n); err != nil {
+		fmt.Fprintf(os.Stderr, "pgtest: %v\n", err)
+		if code == 0 {
+			code = 1
+		}
+	}
 	return code
 }
 
@@ -71,4 +77,26 @@ func Cluster(t testing.TB) *pgcluster.Cluster {
 	}
 	users[t.Name()] = true
 	return cluster
+}
+
+// CountFileEnv names a file to which Main appends how many tests used the cluster, one
+// line per package, so `make test` can print the total: go test hides the output of
+// passing packages.
+const CountFileEnv = "PGTEST_COUNT_FILE"
+
+func appendCount(n int) error {
+	path := os.Getenv(CountFileEnv)
+	if path == "" {
+		return nil
+	}
+	pkg, _ := os.Getwd()
+	f, err := os.OpenFile(path, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+	if err != nil {
+		return fmt.Errorf("record the test count: %w", err)
+	}
+	if _, err := fmt.Fprintf(f, "%d %s\n", n, pkg); err != nil {
+		f.Close()
+		return fmt.Errorf("record the test count: %w", err)
+	}
+	return f.Close()
 }
