@@ -120,8 +120,8 @@ func latency(ds []time.Duration) Latency {
 // WriteSummary writes the report's closing lines for a human.
 func (r *Report) WriteSummary(w io.Writer) {
 	c := r.Connections
-	fmt.Fprintf(w, "\nsummary: %s: %d/%d rotations succeeded; %s of %d fresh logins failed (primary %d/%d, replica %d/%d); %d of %d app requests failed (%d of %d in flight while draining)\n",
-		r.Strategy, r.Rotations.Succeeded, r.Rotations.Requested, count(c.Failed), c.Attempts,
+	fmt.Fprintf(w, "\nsummary: %s: %d/%d rotations succeeded; %d of %d fresh logins failed (primary %d/%d, replica %d/%d); %d of %d app requests failed (%d of %d in flight while draining)\n",
+		r.Strategy, r.Rotations.Succeeded, r.Rotations.Requested, c.Failed, c.Attempts,
 		c.Primary.Failed, c.Primary.Attempts, c.Replica.Failed, c.Replica.Attempts,
 		r.Requests.Failed, r.Requests.Attempts, r.Requests.Draining.Failed, r.Requests.Draining.Attempts)
 	fmt.Fprintf(w, "         promote (start → AWSCURRENT moved) p50 %s, max %s; whole rotation p50 %s, max %s\n",
@@ -183,13 +183,6 @@ func reasons(fs []probe.Failure) []reasonCount {
 		return strings.Compare(a.reason, b.reason)
 	})
 	return out
-}
-
-func count(n int) string {
-	if n == 0 {
-		return "0"
-	}
-	return fmt.Sprintf("%d", n)
 }
 
 // ms formats milliseconds for a human.

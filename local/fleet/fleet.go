@@ -25,7 +25,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -319,16 +318,6 @@ func (f *Fleet) Credentials() []probe.Credential {
 		out = append(out, probe.Credential{User: t.user, Password: t.password})
 	}
 	return out
-}
-
-// Users returns the login users the live tasks hold, sorted, with duplicates.
-func (f *Fleet) Users() []string {
-	var users []string
-	for _, c := range f.Credentials() {
-		users = append(users, c.User)
-	}
-	slices.Sort(users)
-	return users
 }
 
 // PIDs returns the process ids of the live tasks.
