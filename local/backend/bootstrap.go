@@ -79,10 +79,22 @@ func (b *Backend) createAppUser(ctx context.Context, pw workflow.Password) error
 			return fmt.Errorf("create role %s: %w", b.opts.AppUser, err)
 		}
 	}
-	if _, err := conn.Exec(ctx, "GRANT CONNECT, CREATE ON DATABASE "+pgx.Identifier{db.AppDB}.Sanitize()+" TO "+user); err != nil {
+	// The grants go to both users of the pair when the alternate exists (an earlier
+	// deployment's rotation made it): the clone must keep the active user's privileges, or
+	// the next CloneUser finds them different (PrivilegeMismatch).
+	grantees := user
+	alt := workflow.Alternate(b.opts.AppUser)
+	var altExists bool
+	if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)", alt).Scan(&altExists); err != nil {
+		return fmt.Errorf("look up %s: %w", alt, err)
+	}
+	if altExists {
+		grantees += ", " + pgx.Identifier{alt}.Sanitize()
+	}
+	if _, err := conn.Exec(ctx, "GRANT CONNECT, CREATE ON DATABASE "+pgx.Identifier{db.AppDB}.Sanitize()+" TO "+grantees); err != nil {
 		return fmt.Errorf("grant database to %s: %w", b.opts.AppUser, err)
 	}
-	if _, err := conn.Exec(ctx, "GRANT USAGE, CREATE ON SCHEMA public TO "+user); err != nil {
+	if _, err := conn.Exec(ctx, "GRANT USAGE, CREATE ON SCHEMA public TO "+grantees); err != nil {
 		return fmt.Errorf("grant schema to %s: %w", b.opts.AppUser, err)
 	}
 	admin, err := postgres.OpenAdmin(ctx, db.Primary, db.AppDB, db.AdminUser, db.AdminPassword, sslmode(db), opts)
