@@ -71,12 +71,13 @@ func (s *syncBuffer) String() string {
 	return s.buf.String()
 }
 
-// givenServers creates a database on the package's cluster and returns admin connection
-// strings with the password inside, as an outside checker passes them: the primary as a
-// URL, the replica as keyword/value.
-func givenServers(t *testing.T, ctx context.Context, dbname string) (c *pgcluster.Cluster, primaryDSN, replicaDSN string) {
+// givenServers creates a database (prefix and a random suffix, so -count=N reruns on the
+// package's cluster) and returns admin connection strings to it with the password inside,
+// as an outside checker passes them: the primary as a URL, the replica as keyword/value.
+func givenServers(t *testing.T, ctx context.Context, prefix string) (c *pgcluster.Cluster, dbname, primaryDSN, replicaDSN string) {
 	t.Helper()
 	c = pgtest.Cluster(t)
+	dbname = prefix + "_" + strconv.FormatInt(time.Now().UnixNano()%1e9, 36)
 	cfg, err := pgx.ParseConfig(c.DSN(c.Primary, c.AdminUser(), pgcluster.AppDatabase))
 	if err != nil {
 		t.Fatal(err)
@@ -98,7 +99,7 @@ func givenServers(t *testing.T, ctx context.Context, dbname string) (c *pgcluste
 		Host: net.JoinHostPort(c.Primary.Host, strconv.Itoa(c.Primary.Port)), Path: "/" + dbname,
 		RawQuery: url.Values{"sslmode": {"verify-full"}, "sslrootcert": {c.CAFile}}.Encode(),
 	}
-	return c, u.String(), c.DSN(c.Replica, c.AdminUser(), dbname) + " password=" + quote(c.AdminPassword())
+	return c, dbname, u.String(), c.DSN(c.Replica, c.AdminUser(), dbname) + " password=" + quote(c.AdminPassword())
 }
 
 func testCtx(t *testing.T) context.Context {
@@ -177,7 +178,7 @@ func (sf secretsFile) passwords(t *testing.T) []string {
 // zero failed connections, the users alternate, and both log in afterwards.
 func TestAlternatingOnGivenServers(t *testing.T) {
 	ctx := testCtx(t)
-	c, primaryDSN, replicaDSN := givenServers(t, ctx, "demo_alt")
+	c, dbname, primaryDSN, replicaDSN := givenServers(t, ctx, "demo_alt")
 	out := &syncBuffer{}
 	secretsPath := filepath.Join(t.TempDir(), "secrets.json")
 	rep, err := Run(ctx, Options{
@@ -223,7 +224,7 @@ func TestAlternatingOnGivenServers(t *testing.T) {
 	if cur.Username != "alt_user" || prev.Username != "alt_user_clone" {
 		t.Errorf("AWSCURRENT %s, AWSPREVIOUS %s", cur.Username, prev.Username)
 	}
-	if cur.Host != c.Primary.Host || cur.Port != c.Primary.Port || cur.DBName != "demo_alt" || cur.TLSMode() != "verify-full" ||
+	if cur.Host != c.Primary.Host || cur.Port != c.Primary.Port || cur.DBName != dbname || cur.TLSMode() != "verify-full" ||
 		len(cur.Replicas) != 1 || cur.Replicas[0] != (workflow.Endpoint{Host: c.Replica.Host, Port: c.Replica.Port}) {
 		t.Errorf("app secret names %s/%s %v sslmode %s", cur.Primary(), cur.DBName, cur.Replicas, cur.TLSMode())
 	}
@@ -265,7 +266,7 @@ func TestAlternatingOnGivenServers(t *testing.T) {
 // connections, refused as PostgreSQL refuses a stale password.
 func TestSingleUserRecordsFailures(t *testing.T) {
 	ctx := testCtx(t)
-	_, primaryDSN, replicaDSN := givenServers(t, ctx, "demo_single")
+	_, _, primaryDSN, replicaDSN := givenServers(t, ctx, "demo_single")
 	out := &syncBuffer{}
 	rep, err := Run(ctx, Options{
 		Strategy: StrategySingleUser, PrimaryDSN: primaryDSN, ReplicaDSN: replicaDSN, AppUser: "single_user", Rotations: 2, Tasks: 2,
@@ -307,7 +308,7 @@ func TestSingleUserRecordsFailures(t *testing.T) {
 // settings, database), reports a wrong password as failures on both targets.
 func TestProbeNegativeControl(t *testing.T) {
 	ctx := testCtx(t)
-	_, primaryDSN, replicaDSN := givenServers(t, ctx, "demo_negative")
+	_, _, primaryDSN, replicaDSN := givenServers(t, ctx, "demo_negative")
 	primary, err := ParseDSN(primaryDSN)
 	if err != nil {
 		t.Fatal(err)

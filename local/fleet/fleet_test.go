@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -77,7 +78,8 @@ func (l *eventLog) count(kind string) int {
 func newHarness(t *testing.T, ctx context.Context, user string, tasks int, opts Options) *harness {
 	t.Helper()
 	c := pgtest.Cluster(t)
-	db := createDatabase(t, ctx, c, user+"_db")
+	// A fresh name each run, so -count=N reruns on the package's cluster.
+	db := createDatabase(t, ctx, c, user+"_"+strconv.FormatInt(time.Now().UnixNano()%1e9, 36))
 	h := &harness{c: c, events: &eventLog{}}
 	opts.Binary, opts.SSLRootCert, opts.Events = appBinary, c.CAFile, h.events.add
 	if opts.Drain == 0 {
