@@ -12,7 +12,7 @@ import (
 // change (its replay LSN reached State.LSN) and the pending user logs in there. The state
 // machine retries ReplicaNotReady with backoff; this handler never sleeps.
 type CheckReplicas struct {
-	Secrets secretReader
+	Secrets appSecrets
 	DB      replicaChecker
 	Log     *slog.Logger
 }
@@ -25,22 +25,18 @@ func (h *CheckReplicas) Handle(ctx context.Context, st workflow.State) (workflow
 	if st.LSN == "" && len(st.Replicas) > 0 {
 		return fail(ctx, h.Log, workflow.StateCheckReplicas, st, &workflow.InvalidSecret{Secret: "state", Field: "lsn", Reason: "SetPassword has not run for this execution"})
 	}
-	pending, err := h.Secrets.AppSecret(ctx, st.SecretARN, st.Token)
+	// The replay position is read as AWSCURRENT, which logs in everywhere: the admin
+	// password never goes to the hosts the app secret lists as replicas.
+	r, err := loadRotation(ctx, h.Secrets, st)
 	if err != nil {
-		return fail(ctx, h.Log, workflow.StateCheckReplicas, st, fmt.Errorf("read AWSPENDING of %s: %w", st.SecretARN, err))
-	}
-	var admin workflow.AdminSecret
-	if len(st.Replicas) > 0 {
-		if admin, err = h.Secrets.AdminSecret(ctx, pending.MasterARN); err != nil {
-			return fail(ctx, h.Log, workflow.StateCheckReplicas, st, fmt.Errorf("read admin secret: %w", err))
-		}
+		return fail(ctx, h.Log, workflow.StateCheckReplicas, st, err)
 	}
 	for _, ep := range st.Replicas {
-		if err := h.DB.CaughtUp(ctx, adminAt(admin, pending, ep), st.LSN); err != nil {
+		if err := h.DB.CaughtUp(ctx, currentAt(r.current, ep), st.LSN); err != nil {
 			return fail(ctx, h.Log, workflow.StateCheckReplicas, st, fmt.Errorf("replica %s: %w", ep, err))
 		}
-		if err := h.DB.Login(ctx, ep, pending); err != nil {
-			return fail(ctx, h.Log, workflow.StateCheckReplicas, st, fmt.Errorf("log in as %s on replica %s: %w", pending.Username, ep, err))
+		if err := h.DB.Login(ctx, ep, r.pending); err != nil {
+			return fail(ctx, h.Log, workflow.StateCheckReplicas, st, fmt.Errorf("log in as %s on replica %s: %w", r.pending.Username, ep, err))
 		}
 	}
 	logger(h.Log).InfoContext(ctx, "replicas caught up", "secret", st.SecretARN, "version", st.Token, "replicas", len(st.Replicas), "lsn", st.LSN)

@@ -21,11 +21,11 @@ func (h *CloneUser) Handle(ctx context.Context, st workflow.State) (workflow.Sta
 	if err := st.CheckPreflighted(); err != nil {
 		return fail(ctx, h.Log, workflow.StateCloneUser, st, err)
 	}
-	r, err := loadRotation(ctx, h.Secrets, st, true)
+	r, err := loadAdmin(ctx, h.Secrets, st)
 	if err != nil {
 		return fail(ctx, h.Log, workflow.StateCloneUser, st, err)
 	}
-	admin := adminAt(r.admin, r.current, r.current.Primary())
+	admin := adminAt(r.admin, r.current)
 	if err := h.DB.CloneUser(ctx, admin, st.ActiveUser, st.PendingUser); err != nil {
 		return fail(ctx, h.Log, workflow.StateCloneUser, st, fmt.Errorf("clone %s into %s: %w", st.ActiveUser, st.PendingUser, err))
 	}

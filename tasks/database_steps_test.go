@@ -140,7 +140,14 @@ func TestSetPassword(t *testing.T) {
 	if out.LSN != "0/3000148" {
 		t.Errorf("LSN = %q, want the primary's LSN after the change", out.LSN)
 	}
-	want := []dbCall{{Op: "SetPassword", Host: primaryHost, As: "dbadmin", User: "app_user_clone"}}
+	// Invariant 3 is checked again right before the change (a redrive may come late): on the
+	// primary as the admin, on the replicas as AWSCURRENT, never sending the admin password there.
+	want := []dbCall{
+		{Op: "Sessions", Host: primaryHost, As: "dbadmin", User: "app_user_clone"},
+		{Op: "Sessions", Host: replica1, As: "app_user", User: "app_user_clone"},
+		{Op: "Sessions", Host: replica2, As: "app_user", User: "app_user_clone"},
+		{Op: "SetPassword", Host: primaryHost, As: "dbadmin", User: "app_user_clone"},
+	}
 	if got := e.db.callLog(); !slices.Equal(got, want) {
 		t.Fatalf("database calls = %+v\nwant %+v", got, want)
 	}
@@ -236,8 +243,8 @@ func TestCheckReplicas(t *testing.T) {
 					t.Errorf("database calls = %q\nwant %q", got, want)
 				}
 				for _, c := range e.db.callLog() {
-					if c.Op == "CaughtUp" && (c.Arg != "0/3000148" || c.As != "dbadmin") {
-						t.Errorf("CaughtUp %+v: want the LSN from SetPassword, as the admin", c)
+					if c.Op == "CaughtUp" && (c.Arg != "0/3000148" || c.As != "app_user") {
+						t.Errorf("CaughtUp %+v: want the LSN from SetPassword, read as AWSCURRENT (never the admin on a replica)", c)
 					}
 				}
 			},
@@ -304,5 +311,23 @@ func TestCheckReplicas(t *testing.T) {
 				t.Errorf("CheckReplicas changed roles: %+v", m)
 			}
 		})
+	}
+}
+
+// A redrive can reach SetPassword long after Preflight: a session of the pending user that
+// appeared since stops the change (invariant 3).
+func TestSetPasswordRefusesWhileThePendingUserHasSessions(t *testing.T) {
+	e := newEnv(t)
+	st := e.preflighted()
+	e.db.mu.Lock()
+	e.db.sessions[replica2] = 1
+	e.db.mu.Unlock()
+	_, err := e.setPassword().Handle(context.Background(), st)
+	inUse, ok := err.(*workflow.PendingUserInUse)
+	if !ok || inUse.Sessions != 1 || !strings.Contains(inUse.Where, replica2) {
+		t.Fatalf("want *workflow.PendingUserInUse on %s, got %T %v", replica2, err, err)
+	}
+	if m := e.db.mutations(); len(m) != 0 {
+		t.Fatalf("the password was changed: %+v", m)
 	}
 }

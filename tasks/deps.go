@@ -38,7 +38,7 @@ type rotation struct {
 // loadRotation re-reads both versions and the admin secret and checks that this execution
 // still owns the rotation: its token is AWSPENDING, AWSCURRENT names the other user, and the
 // pair is valid. It is every mutating step's precondition (invariants 2 and 8).
-func loadRotation(ctx context.Context, s secretReader, st workflow.State, withAdmin bool) (rotation, error) {
+func loadRotation(ctx context.Context, s appSecrets, st workflow.State) (rotation, error) {
 	var r rotation
 	stages, err := s.VersionStages(ctx, st.SecretARN)
 	if err != nil {
@@ -71,8 +71,15 @@ func loadRotation(ctx context.Context, s secretReader, st workflow.State, withAd
 	if st.ActiveUser != "" && (r.current.Username != st.ActiveUser || r.pending.Username != st.PendingUser) {
 		return r, &workflow.RotationSuperseded{Version: st.Token, Reason: "the users changed since Preflight"}
 	}
-	if !withAdmin {
-		return r, nil
+	return r, nil
+}
+
+// loadAdmin re-reads the rotation and the admin secret it names, and checks they name the
+// same primary (the admin password goes nowhere else).
+func loadAdmin(ctx context.Context, s secretReader, st workflow.State) (rotation, error) {
+	r, err := loadRotation(ctx, s, st)
+	if err != nil {
+		return r, err
 	}
 	if r.admin, err = s.AdminSecret(ctx, r.current.MasterARN); err != nil {
 		return r, fmt.Errorf("read admin secret: %w", err)

@@ -3,6 +3,7 @@ package tasks
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"log/slog"
 	"slices"
 	"strings"
@@ -347,6 +348,24 @@ func (d *fakeDB) checkAdmin(admin workflow.AdminSecret) error {
 	return nil
 }
 
+// checkReadLogin: read-only checks use the admin on the primary and the AWSCURRENT app login
+// on replicas, whose hosts the app secret names: the admin password must never go there.
+func (d *fakeDB) checkReadLogin(login workflow.AdminSecret) error {
+	if login.Host == primaryHost {
+		return d.checkAdmin(login)
+	}
+	if login.Username == "dbadmin" || login.Password.Reveal() == adminPW {
+		return fmt.Errorf("the admin credentials were sent to %s, a host the app secret names", login.Host)
+	}
+	d.mu.Lock()
+	pw, ok := d.valid[login.Username]
+	d.mu.Unlock()
+	if !ok || !pw.Equal(login.Password) || login.DBName != "app" {
+		return &workflow.CredentialRejected{User: login.Username, Host: login.Host, Reason: "not a valid app login in the app database"}
+	}
+	return nil
+}
+
 func (d *fakeDB) Login(_ context.Context, ep workflow.Endpoint, s workflow.AppSecret) error {
 	d.record(dbCall{Op: "Login", Host: ep.Host, As: s.Username, User: s.Username})
 	d.mu.Lock()
@@ -359,7 +378,7 @@ func (d *fakeDB) Login(_ context.Context, ep workflow.Endpoint, s workflow.AppSe
 
 func (d *fakeDB) Sessions(_ context.Context, admin workflow.AdminSecret, user string) (int, error) {
 	d.record(dbCall{Op: "Sessions", Host: admin.Host, As: admin.Username, User: user})
-	if err := d.checkAdmin(admin); err != nil {
+	if err := d.checkReadLogin(admin); err != nil {
 		return 0, err
 	}
 	d.mu.Lock()
@@ -400,7 +419,7 @@ func (d *fakeDB) SetPassword(_ context.Context, admin workflow.AdminSecret, user
 
 func (d *fakeDB) CaughtUp(_ context.Context, admin workflow.AdminSecret, lsn string) error {
 	d.record(dbCall{Op: "CaughtUp", Host: admin.Host, As: admin.Username, Arg: lsn})
-	if err := d.checkAdmin(admin); err != nil {
+	if err := d.checkReadLogin(admin); err != nil {
 		return err
 	}
 	d.mu.Lock()

@@ -57,7 +57,7 @@ func (h *Preflight) Handle(ctx context.Context, st workflow.State) (workflow.Sta
 	}
 	// A fresh read: Preflight defines ActiveVersion, so it must not trust a stale one.
 	st.ActiveVersion, st.ActiveUser, st.PendingUser = "", "", ""
-	r, err := loadRotation(ctx, h.Secrets, st, true)
+	r, err := loadAdmin(ctx, h.Secrets, st)
 	if err != nil {
 		return fail(ctx, h.Log, workflow.StatePreflight, st, err)
 	}
@@ -88,14 +88,8 @@ func (h *Preflight) Handle(ctx context.Context, st workflow.State) (workflow.Sta
 			return fail(ctx, h.Log, workflow.StatePreflight, st, err)
 		}
 	}
-	for _, ep := range append([]workflow.Endpoint{primary}, st.Replicas...) {
-		n, err := h.DB.Sessions(ctx, adminAt(r.admin, r.current, ep), st.PendingUser)
-		if err != nil {
-			return fail(ctx, h.Log, workflow.StatePreflight, st, fmt.Errorf("count sessions of %s on %s: %w", st.PendingUser, ep, err))
-		}
-		if n > 0 {
-			return fail(ctx, h.Log, workflow.StatePreflight, st, &workflow.PendingUserInUse{User: st.PendingUser, Sessions: n, Where: ep.String()})
-		}
+	if err := pendingSessions(ctx, h.DB, r, st.Replicas); err != nil {
+		return fail(ctx, h.Log, workflow.StatePreflight, st, err)
 	}
 	logger(h.Log).InfoContext(ctx, "preflight passed", "secret", st.SecretARN, "version", st.Token,
 		"active_user", st.ActiveUser, "pending_user", st.PendingUser, "replicas", len(st.Replicas),

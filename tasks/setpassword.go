@@ -23,14 +23,18 @@ func (h *SetPassword) Handle(ctx context.Context, st workflow.State) (workflow.S
 	}
 	// loadRotation proves the token is still AWSPENDING and AWSCURRENT still names the
 	// other user: the user in AWSCURRENT is never altered (invariant 2).
-	r, err := loadRotation(ctx, h.Secrets, st, true)
+	r, err := loadAdmin(ctx, h.Secrets, st)
 	if err != nil {
 		return fail(ctx, h.Log, workflow.StateSetPassword, st, err)
 	}
 	if r.pending.Username == r.current.Username {
 		return fail(ctx, h.Log, workflow.StateSetPassword, st, &workflow.InvalidSecret{Secret: "pending", Field: "username", Reason: "equals the AWSCURRENT user"})
 	}
-	admin := adminAt(r.admin, r.current, r.current.Primary())
+	// Invariant 3 again, right before the change: a redrive may come long after Preflight.
+	if err := pendingSessions(ctx, h.DB, r, r.current.Replicas); err != nil {
+		return fail(ctx, h.Log, workflow.StateSetPassword, st, err)
+	}
+	admin := adminAt(r.admin, r.current)
 	lsn, changed, err := h.DB.SetPassword(ctx, admin, r.pending.Username, r.pending.Password)
 	if err != nil {
 		return fail(ctx, h.Log, workflow.StateSetPassword, st, fmt.Errorf("set the password of %s: %w", r.pending.Username, err))

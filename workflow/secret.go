@@ -40,9 +40,11 @@ type AppSecret struct {
 	MasterARN string     `json:"masterarn"`
 	Replicas  []Endpoint `json:"replicas,omitempty"`
 	SSLMode   string     `json:"sslmode,omitempty"`
-	// Kept as given so a rotation does not drop what RDS or the user stored.
-	DBInstanceIdentifier string `json:"dbInstanceIdentifier,omitempty"`
-	DBClusterIdentifier  string `json:"dbClusterIdentifier,omitempty"`
+	// Kept as given so a rotation does not drop what RDS or the user stored. SSL is the
+	// AWS templates' "ssl" flag; pgrotate reads sslmode instead.
+	DBInstanceIdentifier string          `json:"dbInstanceIdentifier,omitempty"`
+	DBClusterIdentifier  string          `json:"dbClusterIdentifier,omitempty"`
+	SSL                  json.RawMessage `json:"ssl,omitempty"`
 }
 
 // AdminSecret is the self-managed admin (master) user's secret, used only by pgrotate.
@@ -55,8 +57,9 @@ type AdminSecret struct {
 	Password Password `json:"password"`
 	SSLMode  string   `json:"sslmode,omitempty"`
 
-	DBInstanceIdentifier string `json:"dbInstanceIdentifier,omitempty"`
-	DBClusterIdentifier  string `json:"dbClusterIdentifier,omitempty"`
+	DBInstanceIdentifier string          `json:"dbInstanceIdentifier,omitempty"`
+	DBClusterIdentifier  string          `json:"dbClusterIdentifier,omitempty"`
+	SSL                  json.RawMessage `json:"ssl,omitempty"`
 }
 
 // Primary returns the primary's endpoint.

@@ -219,3 +219,20 @@ func TestSecretsRedactEverywhere(t *testing.T) {
 		t.Fatal("Reveal lost the value")
 	}
 }
+
+// Secrets written for AWS's rotation templates carry "ssl"; they must parse, and the field
+// must survive a rotation.
+func TestAWSTemplateFieldsAreKept(t *testing.T) {
+	raw := `{"engine":"postgres","host":"db","port":5432,"dbname":"app","username":"app_user","password":"pw","masterarn":"arn:aws:secretsmanager:x","ssl":true,"dbInstanceIdentifier":"db-1"}`
+	s, err := ParseAppSecret([]byte(raw))
+	if err != nil {
+		t.Fatalf("parse: %v", err)
+	}
+	out, err := s.Pending(NewPassword("new")).SecretString()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out, `"ssl":true`) || !strings.Contains(out, `"dbInstanceIdentifier":"db-1"`) {
+		t.Fatalf("fields lost: %s", strings.ReplaceAll(out, "new", "[REDACTED]"))
+	}
+}

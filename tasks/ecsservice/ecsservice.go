@@ -158,7 +158,8 @@ func (s *Services) describe(ctx context.Context, svc workflow.Service) (types.Se
 }
 
 // TaskLaunchTimes returns when each task of svc that has not stopped was launched: its
-// StartedAt, or its CreatedAt while it has not started. Tasks told to stop but still
+// CreatedAt (ECS fetches the secrets after that, so a task created after a promotion holds
+// the promoted version; StartedAt would be later than the fetch). Tasks told to stop but still
 // draining count too: they still hold the credentials they were launched with. A service
 // that does not exist is a *ServiceMissing.
 func (s *Services) TaskLaunchTimes(ctx context.Context, svc workflow.Service) ([]time.Time, error) {
@@ -186,10 +187,10 @@ func (s *Services) TaskLaunchTimes(ctx context.Context, svc workflow.Service) ([
 				continue
 			}
 			switch {
-			case t.StartedAt != nil:
-				times = append(times, *t.StartedAt)
 			case t.CreatedAt != nil:
 				times = append(times, *t.CreatedAt)
+			case t.StartedAt != nil:
+				times = append(times, *t.StartedAt)
 			default:
 				return nil, fmt.Errorf("describe tasks of %s: task %s has no launch time", svc, aws.ToString(t.TaskArn))
 			}

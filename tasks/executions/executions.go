@@ -45,7 +45,7 @@ type Progress struct {
 	// Exited holds, for each state that has exited, when it last did. A state whose error
 	// was caught exits too: use Passed for success.
 	Exited map[string]time.Time
-	// Entered holds, for each state that was entered, when it last was.
+	// Entered holds, for each state that was entered, when it first was.
 	Entered map[string]time.Time
 	// FailedState is the state that was running when the execution failed, if any.
 	FailedState string
@@ -113,7 +113,10 @@ func (r *Reader) Progress(ctx context.Context, name string) (Progress, error) {
 				notified, failed = false, ""
 			}
 			if d := ev.StateEnteredEventDetails; d != nil {
-				p.Entered[aws.ToString(d.Name)] = aws.ToTime(ev.Timestamp)
+				// The first entry: a redriven Redeploy must not move the promotion time later.
+				if _, seen := p.Entered[aws.ToString(d.Name)]; !seen {
+					p.Entered[aws.ToString(d.Name)] = aws.ToTime(ev.Timestamp)
+				}
 			}
 			if d := ev.StateEnteredEventDetails; d != nil && topLevel[aws.ToString(d.Name)] {
 				if aws.ToString(d.Name) == workflow.StateNotifyFailure {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
@@ -90,6 +91,7 @@ func (a *Admin) alterPassword(ctx context.Context, user, verifier string) error 
 			return err
 		}
 	}
+	warnIfLogged(ctx, tx, user)
 	// Simple protocol, one statement, no parameters (utility statements take none).
 	if _, err := tx.Exec(ctx, "ALTER ROLE "+ident(user)+" PASSWORD "+lit); err != nil {
 		return fmt.Errorf("alter role: %w", err)
@@ -98,6 +100,21 @@ func (a *Admin) alterPassword(ctx context.Context, user, verifier string) error 
 		return fmt.Errorf("commit: %w", err)
 	}
 	return nil
+}
+
+// warnIfLogged says so when the server will still write the ALTER ROLE statement (with the
+// verifier, never the plaintext) to its log because the admin could not turn statement
+// logging off for this transaction.
+func warnIfLogged(ctx context.Context, tx pgx.Tx, user string) {
+	var logStatement string
+	if err := tx.QueryRow(ctx, "SELECT current_setting('log_statement')").Scan(&logStatement); err != nil {
+		return
+	}
+	switch logStatement {
+	case "ddl", "mod", "all":
+		slog.WarnContext(ctx, "the server will log this password change as a SCRAM verifier (never the password): the admin may not set log_statement; GRANT SET ON PARAMETER log_statement to it (PostgreSQL 15+) or log less DDL",
+			"user", user, "log_statement", logStatement)
+	}
 }
 
 // bestEffort runs a SET LOCAL in a savepoint and rolls back to it when the admin may not set

@@ -235,8 +235,41 @@ func TestCreateSecretTokenAlreadyCurrent(t *testing.T) {
 	if n := len(f.sm.CallsOf(localsecrets.OpPutSecretValue)); n != puts {
 		t.Errorf("createSecret of the AWSCURRENT version wrote the secret (%d new puts)", n-puts)
 	}
-	if calls := f.sfn.callLog(); len(calls) != 0 {
-		t.Errorf("createSecret of the AWSCURRENT version called Step Functions: %v", calls)
+	// It may read the execution (to redeploy a promoted version whose execution stopped
+	// before Redeploy) but changes nothing when the execution is running.
+	for _, c := range f.sfn.callLog() {
+		if !strings.HasPrefix(c, "DescribeExecution") && !strings.HasPrefix(c, "GetExecutionHistory") {
+			t.Errorf("createSecret of the AWSCURRENT version called %s", c)
+		}
+	}
+}
+
+// The Promote Lambda moved AWSCURRENT and then timed out: the caught failure ended the
+// execution before Redeploy. Secrets Manager's steps see the version current; they must
+// redrive the execution so the services get the promoted version.
+func TestPromotedButNotRedeployedIsRedriven(t *testing.T) {
+	for _, step := range []string{StepCreate, StepFinish} {
+		t.Run(step, func(t *testing.T) {
+			f := newFixture(t, Config{})
+			f.createPending(tok)
+			f.sfn.pass(tok, "Preflight", "CloneUser", "SetPassword", "TestLogin", "CheckReplicas")
+			if _, err := f.r.Promote(context.Background(), f.arn, tok); err != nil {
+				t.Fatal(err)
+			}
+			f.sfn.fail(tok, "Promote", "Lambda.Unknown", `{"errorMessage":"timed out","errorType":"Lambda.Unknown"}`)
+			f.mustHandle(f.event(step, tok))
+			if r := f.sfn.callsWith("RedriveExecution " + tok); len(r) != 1 {
+				t.Fatalf("%s did not redrive the execution: %v", step, f.sfn.callLog())
+			}
+			// Once Redeploy has run, nothing is redriven again.
+			f.sfn.pass(tok, "Promote", "Redeploy")
+			f.sfn.succeed(tok)
+			f.sfn.resetCalls()
+			f.mustHandle(f.event(step, tok))
+			if r := f.sfn.callsWith("RedriveExecution"); len(r) != 0 {
+				t.Fatalf("redriven again after the redeploy: %v", r)
+			}
+		})
 	}
 }
 
@@ -531,5 +564,21 @@ func TestCreateSecretRetriedAfterSupersededChangesNothing(t *testing.T) {
 	}
 	if f.sfn.status(tok2) != types.ExecutionStatusRunning {
 		t.Errorf("the newer execution is %s, want RUNNING", f.sfn.status(tok2))
+	}
+}
+
+// An execution past Promote finished its rotation and is only redeploying: a newer rotation
+// must not abort it, or a failed rollout would never reach the alarm.
+func TestCreateSecretLeavesARedeployingExecutionAlone(t *testing.T) {
+	f := newFixture(t, Config{})
+	f.sfn.seed(oldTok, f.input(oldTok))
+	f.sfn.pass(oldTok, workflow.StatePreflight, workflow.StateCloneUser, workflow.StateSetPassword, workflow.StateTestLogin,
+		workflow.StateCheckReplicas, workflow.StatePromote, workflow.StateRedeploy)
+	f.createPending(tok)
+	if stops := f.sfn.callsWith("StopExecution"); len(stops) != 0 {
+		t.Fatalf("a redeploying execution was stopped: %v", stops)
+	}
+	if got := f.sfn.status(oldTok); got != types.ExecutionStatusRunning {
+		t.Fatalf("execution %s is %s, want RUNNING", oldTok, got)
 	}
 }

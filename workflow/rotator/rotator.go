@@ -160,7 +160,7 @@ func (r *Rotator) CreateSecret(ctx context.Context, arn, token string, rotationT
 		return err
 	}
 	if v.Has(token, workflow.StageCurrent) {
-		return nil
+		return r.resumeRedeploy(ctx, token)
 	}
 	currentVersion := v.With(workflow.StageCurrent)
 	if currentVersion == "" {
@@ -257,6 +257,13 @@ func (r *Rotator) stopSuperseded(ctx context.Context, arn, token string) error {
 			if aws.ToString(ex.Name) == token {
 				continue
 			}
+			// An execution past Promote finished its rotation; it is only redeploying.
+			// Stopping it would hide a failed rollout from the alarm.
+			if p, err := r.reader().Progress(ctx, aws.ToString(ex.Name)); err != nil {
+				return err
+			} else if p.Passed(workflow.StatePromote) {
+				continue
+			}
 			desc, err := r.SFN.DescribeExecution(ctx, &sfn.DescribeExecutionInput{ExecutionArn: ex.ExecutionArn})
 			if err != nil {
 				return fmt.Errorf("describe execution %s: %w", aws.ToString(ex.Name), err)
@@ -334,6 +341,24 @@ func (r *Rotator) finish(ctx context.Context, arn, token string) error {
 	if !v.Has(token, workflow.StageCurrent) {
 		return fmt.Errorf("execution %s passed Promote but version %s is not AWSCURRENT", token, token)
 	}
+	return r.resumeRedeploy(ctx, token)
+}
+
+// resumeRedeploy redrives the execution of a version that is AWSCURRENT but whose execution
+// ended before Redeploy (e.g. the Promote Lambda timed out after moving the stage): without
+// it, no service would ever be redeployed onto the new version.
+func (r *Rotator) resumeRedeploy(ctx context.Context, token string) error {
+	p, err := r.reader().Progress(ctx, token)
+	if err != nil {
+		return err
+	}
+	if !p.Found || !p.Ended() || p.Passed(workflow.StatePromote) {
+		return nil
+	}
+	if _, err := r.SFN.RedriveExecution(ctx, &sfn.RedriveExecutionInput{ExecutionArn: aws.String(r.reader().ARN(token))}); err != nil {
+		return fmt.Errorf("redrive execution %s to redeploy the promoted version: %w", token, err)
+	}
+	r.log().InfoContext(ctx, "promoted version not redeployed: execution redriven", "version", token, "from_state", p.FailedState)
 	return nil
 }
 

@@ -191,8 +191,10 @@ func TestWaitStepsReturnAtOnceWhenAlreadyCurrent(t *testing.T) {
 			f.sfn.resetCalls()
 			start := time.Now()
 			f.mustHandle(f.event(step, tok))
-			if calls := f.sfn.callLog(); len(calls) != 0 {
-				t.Errorf("%s read the execution although the version is AWSCURRENT: %v", step, calls)
+			for _, c := range f.sfn.callLog() {
+				if !strings.HasPrefix(c, "DescribeExecution") && !strings.HasPrefix(c, "GetExecutionHistory") {
+					t.Errorf("%s changed the execution although the version is AWSCURRENT: %s", step, c)
+				}
 			}
 			if d := time.Since(start); d > time.Second {
 				t.Errorf("%s took %s", step, d)
