@@ -131,6 +131,9 @@ func connConfig(ep workflow.Endpoint, dbname, user string, password workflow.Pas
 	cfg.SSLNegotiation = "postgres" // the classic SSLRequest first, whatever PGSSLNEGOTIATION says
 	cfg.SSLCertMode = "disable"     // no client certificate is configured or wanted
 	cfg.Fallbacks = nil             // no second attempt, above all none in plaintext
+	// A server (or an impostor with a valid certificate) that asks for the password in
+	// clear text does not get it: SCRAM or md5 prove it without sending it.
+	cfg.RequireAuth = "!password"
 	cfg.ConnectTimeout = opts.timeout()
 	cfg.RuntimeParams = map[string]string{"application_name": "pgrotate"}
 	cfg.ValidateConnect = nil
