@@ -59,6 +59,17 @@ func (p PG) SetPassword(ctx context.Context, admin workflow.AdminSecret, user st
 	return a.SetPassword(ctx, user, password)
 }
 
+// EnsureLogin creates or repairs user as a login user of the admin secret's database and
+// gives it password; see Admin.EnsureLogin.
+func (p PG) EnsureLogin(ctx context.Context, admin workflow.AdminSecret, user string, password workflow.Password) (string, error) {
+	a, err := p.admin(ctx, admin)
+	if err != nil {
+		return "", err
+	}
+	defer a.Close(context.WithoutCancel(ctx))
+	return a.EnsureLogin(ctx, user, password)
+}
+
 // CaughtUp returns a *workflow.ReplicaNotReady until the admin secret's server (a replica)
 // has replayed lsn.
 func (p PG) CaughtUp(ctx context.Context, admin workflow.AdminSecret, lsn string) error {

@@ -74,6 +74,14 @@
 // in libpq and the server, PRECIS's NFC in pgx), so it could log in through one and not
 // another.
 //
+// # The first app user
+//
+// EnsureLogin is the bootstrap of a new deployment: it creates the base user WITH LOGIN
+// (no password in the CREATE) when it is missing, grants it CONNECT on the connected
+// database and USAGE, CREATE on its public schema (to the alternate too when a rotation
+// already made it), checks the grants took effect, then sets the password through
+// SetPassword, as a verifier. Running it again changes nothing; it never drops anything.
+//
 // Role names of the pair are checked with workflow.ValidateRoleName before any SQL, and every
 // identifier is still quoted with pgx.Identifier.Sanitize. Errors name the action, users and
 // hosts, never a password or a verifier. An Admin or Replica wraps one connection and is not
