@@ -46,25 +46,11 @@ func adminExec(t *testing.T, c *pgcluster.Cluster, sqls ...string) {
 	}
 }
 
-// newRole creates a role with a random name and password, and the given attributes
-// (LOGIN or NOLOGIN). The test password reaches the server log (log_statement=all); only
-// the product's code must never let that happen.
-func newRole(t *testing.T, c *pgcluster.Cluster, attrs string) (name, password string) {
+// newRole creates a role with a random name and password and the given attributes (LOGIN
+// or NOLOGIN); the kit sends the password as a SCRAM verifier.
+func newRole(t *testing.T, _ *pgcluster.Cluster, attrs string) (name, password string) {
 	t.Helper()
-	name, password = "app_test_"+randomHex(t, 4), randomHex(t, 16)
-	role := pgx.Identifier{name}.Sanitize()
-	adminExec(t, c, "CREATE ROLE "+role+" "+attrs, "ALTER ROLE "+role+" PASSWORD '"+password+"'")
-	t.Cleanup(func() { adminExec(t, c, "DROP ROLE IF EXISTS "+role) })
-	return name, password
-}
-
-func randomHex(t *testing.T, n int) string {
-	t.Helper()
-	b := make([]byte, n)
-	if _, err := rand.Read(b); err != nil {
-		t.Fatal(err)
-	}
-	return hex.EncodeToString(b)
+	return pgtest.NewRole(t, "app_test_", attrs)
 }
 
 // clusterConfig is the service's configuration against the test cluster.
@@ -272,4 +258,13 @@ func TestReplicaAuthRetry(t *testing.T) {
 		t.Fatalf("replica with backoff after %d retries: %v", retries.Load(), err)
 	}
 	t.Logf("replica accepted the role after %d retries", retries.Load())
+}
+
+func randomHex(t *testing.T, n int) string {
+	t.Helper()
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	return hex.EncodeToString(b)
 }

@@ -386,6 +386,12 @@ func freePort() (int, error) {
 	return 0, errors.New("pick a free port: no port free on both 127.0.0.1 and ::1")
 }
 
+// CreateRole creates a role with attrs (e.g. "LOGIN") and a password, as the
+// superuser, for tests and the demo's own setup; see createRole.
+func (c *Cluster) CreateRole(ctx context.Context, name, attrs, password string) error {
+	return c.createRole(ctx, name, attrs, password)
+}
+
 // createRole creates a login role with a password that never reaches the
 // server as plaintext nor appears in its log: the kit sends a SCRAM verifier
 // computed here, with statement logging off for the session.

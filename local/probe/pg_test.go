@@ -2,16 +2,12 @@ package probe
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"os"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/jackc/pgx/v5"
 
 	"github.com/pgrotate/pgrotate/local/pgcluster"
 	"github.com/pgrotate/pgrotate/local/pgcluster/pgtest"
@@ -20,43 +16,16 @@ import (
 
 func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
 
-// newRole creates a login role with a random name and password as the kit's admin user, and
-// waits until the replica has it.
+// newRole creates a login role with a random name and password, replayed on the replica.
 func newRole(t *testing.T, c *pgcluster.Cluster) Credential {
 	t.Helper()
+	name, password := pgtest.NewRole(t, "probe_", "LOGIN")
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	name, password := "probe_"+randomHex(t, 4), randomHex(t, 16)
-	cfg, err := pgx.ParseConfig(c.DSN(c.Primary, c.AdminUser(), pgcluster.AppDatabase))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.Password = c.AdminPassword()
-	conn, err := pgx.ConnectConfig(ctx, cfg)
-	if err != nil {
-		t.Fatalf("connect as admin: %v", err)
-	}
-	defer conn.Close(context.WithoutCancel(ctx))
-	role := pgx.Identifier{name}.Sanitize()
-	// The test password reaches the server log (log_statement=all); tests only.
-	for _, sql := range []string{"CREATE ROLE " + role + " LOGIN", "ALTER ROLE " + role + " PASSWORD '" + password + "'"} {
-		if _, err := conn.Exec(ctx, sql); err != nil {
-			t.Fatalf("%s: %v", sql, err)
-		}
-	}
 	if err := c.WaitReplayed(ctx); err != nil {
 		t.Fatal(err)
 	}
 	return Credential{User: name, Password: workflow.NewPassword(password)}
-}
-
-func randomHex(t *testing.T, n int) string {
-	t.Helper()
-	b := make([]byte, n)
-	if _, err := rand.Read(b); err != nil {
-		t.Fatal(err)
-	}
-	return hex.EncodeToString(b)
 }
 
 // runFor probes until both targets have at least n attempts (or a minute passes).

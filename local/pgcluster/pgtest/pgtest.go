@@ -9,11 +9,15 @@ package pgtest
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"os"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/pgrotate/pgrotate/local/pgcluster"
 )
@@ -99,4 +103,43 @@ func appendCount(n int) error {
 		return fmt.Errorf("record the test count: %w", err)
 	}
 	return f.Close()
+}
+
+// NewRole creates a role with attrs ("LOGIN", "NOLOGIN", …), a random name starting with
+// prefix and a random password (sent as a SCRAM verifier, so never in the server log) on
+// the primary, and drops it when the test ends. It does not wait for the replica (a test
+// may have paused replay): call WaitReplayed when the replica must know the role.
+func NewRole(t testing.TB, prefix, attrs string) (name, password string) {
+	t.Helper()
+	c := Cluster(t)
+	name, password = prefix+randomHex(t, 4), randomHex(t, 16)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := c.CreateRole(ctx, name, attrs, password); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		conn, err := c.Superuser(ctx, c.Primary)
+		if err != nil {
+			t.Logf("drop role %s: %v", name, err)
+			return
+		}
+		defer conn.Close(context.WithoutCancel(ctx))
+		// A role that still owns objects stays; the cluster goes away with the package run.
+		if _, err := conn.Exec(ctx, "DROP ROLE IF EXISTS "+pgx.Identifier{name}.Sanitize()); err != nil {
+			t.Logf("drop role %s: %v", name, err)
+		}
+	})
+	return name, password
+}
+
+func randomHex(t testing.TB, n int) string {
+	t.Helper()
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	return hex.EncodeToString(b)
 }
