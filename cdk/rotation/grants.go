@@ -46,31 +46,16 @@ func (r *Rotation) grant(p Props, executionsArn *string) {
 		p.AdminSecret.GrantRead(fn[name], nil)
 	}
 	if p.EncryptionKey != nil {
-		// Only through Secrets Manager, and only for these secrets when their full ARNs are
-		// known (Secrets Manager puts the SecretARN in the encryption context).
 		key := []*string{p.EncryptionKey.KeyArn()}
-		region := fmt.Sprintf("secretsmanager.%s.amazonaws.com", *stack.Region())
-		scoped := func(secrets ...awssecretsmanager.ISecret) map[string]interface{} {
-			cond := map[string]interface{}{"kms:ViaService": region}
-			var arns []*string
-			for _, s := range secrets {
-				if s.SecretFullArn() == nil {
-					return map[string]interface{}{"StringEquals": cond}
-				}
-				arns = append(arns, s.SecretFullArn())
-			}
-			cond["kms:EncryptionContext:SecretARN"] = arns
-			return map[string]interface{}{"StringEquals": cond}
-		}
 		for _, name := range appSecretReaders {
 			secrets := []awssecretsmanager.ISecret{p.AppSecret}
 			if slices.Contains(adminSecretReaders, name) {
 				secrets = append(secrets, p.AdminSecret)
 			}
-			fn[name].AddToRolePolicy(statement("DecryptSecrets", []string{"kms:Decrypt"}, key, scoped(secrets...)))
+			fn[name].AddToRolePolicy(statement("DecryptSecrets", []string{"kms:Decrypt"}, key, viaSecretsManager(stack, secrets...)))
 		}
 		fn[Rotator].AddToRolePolicy(statement("EncryptAppSecret",
-			[]string{"kms:Decrypt", "kms:GenerateDataKey"}, key, scoped(p.AppSecret)))
+			[]string{"kms:Decrypt", "kms:GenerateDataKey"}, key, viaSecretsManager(stack, p.AppSecret)))
 	}
 
 	// The rotator starts, follows, redrives and stops this state machine's executions.
@@ -107,6 +92,22 @@ func (r *Rotation) grant(p Props, executionsArn *string) {
 	fn[Preflight].AddToRolePolicy(statement("DescribeTasks", []string{"ecs:DescribeTasks"}, taskArns, nil))
 	fn[Preflight].AddToRolePolicy(statement("ListTasks", []string{"ecs:ListTasks"}, []*string{jsii.String("*")},
 		map[string]interface{}{"ArnEquals": map[string]interface{}{"ecs:cluster": clusterArns}}))
+}
+
+// viaSecretsManager is the condition of a kms:Decrypt grant for reading secrets: only
+// through Secrets Manager, and only for these secrets when their full ARNs are known
+// (Secrets Manager puts the SecretARN in the encryption context).
+func viaSecretsManager(stack awscdk.Stack, secrets ...awssecretsmanager.ISecret) map[string]interface{} {
+	cond := map[string]interface{}{"kms:ViaService": fmt.Sprintf("secretsmanager.%s.amazonaws.com", *stack.Region())}
+	var arns []*string
+	for _, s := range secrets {
+		if s.SecretFullArn() == nil {
+			return map[string]interface{}{"StringEquals": cond}
+		}
+		arns = append(arns, s.SecretFullArn())
+	}
+	cond["kms:EncryptionContext:SecretARN"] = arns
+	return map[string]interface{}{"StringEquals": cond}
 }
 
 // newStateMachine deploys statemachine.Definition with its substitutions.

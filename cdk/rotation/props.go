@@ -102,6 +102,13 @@ type Props struct {
 	// RotateImmediately starts a rotation when the schedule is created or changed. Off by
 	// default: the app user must exist in the database before the first rotation.
 	RotateImmediately bool
+	// Bootstrap deploys a custom resource that creates the app secret's user (AWSCURRENT)
+	// in the database at deploy, with the admin secret, and waits until the replicas accept
+	// its login (see Bootstrap). For a new database whose secrets CloudFormation generates;
+	// the rotation schedule then waits for it. The function needs <AssetDir>/bootstrap, the
+	// same network as the other database-facing functions, and a way to CloudFormation's
+	// S3 response URL (NAT or an S3 gateway endpoint).
+	Bootstrap bool
 	// LogRetention of the state machine's and the functions' logs (default one year; a
 	// shorter retention is rejected, because execution history lasts only 90 days).
 	LogRetention awslogs.RetentionDays

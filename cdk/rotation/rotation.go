@@ -107,6 +107,8 @@ type Rotation struct {
 	Alarm awscloudwatch.Alarm
 	// LogGroup holds the state machine's execution logs (without execution data).
 	LogGroup awslogs.LogGroup
+	// Bootstrap creates the app secret's user at deploy; nil unless Props.Bootstrap.
+	Bootstrap *Bootstrap
 }
 
 // New deploys the rotation. It panics on invalid props, with every problem listed (each
@@ -116,7 +118,11 @@ func New(scope constructs.Construct, id string, props Props) *Rotation {
 		panic(fmt.Sprintf("rotation %s: %v", id, err))
 	}
 	p := props.withDefaults()
-	assets, err := assetDir(p.AssetDir)
+	names := FunctionNames()
+	if p.Bootstrap {
+		names = append(names, BootstrapFunction)
+	}
+	assets, err := assetDir(p.AssetDir, names)
 	if err != nil {
 		panic(fmt.Sprintf("rotation %s: %v", id, err))
 	}
@@ -191,6 +197,9 @@ func New(scope constructs.Construct, id string, props Props) *Rotation {
 	}
 
 	r.grant(p, executionsArn)
+	if p.Bootstrap {
+		r.Bootstrap = r.newBootstrap(p, filepath.Join(assets, BootstrapFunction), dbEnv, layers)
+	}
 
 	schedule, _ := Schedule(p.MaxPasswordAge) // validated above
 	r.Schedule = p.AppSecret.AddRotationSchedule(jsii.String("PgrotateSchedule"), &awssecretsmanager.RotationScheduleOptions{
@@ -198,6 +207,10 @@ func New(scope constructs.Construct, id string, props Props) *Rotation {
 		AutomaticallyAfter:        schedule,
 		RotateImmediatelyOnUpdate: jsii.Bool(p.RotateImmediately),
 	})
+	if r.Bootstrap != nil {
+		// No rotation before the user it rotates exists.
+		r.Schedule.Node().AddDependency(r.Bootstrap.Resource)
+	}
 
 	r.restrictInvoke(p)
 	r.newStateMachine(p, name)
@@ -206,8 +219,8 @@ func New(scope constructs.Construct, id string, props Props) *Rotation {
 	return r
 }
 
-// assetDir resolves dir and checks that every function's bootstrap is there.
-func assetDir(dir string) (string, error) {
+// assetDir resolves dir and checks that the bootstrap of every named function is there.
+func assetDir(dir string, names []string) (string, error) {
 	if !filepath.IsAbs(dir) {
 		root, err := moduleRoot()
 		if err != nil {
@@ -216,9 +229,9 @@ func assetDir(dir string) (string, error) {
 		dir = filepath.Join(root, dir)
 	}
 	var missing []string
-	for _, f := range functions {
-		if st, err := os.Stat(filepath.Join(dir, f.name, "bootstrap")); err != nil || !st.Mode().IsRegular() {
-			missing = append(missing, filepath.Join(f.name, "bootstrap"))
+	for _, name := range names {
+		if st, err := os.Stat(filepath.Join(dir, name, "bootstrap")); err != nil || !st.Mode().IsRegular() {
+			missing = append(missing, filepath.Join(name, "bootstrap"))
 		}
 	}
 	if len(missing) > 0 {
@@ -319,8 +332,11 @@ func newFunction(scope constructs.Construct, f function, p Props, code string, e
 		vars[k] = jsii.String(v)
 	}
 	timeout := awscdk.Duration_Seconds(jsii.Number(taskTimeoutSeconds))
-	if f.name == Rotator {
+	switch f.name {
+	case Rotator:
 		timeout = awscdk.Duration_Minutes(jsii.Number(rotatorTimeoutMinutes))
+	case BootstrapFunction:
+		timeout = awscdk.Duration_Minutes(jsii.Number(bootstrapTimeoutMinutes))
 	}
 	fp := &awslambda.FunctionProps{
 		Description:  jsii.String(f.description),

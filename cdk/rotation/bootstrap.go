@@ -1,0 +1,64 @@
+package rotation
+
+import (
+	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awslambda"
+	"github.com/aws/jsii-runtime-go"
+	"github.com/cdklabs/cdk-nag-go/cdknag/v2"
+)
+
+// BootstrapFunction is the bootstrap function's name: cmd/bootstrap, built to
+// <AssetDir>/bootstrap/bootstrap.
+const BootstrapFunction = "bootstrap"
+
+// BootstrapResourceType is the custom resource's type; PropAppSecretArn its property naming
+// the app secret (tasks.PropAppSecretARN, which the handler reads).
+const (
+	BootstrapResourceType = "Custom::PgrotateBootstrap"
+	PropAppSecretArn      = "AppSecretArn"
+)
+
+const (
+	// The handler waits up to 3 minutes for the replicas and keeps 15 seconds to answer.
+	bootstrapTimeoutMinutes = 5
+	// CloudFormation gives up on an unanswered request after this, not after an hour.
+	bootstrapServiceTimeoutMinutes = 10
+)
+
+// Bootstrap is the custom resource that creates the app secret's user in the database when
+// the stack is created (and makes sure of it on an update), so the app can log in before any
+// rotation. Deleting it leaves the user: it may own the app's data.
+type Bootstrap struct {
+	// Function is the handler (tasks.Bootstrap): database-facing like the steps, with its own
+	// role that reads the two secrets and nothing else.
+	Function awslambda.Function
+	// Resource is the custom resource. Make whatever logs in as the app user (the app's ECS
+	// service) depend on it, and it on whatever the secrets' values need (the database
+	// instances, the admin secret's attachment to the primary).
+	Resource awscdk.CustomResource
+}
+
+var bootstrapFunction = function{BootstrapFunction, "Bootstrap",
+	"pgrotate bootstrap: create the app secret's user in the database at deploy (custom resource)", "", true}
+
+// newBootstrap deploys the bootstrap function and its custom resource, CloudFormation
+// invoking the function directly (it answers the response URL itself: cfn.LambdaWrap).
+func (r *Rotation) newBootstrap(p Props, code string, env map[string]string, layers []awslambda.ILayerVersion) *Bootstrap {
+	fn := newFunction(r.Construct, bootstrapFunction, p, code, env, layers)
+	p.AppSecret.GrantRead(fn, nil)
+	p.AdminSecret.GrantRead(fn, nil)
+	if p.EncryptionKey != nil {
+		fn.AddToRolePolicy(statement("DecryptSecrets", []string{"kms:Decrypt"}, []*string{p.EncryptionKey.KeyArn()},
+			viaSecretsManager(awscdk.Stack_Of(r.Construct), p.AppSecret, p.AdminSecret)))
+	}
+	res := awscdk.NewCustomResource(r.Construct, jsii.String("BootstrapUser"), &awscdk.CustomResourceProps{
+		ServiceToken:   fn.FunctionArn(),
+		ResourceType:   jsii.String(BootstrapResourceType),
+		Properties:     &map[string]interface{}{PropAppSecretArn: p.AppSecret.SecretArn()},
+		ServiceTimeout: awscdk.Duration_Minutes(jsii.Number(bootstrapServiceTimeoutMinutes)),
+	})
+	cdknag.NagSuppressions_AddResourceSuppressions(fn.Role(), &[]*cdknag.NagPackSuppression{
+		suppression("AwsSolutions-IAM5", reasonENI+" "+reasonXRay, "Resource::*"),
+	}, jsii.Bool(true))
+	return &Bootstrap{Function: fn, Resource: res}
+}
