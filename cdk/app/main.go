@@ -93,7 +93,7 @@ func build(app awscdk.App, getenv func(string) string) error {
 		if err != nil || n < 0 {
 			return fmt.Errorf("context %s: %q is not a task count", KeyAppDesiredCount, s)
 		}
-		props.AppDesiredCount = n
+		props.AppDesiredCount = &n
 	}
 	if s := str(KeyDeletionProtection); s != "" {
 		on, err := strconv.ParseBool(s)

@@ -2,7 +2,8 @@
 // a KMS key, admin and app secrets whose passwords CloudFormation generates (never in the
 // template), an RDS PostgreSQL primary with a self-managed master password and a read
 // replica, the sample app (examples/app) on ECS Fargate behind an internal ALB, and the
-// rotation construct wired to all of it.
+// rotation construct wired to all of it. Its bootstrap custom resource creates app_user with
+// the app secret's password before the app's service starts, so one deployment is enough.
 package reference
 
 import (
@@ -31,8 +32,10 @@ const (
 	DBName        = "app"
 	AdminUsername = "dbadmin"
 	AppUsername   = "app_user"
-	appPort       = 8080
-	appContainer  = "app"
+	// DefaultAppDesiredCount is the sample app's task count unless Props says otherwise.
+	DefaultAppDesiredCount = 2
+	appPort                = 8080
+	appContainer           = "app"
 	// The ALB waits this long for in-flight requests of a deregistered task before ECS
 	// sends SIGTERM; the app then drains for up to drainTimeout, and ECS kills it only after
 	// stopTimeout, so stopTimeout > drainTimeout.
@@ -50,10 +53,10 @@ type Props struct {
 	AppImage      string
 	AppRepository string // default "pgrotate-example-app"
 	AppImageTag   string // default "latest"
-	// AppDesiredCount is the app's task count (default 0). The app's health check logs in as
-	// app_user, which must exist in the database first (see cdk/README.md); with tasks and no
-	// user the first deployment would fail and roll the stack back.
-	AppDesiredCount int
+	// AppDesiredCount is the app's task count (nil: DefaultAppDesiredCount). The service is
+	// created after the bootstrap custom resource has created app_user, whose login its
+	// health check needs.
+	AppDesiredCount *int
 	// AppSSLRootCert is the CA bundle's path inside the app image (DB_SSLROOTCERT), e.g. the
 	// RDS global bundle; empty means the image's system roots.
 	AppSSLRootCert string
@@ -80,8 +83,12 @@ type Stack struct {
 	Service     awsecs.FargateService
 	TargetGroup elb.ApplicationTargetGroup
 	Rotation    *rotation.Rotation
+	// Bootstrap creates app_user from the app secret before the app's service starts.
+	Bootstrap *rotation.Bootstrap
 
 	dbSG, rotationSG, appSG awsec2.SecurityGroup
+	endpointSG              awsec2.SecurityGroup
+	secretsEndpoint         awsec2.InterfaceVpcEndpoint
 	task                    awsecs.FargateTaskDefinition
 	accessLogs              awss3.Bucket
 	fromECR                 bool
@@ -96,6 +103,13 @@ func NewStack(scope constructs.Construct, id string, props Props) *Stack {
 	}
 	if p.AppImageTag == "" {
 		p.AppImageTag = "latest"
+	}
+	if p.AppDesiredCount == nil {
+		n := DefaultAppDesiredCount
+		p.AppDesiredCount = &n
+	}
+	if *p.AppDesiredCount < 0 {
+		panic(fmt.Sprintf("reference stack %s: AppDesiredCount %d is negative", id, *p.AppDesiredCount))
 	}
 	if p.InstanceType == "" {
 		p.InstanceType = "t4g.small"
@@ -132,7 +146,9 @@ func NewStack(scope constructs.Construct, id string, props Props) *Stack {
 		MaxPasswordAge: p.MaxPasswordAge,
 		AssetDir:       p.AssetDir,
 		CABundleFile:   p.CABundleFile,
+		Bootstrap:      true,
 	})
+	s.bootstrap()
 
 	outputs := []struct {
 		name  string
@@ -152,6 +168,18 @@ func NewStack(scope constructs.Construct, id string, props Props) *Stack {
 	}
 	s.suppressNag()
 	return s
+}
+
+// bootstrap orders the custom resource that creates app_user: after the database instances,
+// the admin secret's attachment to the primary (which writes its host and port: the handler
+// checks it names the app secret's primary) and the network paths of its function (the
+// database's and the Secrets Manager endpoint's security group rules, which are resources of
+// their own, and the endpoint); and before the app's service, whose tasks log in as
+// app_user from their first health check.
+func (s *Stack) bootstrap() {
+	s.Bootstrap = s.Rotation.Bootstrap
+	s.Bootstrap.Resource.Node().AddDependency(s.Primary, s.Replica, s.Primary.Secret(), s.dbSG, s.endpointSG, s.secretsEndpoint)
+	s.Service.Node().AddDependency(s.Bootstrap.Resource)
 }
 
 // Subnet groups: the ALB, app tasks and rotation Lambdas in "app" (egress through NAT for
@@ -199,18 +227,18 @@ func (s *Stack) network() {
 
 	// The rotation Lambdas reach Secrets Manager privately, and so does the ECS agent that
 	// injects the app secret into the tasks (through the tasks' network interfaces).
-	endpointSG := awsec2.NewSecurityGroup(s.Stack, jsii.String("SecretsManagerEndpointSg"), &awsec2.SecurityGroupProps{
+	s.endpointSG = awsec2.NewSecurityGroup(s.Stack, jsii.String("SecretsManagerEndpointSg"), &awsec2.SecurityGroupProps{
 		Vpc: s.Vpc, Description: jsii.String("pgrotate reference: Secrets Manager endpoint, HTTPS from the rotation Lambdas and app tasks"),
 		AllowAllOutbound: jsii.Bool(false),
 	})
 	for _, from := range []awsec2.ISecurityGroup{s.rotationSG, s.appSG} {
-		endpointSG.AddIngressRule(from, awsec2.Port_Tcp(jsii.Number(443)), jsii.String("HTTPS to Secrets Manager"), nil)
+		s.endpointSG.AddIngressRule(from, awsec2.Port_Tcp(jsii.Number(443)), jsii.String("HTTPS to Secrets Manager"), nil)
 	}
-	s.Vpc.AddInterfaceEndpoint(jsii.String("SecretsManager"), &awsec2.InterfaceVpcEndpointOptions{
+	s.secretsEndpoint = s.Vpc.AddInterfaceEndpoint(jsii.String("SecretsManager"), &awsec2.InterfaceVpcEndpointOptions{
 		Service:           awsec2.InterfaceVpcEndpointAwsService_SECRETS_MANAGER(),
 		Subnets:           &awsec2.SubnetSelection{SubnetGroupName: jsii.String(subnetApp)},
 		PrivateDnsEnabled: jsii.Bool(true),
-		SecurityGroups:    &[]awsec2.ISecurityGroup{endpointSG},
+		SecurityGroups:    &[]awsec2.ISecurityGroup{s.endpointSG},
 		Open:              jsii.Bool(false),
 	})
 }
@@ -363,7 +391,7 @@ func (s *Stack) app(p Props) {
 	s.Service = awsecs.NewFargateService(s.Stack, jsii.String("AppService"), &awsecs.FargateServiceProps{
 		Cluster:        s.Cluster,
 		TaskDefinition: s.task,
-		DesiredCount:   jsii.Number(float64(p.AppDesiredCount)),
+		DesiredCount:   jsii.Number(float64(*p.AppDesiredCount)),
 		// New tasks are healthy before old ones stop; a failed deployment rolls back.
 		MinHealthyPercent:      jsii.Number(100),
 		MaxHealthyPercent:      jsii.Number(200),

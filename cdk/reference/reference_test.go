@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"slices"
+	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -301,4 +302,118 @@ func TestRegionRequired(t *testing.T) {
 		}
 	}()
 	reference.NewStack(app, "NoRegion", reference.Props{})
+}
+
+func TestBootstrapCreatesTheAppUserBeforeTheApp(t *testing.T) {
+	f := ref(t)
+	if f.s.Bootstrap == nil || f.s.Bootstrap != f.s.Rotation.Bootstrap {
+		t.Fatal("the reference stack has no bootstrap, or not the rotation's")
+	}
+	crs := cdktest.Resources(f.tmpl, rotation.BootstrapResourceType)
+	crID := f.id(f.s.Bootstrap.Resource)
+	if len(crs) != 1 || crs[crID] == nil {
+		t.Fatalf("custom resources of type %s: %d, want one %s", rotation.BootstrapResourceType, len(crs), crID)
+	}
+	cr := crs[crID]
+	fnID := f.id(f.s.Bootstrap.Function)
+	want := `{"AppSecretArn":{"Ref":"` + f.id(f.s.AppSecret) + `"},"ServiceTimeout":"600","ServiceToken":{"Fn::GetAtt":["` + fnID + `","Arn"]}}`
+	if got := cdktest.JSON(cdktest.Props(cr)); got != want {
+		t.Errorf("custom resource properties:\n got %s\nwant %s", got, want)
+	}
+
+	// It runs once the database, the admin secret's host and its function's network paths
+	// are there.
+	deps := map[string]bool{}
+	for _, d := range cdktest.Resources(f.tmpl, "")[crID]["DependsOn"].([]any) {
+		deps[d.(string)] = true
+	}
+	fn := cdktest.Props(cdktest.Resources(f.tmpl, "AWS::Lambda::Function")[fnID])
+	vpc, _ := fn["VpcConfig"].(map[string]any)
+	lambdaSG := cdktest.JSON(vpc["SecurityGroupIds"])
+	needed := map[string]string{f.id(f.s.Primary): "the primary", f.id(f.s.Replica): "the replica"}
+	for id, a := range cdktest.Resources(f.tmpl, "AWS::SecretsManager::SecretTargetAttachment") {
+		if cdktest.JSON(cdktest.Props(a)["SecretId"]) == `{"Ref":"`+f.id(f.s.AdminSecret)+`"}` {
+			needed[id] = "the admin secret's attachment to the primary"
+		}
+	}
+	for id, in := range cdktest.Resources(f.tmpl, "AWS::EC2::SecurityGroupIngress") {
+		p := cdktest.Props(in)
+		if "["+cdktest.JSON(p["SourceSecurityGroupId"])+"]" == lambdaSG {
+			needed[id] = fmt.Sprintf("the ingress rule from the function's security group on port %v", p["FromPort"])
+		}
+	}
+	for id, ep := range cdktest.Resources(f.tmpl, "AWS::EC2::VPCEndpoint") {
+		if strings.Contains(cdktest.JSON(cdktest.Props(ep)["ServiceName"]), "secretsmanager") {
+			needed[id] = "the Secrets Manager endpoint"
+		}
+	}
+	if len(needed) != 6 {
+		t.Errorf("found %d resources the bootstrap needs, want 6 (primary, replica, attachment, 2 ingress rules, endpoint): %v", len(needed), needed)
+	}
+	for id, what := range needed {
+		if !deps[id] {
+			t.Errorf("the bootstrap does not depend on %s (%s)", what, id)
+		}
+	}
+	// Its function is in the database-facing functions' network.
+	preflight := cdktest.Props(cdktest.Resources(f.tmpl, "AWS::Lambda::Function")[f.id(f.s.Rotation.Functions[rotation.Preflight])])
+	if cdktest.JSON(fn["VpcConfig"]) != cdktest.JSON(preflight["VpcConfig"]) || fn["Runtime"] != "provided.al2023" || cdktest.JSON(fn["Architectures"]) != `["arm64"]` {
+		t.Errorf("bootstrap function: %s %v %v; want Preflight's network, provided.al2023, arm64", cdktest.JSON(fn["VpcConfig"]), fn["Runtime"], fn["Architectures"])
+	}
+
+	// The app's service starts after it, with its tasks; the schedule too.
+	svc := cdktest.Resources(f.tmpl, "")[f.id(f.s.Service)]
+	if !slices.Contains(svc["DependsOn"].([]any), any(crID)) {
+		t.Errorf("the app's service depends on %v, not on the bootstrap %s", svc["DependsOn"], crID)
+	}
+	if n := cdktest.Props(svc)["DesiredCount"]; n != float64(reference.DefaultAppDesiredCount) || reference.DefaultAppDesiredCount < 2 {
+		t.Errorf("app DesiredCount = %v, want %d", n, reference.DefaultAppDesiredCount)
+	}
+	for id, s := range cdktest.Resources(f.tmpl, "AWS::SecretsManager::RotationSchedule") {
+		if !slices.Contains(s["DependsOn"].([]any), any(crID)) {
+			t.Errorf("rotation schedule %s does not wait for the bootstrap", id)
+		}
+	}
+
+	// Its role reads the two secrets and writes none.
+	role := f.id(f.s.Bootstrap.Function.Role())
+	var read []string
+	for _, s := range cdktest.Statements(f.tmpl) {
+		if s.Role != role {
+			continue
+		}
+		for _, a := range s.Actions {
+			switch {
+			case a == "secretsmanager:GetSecretValue" || a == "secretsmanager:DescribeSecret":
+				read = append(read, cdktest.JSON(s.Resources))
+			case strings.HasPrefix(a, "secretsmanager:"), strings.HasPrefix(a, "kms:") && a != "kms:Decrypt",
+				strings.HasPrefix(a, "ecs:"), strings.HasPrefix(a, "states:"), strings.HasPrefix(a, "lambda:"), strings.HasPrefix(a, "iam:"):
+				t.Errorf("the bootstrap role may %s on %s", a, cdktest.JSON(s.Resources))
+			}
+		}
+	}
+	sort.Strings(read)
+	read = slices.Compact(read)
+	wantRead := []string{`[{"Ref":"` + f.id(f.s.AdminSecret) + `"}]`, `[{"Ref":"` + f.id(f.s.AppSecret) + `"}]`}
+	sort.Strings(wantRead)
+	if !slices.Equal(read, wantRead) {
+		t.Errorf("the bootstrap role reads %v, want %v", read, wantRead)
+	}
+	for _, action := range []string{"secretsmanager:PutSecretValue", "secretsmanager:UpdateSecret", "secretsmanager:UpdateSecretVersionStage", "secretsmanager:DeleteSecret"} {
+		if slices.Contains(cdktest.RolesWith(cdktest.Statements(f.tmpl), action), role) {
+			t.Errorf("the bootstrap role may %s", action)
+		}
+	}
+}
+
+func TestAppDesiredCount(t *testing.T) {
+	zero := 0
+	s := reference.NewStack(cdktest.NewApp(t), "Scaled", reference.Props{
+		StackProps:      awscdk.StackProps{Env: &awscdk.Environment{Region: jsii.String("eu-west-1")}},
+		AppDesiredCount: &zero,
+	})
+	svc := cdktest.Props(cdktest.Resources(cdktest.Template(t, s.Stack), "AWS::ECS::Service")[cdktest.LogicalID(s.Stack, s.Service)])
+	if svc["DesiredCount"] != 0.0 {
+		t.Errorf("DesiredCount = %v, want the explicit 0", svc["DesiredCount"])
+	}
 }
