@@ -450,12 +450,6 @@ func (r *run) finish(ctx context.Context) error {
 			r.report.LoginsAfter = append(r.report.LoginsAfter, l)
 		}
 	}
-	if r.opts.SecretsFile != "" {
-		if err := r.writeSecrets(r.opts.SecretsFile); err != nil {
-			return err
-		}
-		r.out.printf("secret store written to %s (mode 0600: it holds the passwords)\n", r.opts.SecretsFile)
-	}
 	return nil
 }
 
@@ -499,6 +493,15 @@ func (r *run) close() error {
 	if r.b != nil {
 		// Stops the interpreter and ECS: no deployment runs after this.
 		errs = append(errs, r.b.Close())
+		// Also after a failure or Ctrl-C: with --primary-dsn the users' passwords on the
+		// caller's servers may have changed, and this file is their only record.
+		if r.opts.SecretsFile != "" {
+			if err := r.writeSecrets(r.opts.SecretsFile); err != nil {
+				errs = append(errs, err)
+			} else {
+				r.out.printf("secret store written to %s (mode 0600: it holds the passwords)\n", r.opts.SecretsFile)
+			}
+		}
 	}
 	if r.fleet != nil {
 		errs = append(errs, r.fleet.Close())

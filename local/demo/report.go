@@ -89,19 +89,21 @@ type Login struct {
 }
 
 // OK reports whether the run proves what it should: every rotation succeeded, AWSCURRENT
-// logs in everywhere and, for alternating users, not one login or request failed and no
-// task crashed.
+// logs in everywhere and, for alternating users, the probe really probed both servers, not
+// one login or request failed, no task crashed, and AWSPREVIOUS still logs in everywhere
+// too (it must, until the next rotation).
 func (r *Report) OK() bool {
 	if r.Interrupted || r.Rotations.Succeeded != r.Rotations.Requested {
 		return false
 	}
 	for _, l := range r.LoginsAfter {
-		if l.Stage == stageCurrent && !l.OK {
+		if !l.OK && (l.Stage == stageCurrent || r.Strategy == StrategyAlternating) {
 			return false
 		}
 	}
 	if r.Strategy == StrategyAlternating {
-		return r.Connections.Failed == 0 && r.Requests.Failed == 0 && r.Requests.Crashed == 0
+		return r.Connections.Primary.Attempts > 0 && r.Connections.Replica.Attempts > 0 &&
+			r.Connections.Failed == 0 && r.Requests.Failed == 0 && r.Requests.Crashed == 0
 	}
 	return true
 }

@@ -37,8 +37,10 @@ func TestLatency(t *testing.T) {
 
 func TestReportOK(t *testing.T) {
 	good := func(strategy string) Report {
-		return Report{Strategy: strategy, Rotations: RotationCounts{Requested: 2, Succeeded: 2},
-			LoginsAfter: []Login{{Stage: "AWSCURRENT", OK: true}, {Stage: "AWSPREVIOUS", OK: false}}}
+		r := Report{Strategy: strategy, Rotations: RotationCounts{Requested: 2, Succeeded: 2},
+			LoginsAfter: []Login{{Stage: "AWSCURRENT", OK: true}, {Stage: "AWSPREVIOUS", OK: true}}}
+		r.Connections.Primary.Attempts, r.Connections.Replica.Attempts = 10, 10
+		return r
 	}
 	tests := []struct {
 		name   string
@@ -53,6 +55,10 @@ func TestReportOK(t *testing.T) {
 		{"a failed rotation", func(r *Report) { r.Rotations.Succeeded, r.Rotations.Failed = 1, 1 }, StrategyAlternating, false},
 		{"AWSCURRENT refused", func(r *Report) { r.LoginsAfter[0].OK = false }, StrategyAlternating, false},
 		{"interrupted", func(r *Report) { r.Interrupted = true }, StrategyAlternating, false},
+		{"alternating, AWSPREVIOUS refused", func(r *Report) { r.LoginsAfter[1].OK = false }, StrategyAlternating, false},
+		{"alternating, the replica never probed", func(r *Report) { r.Connections.Replica.Attempts = 0 }, StrategyAlternating, false},
+		{"alternating, the primary never probed", func(r *Report) { r.Connections.Primary.Attempts = 0 }, StrategyAlternating, false},
+		{"single-user, AWSPREVIOUS refused (its password was changed in place)", func(r *Report) { r.LoginsAfter[1].OK = false }, StrategySingleUser, true},
 		{"single-user with failed logins", func(r *Report) { r.Connections.Failed = 40 }, StrategySingleUser, true},
 		{"single-user, a failed rotation", func(r *Report) { r.Rotations.Succeeded = 1 }, StrategySingleUser, false},
 	}
