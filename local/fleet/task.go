@@ -236,7 +236,10 @@ func (f *Fleet) startLoad(t *task) {
 	f.wg.Go(func() {
 		defer close(done)
 		for {
-			f.work(ctx, t, "/work", false)
+			// ctx ends the loop between requests; the request itself runs to its end
+			// (the HTTP client's timeout bounds it), so one in flight when the task is
+			// stopped is still counted, success or failure.
+			f.work(context.WithoutCancel(ctx), t, "/work", false)
 			select {
 			case <-ctx.Done():
 				return
