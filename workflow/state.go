@@ -2,6 +2,7 @@ package workflow
 
 import (
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -17,6 +18,16 @@ const (
 	StateRedeploy      = "Redeploy"
 	StateNotifyFailure = "NotifyFailure"
 )
+
+// MainPath is the rotation's success path, in order. States inside the Redeploy Map are not
+// on it: they count as Redeploy.
+var MainPath = []string{StatePreflight, StateCloneUser, StateSetPassword, StateTestLogin, StateCheckReplicas, StatePromote, StateRedeploy}
+
+// IsTopLevel reports whether a state is on the main path or is NotifyFailure, the states a
+// timeline of an execution shows.
+func IsTopLevel(state string) bool {
+	return state == StateNotifyFailure || slices.Contains(MainPath, state)
+}
 
 // Secrets Manager staging labels.
 const (

@@ -352,18 +352,13 @@ func (b *Backend) fill(ctx context.Context, r *Rotation, execARN string) error {
 	if err != nil {
 		return err
 	}
-	top := map[string]bool{}
-	for _, s := range []string{workflow.StatePreflight, workflow.StateCloneUser, workflow.StateSetPassword, workflow.StateTestLogin,
-		workflow.StateCheckReplicas, workflow.StatePromote, workflow.StateRedeploy, workflow.StateNotifyFailure} {
-		top[s] = true
-	}
 	open := map[string]int{}
 	for _, ev := range events {
-		if d := ev.StateEnteredEventDetails; d != nil && top[aws.ToString(d.Name)] {
+		if d := ev.StateEnteredEventDetails; d != nil && workflow.IsTopLevel(aws.ToString(d.Name)) {
 			open[aws.ToString(d.Name)] = len(r.Timeline)
 			r.Timeline = append(r.Timeline, Span{State: aws.ToString(d.Name), Entered: aws.ToTime(ev.Timestamp)})
 		}
-		if d := ev.StateExitedEventDetails; d != nil && top[aws.ToString(d.Name)] {
+		if d := ev.StateExitedEventDetails; d != nil && workflow.IsTopLevel(aws.ToString(d.Name)) {
 			if i, ok := open[aws.ToString(d.Name)]; ok {
 				r.Timeline[i].Exited = aws.ToTime(ev.Timestamp)
 			}

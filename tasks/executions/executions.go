@@ -53,22 +53,18 @@ type Progress struct {
 	Cause       string
 }
 
-// mainPath is the rotation's success path.
-var mainPath = []string{workflow.StatePreflight, workflow.StateCloneUser, workflow.StateSetPassword, workflow.StateTestLogin,
-	workflow.StateCheckReplicas, workflow.StatePromote, workflow.StateRedeploy}
-
 // Passed reports whether state succeeded: the next state of the main path was entered (a
 // caught failure also exits its state, so "exited" proves nothing), or, for the last one,
 // the execution succeeded.
 func (p Progress) Passed(state string) bool {
-	for i, s := range mainPath {
+	for i, s := range workflow.MainPath {
 		if s != state {
 			continue
 		}
-		if i+1 == len(mainPath) {
+		if i+1 == len(workflow.MainPath) {
 			return p.Status == types.ExecutionStatusSucceeded
 		}
-		_, ok := p.Entered[mainPath[i+1]]
+		_, ok := p.Entered[workflow.MainPath[i+1]]
 		return ok
 	}
 	return false
@@ -118,7 +114,7 @@ func (r *Reader) Progress(ctx context.Context, name string) (Progress, error) {
 					p.Entered[aws.ToString(d.Name)] = aws.ToTime(ev.Timestamp)
 				}
 			}
-			if d := ev.StateEnteredEventDetails; d != nil && topLevel[aws.ToString(d.Name)] {
+			if d := ev.StateEnteredEventDetails; d != nil && workflow.IsTopLevel(aws.ToString(d.Name)) {
 				if aws.ToString(d.Name) == workflow.StateNotifyFailure {
 					notified = true
 				} else if !notified {
@@ -150,12 +146,6 @@ func (r *Reader) Progress(ctx context.Context, name string) (Progress, error) {
 
 // StateResumeAt is the Choice a redriven execution passes to resume at its failed state.
 const StateResumeAt = "ResumeAt"
-
-// topLevel are the states of the main path; states inside the Redeploy Map count as Redeploy.
-var topLevel = map[string]bool{
-	workflow.StatePreflight: true, workflow.StateCloneUser: true, workflow.StateSetPassword: true, workflow.StateTestLogin: true,
-	workflow.StateCheckReplicas: true, workflow.StatePromote: true, workflow.StateRedeploy: true, workflow.StateNotifyFailure: true,
-}
 
 func isFailure(t types.HistoryEventType) bool {
 	s := string(t)
