@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/pgrotate/pgrotate/workflow"
 )
@@ -93,52 +92,27 @@ func loadAdmin(ctx context.Context, s secretReader, st workflow.State) (rotation
 // named returns the workflow error inside err, unwrapped, so the Lambda runtime reports its
 // type name; any other error is returned as is (Step Functions sees it as a task failure).
 func named(err error) error {
-	if err == nil {
-		return nil
-	}
-	var (
-		e1  *workflow.InvalidSecret
-		e2  *workflow.InvalidRoleName
-		e3  *workflow.ActiveUserMissing
-		e4  *workflow.PrivilegeMismatch
-		e5  *workflow.CredentialRejected
-		e6  *workflow.ReplicaNotReady
-		e7  *workflow.PendingUserInUse
-		e8  *workflow.RotationSuperseded
-		e9  *workflow.ServiceNotSteady
-		e10 *workflow.DeploymentFailed
-		e11 *workflow.RolloutTimedOut
-	)
-	switch {
-	case errors.As(err, &e1):
-		return e1
-	case errors.As(err, &e2):
-		return e2
-	case errors.As(err, &e3):
-		return e3
-	case errors.As(err, &e4):
-		return e4
-	case errors.As(err, &e5):
-		return e5
-	case errors.As(err, &e6):
-		return e6
-	case errors.As(err, &e7):
-		return e7
-	case errors.As(err, &e8):
-		return e8
-	case errors.As(err, &e9):
-		return e9
-	case errors.As(err, &e10):
-		return e10
-	case errors.As(err, &e11):
-		return e11
+	for _, find := range namedErrors {
+		if e := find(err); e != nil {
+			return e
+		}
 	}
 	return err
 }
 
-func nowOr(now func() time.Time) time.Time {
-	if now != nil {
-		return now()
+// namedErrors find each workflow error type in a chain, in the order of workflow.ErrorNames.
+var namedErrors = []func(error) error{
+	find[*workflow.InvalidSecret], find[*workflow.InvalidRoleName], find[*workflow.ActiveUserMissing],
+	find[*workflow.PrivilegeMismatch], find[*workflow.CredentialRejected], find[*workflow.ReplicaNotReady],
+	find[*workflow.PendingUserInUse], find[*workflow.RotationSuperseded], find[*workflow.ServiceNotSteady],
+	find[*workflow.DeploymentFailed], find[*workflow.RolloutTimedOut],
+}
+
+// find returns the first error of type T in err's chain, or nil.
+func find[T error](err error) error {
+	var target T
+	if errors.As(err, &target) {
+		return target
 	}
-	return time.Now()
+	return nil
 }
