@@ -3,16 +3,9 @@ package pgcluster_test
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
 	"fmt"
-	"math/big"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -139,37 +132,10 @@ func TestAdminCannotSetOtherSuperuserParameters(t *testing.T) {
 	}
 }
 
-// writeOtherCA writes a CA that did not sign the servers' certificate.
-func writeOtherCA(t *testing.T) string {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(7),
-		Subject:               pkix.Name{CommonName: "some other CA"},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(time.Hour),
-		KeyUsage:              x509.KeyUsageCertSign,
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(t.TempDir(), "other-ca.pem")
-	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
-
 func TestRefusedLogins(t *testing.T) {
 	c := pgtest.Cluster(t)
 	ctx := testContext(t)
-	otherCA := writeOtherCA(t)
+	otherCA := pgtest.OtherCA(t)
 	for _, s := range []*pgcluster.Server{c.Primary, c.Replica} {
 		dsn := c.DSN(s, c.AdminUser(), pgcluster.AppDatabase)
 		tests := []struct {
