@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
+	"strconv"
 	"strings"
 )
 
@@ -45,6 +47,8 @@ type AppSecret struct {
 	DBInstanceIdentifier string          `json:"dbInstanceIdentifier,omitempty"`
 	DBClusterIdentifier  string          `json:"dbClusterIdentifier,omitempty"`
 	SSL                  json.RawMessage `json:"ssl,omitempty"`
+
+	form secretForm
 }
 
 // AdminSecret is the self-managed admin (master) user's secret, used only by pgrotate.
@@ -60,6 +64,8 @@ type AdminSecret struct {
 	DBInstanceIdentifier string          `json:"dbInstanceIdentifier,omitempty"`
 	DBClusterIdentifier  string          `json:"dbClusterIdentifier,omitempty"`
 	SSL                  json.RawMessage `json:"ssl,omitempty"`
+
+	form secretForm
 }
 
 // Primary returns the primary's endpoint.
@@ -93,12 +99,12 @@ func (s AdminSecret) LogValue() slog.Value {
 		slog.String("username", s.Username), slog.String("password", Redacted))
 }
 
-// ParseAppSecret decodes and validates an app secret. Unknown fields are refused: a typo
+// ParseAppSecret decodes and validates an app secret. Unknown keys are refused: a typo
 // such as "hostname" must not leave a field silently empty.
 func ParseAppSecret(data []byte) (AppSecret, error) {
-	var s AppSecret
-	if field, err := decodeStrict(data, &s); err != nil {
-		return AppSecret{}, &InvalidSecret{Secret: "app", Field: field, Reason: err.Error()}
+	s, bad := readApp(data)
+	if bad != nil {
+		return AppSecret{}, &InvalidSecret{Secret: "app", Field: bad.field, Reason: bad.reason}
 	}
 	if err := s.Validate(); err != nil {
 		return AppSecret{}, err
@@ -108,12 +114,40 @@ func ParseAppSecret(data []byte) (AppSecret, error) {
 
 // ParseAdminSecret decodes and validates an admin secret.
 func ParseAdminSecret(data []byte) (AdminSecret, error) {
-	var s AdminSecret
-	if field, err := decodeStrict(data, &s); err != nil {
-		return AdminSecret{}, &InvalidSecret{Secret: "admin", Field: field, Reason: err.Error()}
+	m, bad := readObject(data, adminKeys, "")
+	if bad != nil {
+		return AdminSecret{}, &InvalidSecret{Secret: "admin", Field: bad.field, Reason: bad.reason}
 	}
+	c, bad := readCommon(m)
+	if bad != nil {
+		return AdminSecret{}, &InvalidSecret{Secret: "admin", Field: bad.field, Reason: bad.reason}
+	}
+	s := AdminSecret{Engine: c.engine, Host: c.host, Port: c.port, DBName: c.dbname, Username: c.username,
+		Password: c.password, SSLMode: c.sslmode, DBInstanceIdentifier: c.instance, DBClusterIdentifier: c.cluster,
+		SSL: c.ssl, form: c.form}
 	if err := s.Validate(); err != nil {
 		return AdminSecret{}, err
+	}
+	return s, nil
+}
+
+func readApp(data []byte) (AppSecret, *badField) {
+	m, bad := readObject(data, appKeys, "")
+	if bad != nil {
+		return AppSecret{}, bad
+	}
+	c, bad := readCommon(m)
+	if bad != nil {
+		return AppSecret{}, bad
+	}
+	s := AppSecret{Engine: c.engine, Host: c.host, Port: c.port, DBName: c.dbname, Username: c.username,
+		Password: c.password, SSLMode: c.sslmode, DBInstanceIdentifier: c.instance, DBClusterIdentifier: c.cluster,
+		SSL: c.ssl, form: c.form}
+	if bad := readString(m, "", "masterarn", &s.MasterARN); bad != nil {
+		return AppSecret{}, bad
+	}
+	if s.Replicas, bad = readReplicas(m); bad != nil {
+		return AppSecret{}, bad
 	}
 	return s, nil
 }
@@ -124,7 +158,7 @@ func (s AppSecret) Validate() error {
 		return err
 	}
 	if err := ValidateRoleName(s.Username); err != nil {
-		return &InvalidSecret{Secret: "app", Field: "username", Reason: err.Error()}
+		return &InvalidSecret{Secret: "app", Field: "username", Reason: roleReason(err, s.Username)}
 	}
 	if s.MasterARN == "" {
 		return &InvalidSecret{Secret: "app", Field: "masterarn", Reason: "missing (the admin secret's ARN)"}
@@ -137,7 +171,7 @@ func (s AppSecret) Validate() error {
 			return &InvalidSecret{Secret: "app", Field: fmt.Sprintf("replicas[%d].host", i), Reason: "missing"}
 		}
 		if r.Port < 1 || r.Port > 65535 {
-			return &InvalidSecret{Secret: "app", Field: fmt.Sprintf("replicas[%d].port", i), Reason: fmt.Sprintf("%d is not a TCP port", r.Port)}
+			return &InvalidSecret{Secret: "app", Field: fmt.Sprintf("replicas[%d].port", i), Reason: portRange}
 		}
 	}
 	return nil
@@ -149,7 +183,7 @@ func (s AdminSecret) Validate() error {
 		return err
 	}
 	if err := validateOne(s.Username); err != nil {
-		return &InvalidSecret{Secret: "admin", Field: "username", Reason: err.Error()}
+		return &InvalidSecret{Secret: "admin", Field: "username", Reason: roleReason(err, s.Username)}
 	}
 	return nil
 }
@@ -159,21 +193,19 @@ func validateCommon(which, engine, host string, port int, dbname, username strin
 	case engine == "":
 		return &InvalidSecret{Secret: which, Field: "engine", Reason: "missing"}
 	case !engines[engine]:
-		return &InvalidSecret{Secret: which, Field: "engine", Reason: fmt.Sprintf("%q is not a PostgreSQL engine", engine)}
+		return &InvalidSecret{Secret: which, Field: "engine", Reason: "not postgres or aurora-postgresql"}
 	case host == "":
 		return &InvalidSecret{Secret: which, Field: "host", Reason: "missing"}
-	case port == 0:
-		return &InvalidSecret{Secret: which, Field: "port", Reason: "missing"}
 	case port < 1 || port > 65535:
-		return &InvalidSecret{Secret: which, Field: "port", Reason: fmt.Sprintf("%d is not a TCP port", port)}
+		return &InvalidSecret{Secret: which, Field: "port", Reason: portRange}
 	case dbname == "":
-		return &InvalidSecret{Secret: which, Field: "dbname", Reason: "missing"}
+		return &InvalidSecret{Secret: which, Field: "dbname", Reason: "empty"}
 	case username == "":
 		return &InvalidSecret{Secret: which, Field: "username", Reason: "missing"}
 	case password.IsZero():
 		return &InvalidSecret{Secret: which, Field: "password", Reason: "missing"}
 	case sslmode != "" && !sslModes[sslmode]:
-		return &InvalidSecret{Secret: which, Field: "sslmode", Reason: fmt.Sprintf("%q is not one of verify-full, verify-ca, require, disable", sslmode)}
+		return &InvalidSecret{Secret: which, Field: "sslmode", Reason: "not one of verify-full, verify-ca, require, disable"}
 	}
 	return nil
 }
@@ -221,18 +253,18 @@ func (s AppSecret) Pending(password Password) AppSecret {
 // SecretString serialises the secret with its clear-text password, for Secrets Manager only.
 func (s AppSecret) SecretString() (string, error) {
 	type plain AppSecret
-	return marshalWithPassword(plain(s), s.Password)
+	return marshalWithPassword(plain(s), s.Password, s.form, s.Port, s.DBName)
 }
 
 // SecretString serialises the secret with its clear-text password, for Secrets Manager only.
 func (s AdminSecret) SecretString() (string, error) {
 	type plain AdminSecret
-	return marshalWithPassword(plain(s), s.Password)
+	return marshalWithPassword(plain(s), s.Password, s.form, s.Port, s.DBName)
 }
 
-// marshalWithPassword marshals v (whose Password field redacts) and puts the clear text
-// back into the "password" key.
-func marshalWithPassword(v any, p Password) (string, error) {
+// marshalWithPassword marshals v (whose Password field redacts), puts the clear text back
+// into the "password" key, and writes port and dbname in the form they were read in.
+func marshalWithPassword(v any, p Password, form secretForm, port int, dbname string) (string, error) {
 	b, err := json.Marshal(v)
 	if err != nil {
 		return "", err
@@ -246,46 +278,253 @@ func marshalWithPassword(v any, p Password) (string, error) {
 		return "", err
 	}
 	m["password"] = pw
+	switch {
+	case form.portOmitted && port == defaultPort:
+		delete(m, "port")
+	case form.portText:
+		m["port"], _ = json.Marshal(strconv.Itoa(port)) // a string always encodes
+	}
+	if form.dbnameOmitted && dbname == defaultDBName {
+		delete(m, "dbname")
+	}
 	out, err := json.Marshal(m)
 	return string(out), err
 }
 
-// decodeStrict decodes one JSON object, refusing unknown fields and trailing data. Its
-// errors never quote the input, which holds a password.
-func decodeStrict(data []byte, v any) (field string, err error) {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		var syn *json.SyntaxError
-		var typ *json.UnmarshalTypeError
-		switch {
-		case errors.As(err, &syn):
-			return "", fmt.Errorf("not valid JSON (offset %d)", syn.Offset)
-		case errors.As(err, &typ):
-			return typ.Field, fmt.Errorf("must be a JSON %s", jsonKind(typ.Type.Kind().String()))
-		case strings.HasPrefix(err.Error(), "json: unknown field "):
-			return "", fmt.Errorf("unknown field %s", strings.TrimPrefix(err.Error(), "json: unknown field "))
-		case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
-			return "", errors.New("not valid JSON (truncated)")
-		}
-		return "", errors.New("not a JSON object of the expected shape")
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return "", errors.New("trailing data after the JSON object")
-	}
-	return "", nil
+// The secret's JSON has one reading. encoding/json matches keys case-insensitively and lets
+// the last duplicate win, so {"username":"app_user","UserName":"other"} would rotate
+// "other" while Python readers (AWS's rotation templates among them) see "app_user".
+// Secrets are therefore read by a token walk that accepts only exact keys, each once, and
+// then applies the defaults of AWS's PostgreSQL rotation templates
+// (aws-samples/aws-secrets-manager-rotation-lambdas,
+// SecretsManagerRDSPostgreSQLRotationSingleUser/lambda_function.py and
+// SecretsManagerRDSPostgreSQLRotationMultiUser/lambda_function.py, get_connection and
+// get_secret_dict): engine, host, username and password required (masterarn too for the
+// multi-user scheme); engine "postgres" or "aurora-postgresql"; port optional, default
+// 5432, read with int() so 5432 and "5432" both work; dbname optional, default "postgres".
+// No error quotes a value: the input holds a password.
+
+var (
+	commonKeys   = []string{"engine", "host", "port", "dbname", "username", "password", "sslmode", "dbInstanceIdentifier", "dbClusterIdentifier", "ssl"}
+	appKeys      = append([]string{"masterarn", "replicas"}, commonKeys...)
+	adminKeys    = commonKeys
+	endpointKeys = []string{"host", "port"}
+)
+
+// The defaults of AWS's templates for a key that is absent.
+const (
+	defaultPort   = 5432
+	defaultDBName = "postgres"
+)
+
+// secretForm records how the stored JSON wrote what pgrotate reads as a plain value, so
+// that a rotation writes the pending version in the same form: an app that reads "port"
+// as a string, or relies on the defaults, sees no change of shape.
+type secretForm struct {
+	portText      bool // "port":"5432"
+	portOmitted   bool // no "port": 5432 by default
+	dbnameOmitted bool // no "dbname": "postgres" by default
 }
 
-func jsonKind(goKind string) string {
-	switch goKind {
-	case "int", "int64":
-		return "number"
-	case "slice":
-		return "array"
-	case "struct":
-		return "object"
+// badField is a parse error before it is named for a secret.
+type badField struct{ field, reason string }
+
+// common holds the fields both secrets share, as read from the JSON.
+type common struct {
+	engine, host, dbname, username, sslmode string
+	port                                    int
+	password                                Password
+	instance, cluster                       string
+	ssl                                     json.RawMessage
+	form                                    secretForm
+}
+
+// readCommon reads the fields both secrets share from m, applying the templates' defaults.
+func readCommon(m map[string]json.RawMessage) (common, *badField) {
+	var c common
+	for _, f := range []struct {
+		key string
+		dst *string
+	}{
+		{"engine", &c.engine}, {"host", &c.host}, {"username", &c.username}, {"sslmode", &c.sslmode},
+		{"dbInstanceIdentifier", &c.instance}, {"dbClusterIdentifier", &c.cluster},
+	} {
+		if err := readString(m, "", f.key, f.dst); err != nil {
+			return common{}, err
+		}
 	}
-	return goKind
+	var pw string
+	if err := readString(m, "", "password", &pw); err != nil {
+		return common{}, err
+	}
+	c.password = NewPassword(pw)
+	if _, ok := m["port"]; !ok {
+		c.port, c.form.portOmitted = defaultPort, true
+	} else {
+		var err *badField
+		if c.port, c.form.portText, err = readPort(m["port"], "port", true); err != nil {
+			return common{}, err
+		}
+	}
+	if _, ok := m["dbname"]; !ok {
+		c.dbname, c.form.dbnameOmitted = defaultDBName, true
+	} else if err := readString(m, "", "dbname", &c.dbname); err != nil {
+		return common{}, err
+	}
+	// "ssl" is the templates' TLS flag; pgrotate reads sslmode and keeps ssl as given.
+	c.ssl = m["ssl"]
+	return c, nil
+}
+
+// readObject walks one JSON object and returns its members. It refuses anything but an
+// object, a key not in allowed (keys are case-sensitive), a key given twice, a null value
+// and data after the object. path prefixes field names ("replicas[0].").
+func readObject(data []byte, allowed []string, path string) (map[string]json.RawMessage, *badField) {
+	where := strings.TrimSuffix(path, ".")
+	dec := json.NewDecoder(bytes.NewReader(data))
+	tok, err := dec.Token()
+	if err != nil {
+		return nil, &badField{where, syntaxReason(err)}
+	}
+	if d, ok := tok.(json.Delim); !ok || d != '{' {
+		return nil, &badField{where, "must be a JSON object"}
+	}
+	m := map[string]json.RawMessage{}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil, &badField{where, syntaxReason(err)}
+		}
+		key, ok := tok.(string)
+		if !ok { // the decoder allows only string keys; kept so that nothing can panic
+			return nil, &badField{where, "not a JSON object of string keys"}
+		}
+		var raw json.RawMessage
+		if err := dec.Decode(&raw); err != nil {
+			return nil, &badField{where, syntaxReason(err)}
+		}
+		if !slices.Contains(allowed, key) {
+			return nil, &badField{where, unknownKey(key, allowed)}
+		}
+		if _, dup := m[key]; dup {
+			return nil, &badField{path + key, "duplicate key"}
+		}
+		if string(raw) == "null" {
+			return nil, &badField{path + key, "must not be null"}
+		}
+		m[key] = raw
+	}
+	if _, err := dec.Token(); err != nil { // the closing brace
+		return nil, &badField{where, syntaxReason(err)}
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, &badField{where, "trailing data after the JSON object"}
+	}
+	return m, nil
+}
+
+// unknownKey names the key (never a value) and the key it differs from only by case.
+func unknownKey(key string, allowed []string) string {
+	for _, a := range allowed {
+		if strings.EqualFold(key, a) {
+			return fmt.Sprintf("unknown key %s (keys are case-sensitive: %q)", quote(key), a)
+		}
+	}
+	return "unknown key " + quote(key)
+}
+
+// syntaxReason describes a decoder error by offset: its message can quote the input.
+func syntaxReason(err error) string {
+	var syn *json.SyntaxError
+	switch {
+	case errors.As(err, &syn):
+		return fmt.Sprintf("not valid JSON (offset %d)", syn.Offset)
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return "not valid JSON (truncated)"
+	}
+	return "not valid JSON"
+}
+
+// readString sets *dst to the string at key, if present.
+func readString(m map[string]json.RawMessage, path, key string, dst *string) *badField {
+	raw, ok := m[key]
+	if !ok {
+		return nil
+	}
+	if len(raw) == 0 || raw[0] != '"' || json.Unmarshal(raw, dst) != nil {
+		return &badField{path + key, "must be a JSON string"}
+	}
+	return nil
+}
+
+// readPort reads a port written as a JSON integer or, where textOK (as the templates'
+// int() allows), a string of decimal digits.
+func readPort(raw json.RawMessage, field string, textOK bool) (port int, text bool, _ *badField) {
+	want := "must be an integer"
+	if textOK {
+		want = "must be an integer or a string of digits"
+	}
+	digits := string(raw)
+	if textOK && len(raw) > 0 && raw[0] == '"' {
+		if json.Unmarshal(raw, &digits) != nil {
+			return 0, false, &badField{field, want}
+		}
+		text = true
+	}
+	body, neg := strings.CutPrefix(digits, "-")
+	if body == "" || strings.Trim(body, "0123456789") != "" || (neg && text) {
+		return 0, false, &badField{field, want}
+	}
+	if n, err := strconv.Atoi(body); err == nil && !neg && n >= 1 && n <= 65535 {
+		return n, text, nil
+	}
+	return 0, false, &badField{field, portRange}
+}
+
+const portRange = "not a TCP port (1-65535)"
+
+// readReplicas reads the optional array of replica endpoints, each an object of exactly
+// host and port with the same rules as the secret itself.
+func readReplicas(m map[string]json.RawMessage) ([]Endpoint, *badField) {
+	raw, ok := m["replicas"]
+	if !ok {
+		return nil, nil
+	}
+	var elems []json.RawMessage
+	if len(raw) == 0 || raw[0] != '[' || json.Unmarshal(raw, &elems) != nil {
+		return nil, &badField{"replicas", "must be a JSON array"}
+	}
+	out := make([]Endpoint, 0, len(elems))
+	for i, e := range elems {
+		path := fmt.Sprintf("replicas[%d].", i)
+		em, err := readObject(e, endpointKeys, path)
+		if err != nil {
+			return nil, err
+		}
+		var ep Endpoint
+		if err := readString(em, path, "host", &ep.Host); err != nil {
+			return nil, err
+		}
+		if raw, ok := em["port"]; ok {
+			if ep.Port, _, err = readPort(raw, path+"port", false); err != nil {
+				return nil, err
+			}
+		}
+		out = append(out, ep)
+	}
+	return out, nil
+}
+
+// roleReason is a role-name error's reason with the name itself taken out.
+func roleReason(err error, name string) string {
+	var rn *InvalidRoleName
+	if !errors.As(err, &rn) {
+		return "not a usable role name"
+	}
+	if len(name) >= 4 {
+		return strings.ReplaceAll(rn.Reason, name, "<username>")
+	}
+	return rn.Reason
 }
 
 func jsonUnmarshalString(b []byte, s *string) error {
