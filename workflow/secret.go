@@ -521,10 +521,17 @@ func roleReason(err error, name string) string {
 	if !errors.As(err, &rn) {
 		return "not a usable role name"
 	}
-	if len(name) >= 4 {
-		return strings.ReplaceAll(rn.Reason, name, "<username>")
+	reason := rn.Reason
+	// Longest first: the alternate contains the name, or the name the alternate. Names
+	// shorter than 4 bytes cannot carry a password and would mangle the text.
+	names := []string{name, Alternate(name), Alternate(Alternate(name))}
+	slices.SortFunc(names, func(a, b string) int { return len(b) - len(a) })
+	for _, v := range names {
+		if len(v) >= 4 {
+			reason = strings.ReplaceAll(reason, v, "<username>")
+		}
 	}
-	return rn.Reason
+	return reason
 }
 
 func jsonUnmarshalString(b []byte, s *string) error {
