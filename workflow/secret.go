@@ -114,21 +114,28 @@ func ParseAppSecret(data []byte) (AppSecret, error) {
 
 // ParseAdminSecret decodes and validates an admin secret.
 func ParseAdminSecret(data []byte) (AdminSecret, error) {
-	m, bad := readObject(data, adminKeys, "")
+	s, bad := readAdmin(data)
 	if bad != nil {
 		return AdminSecret{}, &InvalidSecret{Secret: "admin", Field: bad.field, Reason: bad.reason}
 	}
-	c, bad := readCommon(m)
-	if bad != nil {
-		return AdminSecret{}, &InvalidSecret{Secret: "admin", Field: bad.field, Reason: bad.reason}
-	}
-	s := AdminSecret{Engine: c.engine, Host: c.host, Port: c.port, DBName: c.dbname, Username: c.username,
-		Password: c.password, SSLMode: c.sslmode, DBInstanceIdentifier: c.instance, DBClusterIdentifier: c.cluster,
-		SSL: c.ssl, form: c.form}
 	if err := s.Validate(); err != nil {
 		return AdminSecret{}, err
 	}
 	return s, nil
+}
+
+func readAdmin(data []byte) (AdminSecret, *badField) {
+	m, bad := readObject(data, adminKeys, "")
+	if bad != nil {
+		return AdminSecret{}, bad
+	}
+	c, bad := readCommon(m)
+	if bad != nil {
+		return AdminSecret{}, bad
+	}
+	return AdminSecret{Engine: c.engine, Host: c.host, Port: c.port, DBName: c.dbname, Username: c.username,
+		Password: c.password, SSLMode: c.sslmode, DBInstanceIdentifier: c.instance, DBClusterIdentifier: c.cluster,
+		SSL: c.ssl, form: c.form}, nil
 }
 
 func readApp(data []byte) (AppSecret, *badField) {
