@@ -460,12 +460,13 @@ func fieldOf(err error) string {
 	return ""
 }
 
+// sameApp compares two app secrets, ssl as JSON values: encoding/json writes "&" as "\u0026".
 func sameApp(a, b AppSecret) bool {
-	var sa, sb bytes.Buffer
-	_ = json.Compact(&sa, a.SSL)
-	_ = json.Compact(&sb, b.SSL)
+	var sa, sb any
+	_ = json.Unmarshal(a.SSL, &sa)
+	_ = json.Unmarshal(b.SSL, &sb)
 	a.SSL, b.SSL = nil, nil
-	return reflect.DeepEqual(a, b) && bytes.Equal(sa.Bytes(), sb.Bytes())
+	return reflect.DeepEqual(a, b) && reflect.DeepEqual(sa, sb)
 }
 
 // passwordLike reports whether v could be a generated password: long enough, with upper
