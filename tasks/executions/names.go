@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sfn"
@@ -104,4 +105,15 @@ func (r *Reader) LatestProgress(ctx context.Context, token string) (Attempt, Pro
 	}
 	p, err := r.Progress(ctx, a.Name)
 	return a, p, err
+}
+
+// IsAttemptOf reports whether the execution called name is an attempt of the rotation to
+// token.
+func IsAttemptOf(name, token string) bool {
+	base := Name(token)
+	if name == base {
+		return true
+	}
+	n, err := strconv.Atoi(strings.TrimPrefix(name, base+"_"))
+	return strings.HasPrefix(name, base+"_") && err == nil && n >= 2 && AttemptName(token, n) == name
 }

@@ -49,9 +49,11 @@ func TestConfigurationTest(t *testing.T) {
 			want:    []string{"state machine " + machineARN + "-gone", "StateMachineDoesNotExist"},
 		},
 		{
-			name:    "state machine may not be described",
-			prepare: func(f *fixture) { f.sfn.failOnce("DescribeStateMachine", errors.New("AccessDeniedException: not authorized to perform states:DescribeStateMachine")) },
-			want:    []string{"AccessDeniedException"},
+			name: "state machine may not be described",
+			prepare: func(f *fixture) {
+				f.sfn.failOnce("DescribeStateMachine", errors.New("AccessDeniedException: not authorized to perform states:DescribeStateMachine"))
+			},
+			want: []string{"AccessDeniedException"},
 		},
 		{
 			name:    "express state machine",
