@@ -6,10 +6,12 @@ import (
 	"context"
 
 	"github.com/aws/aws-lambda-go/lambda"
+	"github.com/aws/aws-sdk-go-v2/service/ecs"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/aws-sdk-go-v2/service/sfn"
 
 	"github.com/pgrotate/pgrotate/internal/lambdaenv"
+	"github.com/pgrotate/pgrotate/tasks/ecsservice"
 	"github.com/pgrotate/pgrotate/tasks/secretstore"
 	"github.com/pgrotate/pgrotate/workflow/rotator"
 )
@@ -26,7 +28,9 @@ func main() {
 	r := &rotator.Rotator{
 		Secrets: secretstore.New(secretsmanager.NewFromConfig(cfg)),
 		SFN:     sfn.NewFromConfig(cfg),
-		Config:  conf,
+		// The configuration test only describes the services (ecs:DescribeServices).
+		ECS:    ecsservice.New(ecs.NewFromConfig(cfg)),
+		Config: conf,
 	}
 	lambda.Start(r.Handle)
 }

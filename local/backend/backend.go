@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	smtypes "github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
 	"github.com/aws/aws-sdk-go-v2/service/sfn"
 	"github.com/aws/aws-sdk-go-v2/service/sfn/types"
 
@@ -40,6 +42,8 @@ const (
 	AlarmTopicARN   = "arn:aws:sns:local:000000000000:pgrotate-alarms"
 	functionPrefix  = "arn:aws:lambda:local:000000000000:function:pgrotate-"
 	snsPublish      = "arn:aws:states:::sns:publish"
+	// RotationFunctionARN is the rotation function, as Secrets Manager knows it.
+	RotationFunctionARN = functionPrefix + "rotator"
 )
 
 // Database is how the backend reaches PostgreSQL: an admin login on the primary, the
@@ -191,10 +195,16 @@ func (b *Backend) startMachine() error {
 	}
 	b.Rotator = &rotator.Rotator{
 		Secrets: b.Store,
+		ECS:     ecsSvc,
 		Config:  rotator.Config{StateMachineARN: StateMachineARN, Services: b.opts.Services, PollInterval: 20 * time.Millisecond},
 		Log:     log,
 	}
 	handlers[arn("rotator")] = sfnlocal.LambdaFunc(b.Rotator.Handle)
+	// Secrets Manager invokes the same function for the rotation steps (RotateSecret).
+	b.Secrets.RegisterFunction(RotationFunctionARN, func(ctx context.Context, ev localsecrets.RotationEvent) error {
+		_, err := b.Rotator.Handle(ctx, rotator.Event{Step: ev.Step, SecretID: ev.SecretID, ClientRequestToken: ev.ClientRequestToken, RotationToken: workflow.NewPassword(ev.RotationToken)})
+		return err
+	})
 	if b.opts.Intercept != nil {
 		for res, h := range handlers {
 			handlers[res] = b.opts.Intercept(res, h)
@@ -305,8 +315,11 @@ func (b *Backend) Rotate(ctx context.Context) (*Rotation, error) {
 			break
 		}
 	}
-	execARN := executions.ExecutionARN(StateMachineARN, token)
-	if _, err := b.Machine.DescribeExecution(ctx, describe(execARN)); err == nil {
+	latest, found, err := (&executions.Reader{API: b.Machine, StateMachineARN: StateMachineARN}).Latest(ctx, token)
+	if err != nil {
+		return r, err
+	}
+	if execARN := executions.ExecutionARN(StateMachineARN, latest.Name); found {
 		if r.Status, err = b.Machine.Wait(ctx, execARN); err != nil {
 			return r, err
 		}
@@ -316,6 +329,39 @@ func (b *Backend) Rotate(ctx context.Context) (*Rotation, error) {
 	}
 	r.Ended = time.Now()
 	return r, nil
+}
+
+// ConfigurationTest is the outcome of TestConfiguration.
+type ConfigurationTest struct {
+	Passed   bool
+	Duration time.Duration
+	// ErrorType and Message are the rotation function's error when the test failed (or
+	// Secrets Manager's, when it could not run the test).
+	ErrorType, Message string
+}
+
+// TestConfiguration sets the app secret's rotation schedule without rotating, as a
+// deployment does (a CloudFormation rotation schedule calls RotateSecret with
+// RotateImmediately false): Secrets Manager then runs the rotation function's testSecret on
+// an AWSPENDING version it creates and removes. The error is returned only when the test
+// could not be run at all.
+func (b *Backend) TestConfiguration(ctx context.Context) (ConfigurationTest, error) {
+	began := time.Now()
+	_, err := b.Secrets.RotateSecret(ctx, &secretsmanager.RotateSecretInput{
+		SecretId:          aws.String(b.AppSecretARN),
+		RotationLambdaARN: aws.String(RotationFunctionARN),
+		RotationRules:     &smtypes.RotationRulesType{AutomaticallyAfterDays: aws.Int64(15)},
+		RotateImmediately: aws.Bool(false),
+	})
+	res := ConfigurationTest{Passed: err == nil, Duration: time.Since(began)}
+	var failed *localsecrets.RotationFunctionFailed
+	switch {
+	case errors.As(err, &failed):
+		res.ErrorType, res.Message = failed.ErrorType, failed.ErrorMessage
+	case err != nil:
+		return res, fmt.Errorf("rotation configuration test: %w", err)
+	}
+	return res, nil
 }
 
 // Step invokes the rotation function as Secrets Manager does, with a fresh RotationToken.

@@ -296,6 +296,9 @@ func (r *run) start(ctx context.Context) error {
 	r.b = bk
 	r.out.printf("• roles %s (admin) and %s, table %s; secrets pgrotate/admin and pgrotate/app in the local Secrets Manager\n",
 		r.db.AdminUser, o.AppUser, backend.DemoTable)
+	if err := r.testConfiguration(ctx); err != nil {
+		return err
+	}
 	source := func(ctx context.Context) (workflow.AppSecret, error) {
 		s, _, err := bk.Secret(ctx, stageCurrent)
 		return s, err
@@ -532,4 +535,20 @@ func sleep(ctx context.Context, d time.Duration) error {
 	case <-t.C:
 		return nil
 	}
+}
+
+// testConfiguration sets the rotation schedule as a deployment does, which makes Secrets
+// Manager test the rotation configuration, and reports the outcome.
+func (r *run) testConfiguration(ctx context.Context) error {
+	res, err := r.b.TestConfiguration(ctx)
+	if err != nil {
+		return err
+	}
+	c := &ConfigurationTest{Result: "passed", MS: res.Duration.Milliseconds()}
+	if !res.Passed {
+		c.Result, c.Error, c.Message = "failed", res.ErrorType, res.Message
+	}
+	r.report.ConfigurationTest = c
+	r.out.printf("• %s\n", c.Line())
+	return nil
 }

@@ -196,6 +196,9 @@ func TestAlternatingOnGivenServers(t *testing.T) {
 	if rep.Rotations != (RotationCounts{Requested: 2, Succeeded: 2}) {
 		t.Errorf("rotations = %+v", rep.Rotations)
 	}
+	if c := rep.ConfigurationTest; c == nil || c.Result != "passed" || !strings.Contains(out.String(), "rotation configuration test") {
+		t.Errorf("configuration test = %+v, want passed and reported", c)
+	}
 	cn := rep.Connections
 	if cn.Failed != 0 || cn.Primary.Attempts < 20 || cn.Replica.Attempts < 20 {
 		t.Errorf("connections = %+v, want attempts on both targets and no failure", cn)

@@ -14,9 +14,12 @@ import (
 // Report is what a demo run measured. It holds no secret value. Its JSON form is what
 // `pgrotate demo --json` prints.
 type Report struct {
-	Strategy  string         `json:"strategy"`
-	Tasks     int            `json:"tasks"`
-	Rotations RotationCounts `json:"rotations"`
+	Strategy string `json:"strategy"`
+	Tasks    int    `json:"tasks"`
+	// ConfigurationTest is Secrets Manager's test of the rotation configuration, run first
+	// as a deployment runs it (RotateSecret without RotateImmediately).
+	ConfigurationTest *ConfigurationTest `json:"configuration_test,omitempty"`
+	Rotations         RotationCounts     `json:"rotations"`
 	// Connections are the probe's fresh logins, with every credential a live task held, to
 	// the primary and the replica, from before the first rotation to after the last.
 	// Failures lists the first ones (see Options.MaxFailures); the counts are exact.
@@ -42,6 +45,24 @@ type Report struct {
 	LoginsAfter []Login `json:"logins_after"`
 	// Interrupted is set when the run was cut short (Ctrl-C): the counts cover what ran.
 	Interrupted bool `json:"interrupted,omitempty"`
+}
+
+// ConfigurationTest is the outcome of the rotation-configuration test: "passed" or "failed"
+// with the rotation function's error name and message.
+type ConfigurationTest struct {
+	Result  string `json:"result"`
+	MS      int64  `json:"ms"`
+	Error   string `json:"error,omitempty"`
+	Message string `json:"message,omitempty"`
+}
+
+// Line is the configuration test's line in the human report.
+func (c *ConfigurationTest) Line() string {
+	s := fmt.Sprintf("rotation configuration test (RotateSecret, RotateImmediately=false → testSecret): %s  %s", c.Result, ms(c.MS))
+	if c.Error != "" {
+		s += fmt.Sprintf("\n  %s: %s", c.Error, c.Message)
+	}
+	return s
 }
 
 // RotationCounts count the rotations.
@@ -96,6 +117,9 @@ func (r *Report) OK() bool {
 	if r.Interrupted || r.Rotations.Succeeded != r.Rotations.Requested {
 		return false
 	}
+	if r.ConfigurationTest != nil && r.ConfigurationTest.Result != "passed" {
+		return false
+	}
 	for _, l := range r.LoginsAfter {
 		if !l.OK && (l.Stage == stageCurrent || r.Strategy == StrategyAlternating) {
 			return false
@@ -126,6 +150,9 @@ func (r *Report) WriteSummary(w io.Writer) {
 		r.Strategy, r.Rotations.Succeeded, r.Rotations.Requested, c.Failed, c.Attempts,
 		c.Primary.Failed, c.Primary.Attempts, c.Replica.Failed, c.Replica.Attempts,
 		r.Requests.Failed, r.Requests.Attempts, r.Requests.Draining.Failed, r.Requests.Draining.Attempts)
+	if c := r.ConfigurationTest; c != nil {
+		fmt.Fprintf(w, "         %s\n", c.Line())
+	}
 	fmt.Fprintf(w, "         promote (start → AWSCURRENT moved) p50 %s, max %s; whole rotation p50 %s, max %s\n",
 		ms(r.PromoteMS.P50), ms(r.PromoteMS.Max), ms(r.RotationMS.P50), ms(r.RotationMS.Max))
 	if r.Requests.Crashed > 0 {

@@ -2,6 +2,7 @@ package demo
 
 import (
 	"bytes"
+	"encoding/json"
 	"strings"
 	"testing"
 	"time"
@@ -61,6 +62,10 @@ func TestReportOK(t *testing.T) {
 		{"single-user, AWSPREVIOUS refused (its password was changed in place)", func(r *Report) { r.LoginsAfter[1].OK = false }, StrategySingleUser, true},
 		{"single-user with failed logins", func(r *Report) { r.Connections.Failed = 40 }, StrategySingleUser, true},
 		{"single-user, a failed rotation", func(r *Report) { r.Rotations.Succeeded = 1 }, StrategySingleUser, false},
+		{"configuration test passed", func(r *Report) { r.ConfigurationTest = &ConfigurationTest{Result: "passed"} }, StrategyAlternating, true},
+		{"configuration test failed", func(r *Report) {
+			r.ConfigurationTest = &ConfigurationTest{Result: "failed", Error: "RotationMisconfigured", Message: "service x missing"}
+		}, StrategyAlternating, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -96,5 +101,39 @@ func TestWriteSummaryAndMarkdown(t *testing.T) {
 	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
 	if len(lines) != 3 || !strings.HasPrefix(lines[2], "| single-user | 2/2 | 4 | 100 | 3 (primary 2, replica 1) | 10 | 2 (2 of 4) | 40ms | 1.50s | 1.20s |") {
 		t.Errorf("markdown:\n%s", buf.String())
+	}
+}
+
+func TestConfigurationTestReport(t *testing.T) {
+	tests := []struct {
+		name     string
+		c        ConfigurationTest
+		wantJSON string
+		wantLine []string
+	}{
+		{"passed", ConfigurationTest{Result: "passed", MS: 12}, `"configuration_test":{"result":"passed","ms":12}`, []string{"testSecret): passed  12ms"}},
+		{"failed", ConfigurationTest{Result: "failed", MS: 7, Error: "RotationMisconfigured", Message: "rotation of x is misconfigured: service prod/web: missing"},
+			`"configuration_test":{"result":"failed","ms":7,"error":"RotationMisconfigured","message":"rotation of x is misconfigured: service prod/web: missing"}`,
+			[]string{"failed  7ms", "RotationMisconfigured: rotation of x is misconfigured"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := tc.c
+			r := &Report{Strategy: StrategyAlternating, ConfigurationTest: &c}
+			js, err := json.Marshal(r)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(string(js), tc.wantJSON) {
+				t.Errorf("JSON %s lacks %s", js, tc.wantJSON)
+			}
+			var buf bytes.Buffer
+			r.WriteSummary(&buf)
+			for _, want := range tc.wantLine {
+				if !strings.Contains(buf.String(), want) {
+					t.Errorf("summary lacks %q:\n%s", want, buf.String())
+				}
+			}
+		})
 	}
 }

@@ -257,6 +257,10 @@ func (s *Store) describeSecret(ctx context.Context, in *secretsmanager.DescribeS
 		r := *sec.rotated
 		out.LastRotatedDate = &r
 	}
+	if sec.rules != nil {
+		r := *sec.rules
+		out.RotationRules = &r
+	}
 	return out, nil
 }
 

@@ -3,7 +3,7 @@
 //
 // A Store has the method set of *secretsmanager.Client for the operations pgrotate uses
 // (CreateSecret, GetSecretValue, PutSecretValue, DescribeSecret, UpdateSecretVersionStage,
-// GetRandomPassword, ListSecretVersionIds), so code written against a small consumer
+// GetRandomPassword, ListSecretVersionIds, RotateSecret), so code written against a small consumer
 // interface runs unchanged on either. Errors are the SDK's modelled exception types
 // (*types.ResourceNotFoundException, *types.ResourceExistsException,
 // *types.InvalidParameterException, *types.InvalidRequestException) wrapped in a
@@ -17,6 +17,10 @@
 //     never removed;
 //   - PutSecretValue is idempotent for the same ClientRequestToken and the same data, and
 //     fails with ResourceExistsException for the same token and other data;
+//   - RotateSecret invokes the rotation function registered for the secret's
+//     RotationLambdaARN (RegisterFunction): the four steps in the background, or, with
+//     RotateImmediately false, only the configuration test (testSecret on an AWSPENDING
+//     version it creates and then removes);
 //   - a version with no label left is deprecated: GetSecretValue still finds it by id, but
 //     DescribeSecret and ListSecretVersionIds (without IncludeDeprecated) omit it.
 //
@@ -74,6 +78,8 @@ type Store struct {
 	secrets   map[string]*secret // by name
 	intercept map[string][]func() error
 	calls     []Call
+	functions map[string]RotationFunction // rotation Lambdas by ARN
+	rotating  sync.WaitGroup              // rotations started by RotateSecret
 }
 
 // Option configures a Store.
@@ -107,6 +113,7 @@ type secret struct {
 	rotated     *time.Time
 	rotation    bool
 	rotationARN string
+	rules       *types.RotationRulesType
 	versions    []*version // in creation order
 }
 

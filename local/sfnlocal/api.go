@@ -24,6 +24,7 @@ type execution struct {
 	status           types.ExecutionStatus
 	startDate        time.Time
 	stopDate         time.Time
+	closed           time.Time // by the Machine's clock, for the redrive and retention windows
 	output           *string
 	errName, cause   *string
 	redriveCount     int32
@@ -56,9 +57,34 @@ func apiError(op string, err error) error {
 	return &smithy.OperationError{ServiceID: "SFN", OperationName: op, Err: err}
 }
 
+// Step Functions' windows, both from when an execution closed: a failed, aborted or timed
+// out Standard execution can be redriven for 14 days
+// (https://docs.aws.amazon.com/step-functions/latest/apireference/API_RedriveExecution.html);
+// its history is removed after 90 days, and only then can its name be used again
+// (https://docs.aws.amazon.com/step-functions/latest/dg/express-at-least-once-execution.html,
+// https://docs.aws.amazon.com/step-functions/latest/apireference/API_StartExecution.html).
+const (
+	RedriveWindow = 14 * 24 * time.Hour
+	Retention     = 90 * 24 * time.Hour
+)
+
+// clock is the Machine's time (Options.Now).
+func (m *Machine) clock() time.Time {
+	if m.now != nil {
+		return m.now().UTC()
+	}
+	return time.Now().UTC()
+}
+
+// removed reports whether e's history is gone: it closed more than Retention ago. The
+// caller holds m.mu.
+func (m *Machine) removed(e *execution) bool {
+	return terminal(e.status) && m.clock().Sub(e.closed) > Retention
+}
+
 func (m *Machine) lookup(op string, arn *string) (*execution, error) {
 	e, ok := m.execs[aws.ToString(arn)]
-	if !ok {
+	if !ok || m.removed(e) {
 		return nil, apiError(op, &types.ExecutionDoesNotExist{Message: aws.String("Execution Does Not Exist: '" + aws.ToString(arn) + "'")})
 	}
 	return e, nil
@@ -110,6 +136,11 @@ func (m *Machine) StartExecution(ctx context.Context, in *sfn.StartExecutionInpu
 	if m.closed {
 		return nil, fmt.Errorf("sfnlocal: StartExecution: machine closed")
 	}
+	if e, ok := m.execs[arn]; ok && m.removed(e) {
+		// The name is free again: the old execution is gone.
+		delete(m.execs, arn)
+		m.order = slices.DeleteFunc(m.order, func(o *execution) bool { return o == e })
+	}
 	if e, ok := m.execs[arn]; ok {
 		if e.status == types.ExecutionStatusRunning && e.input == input {
 			return &sfn.StartExecutionOutput{ExecutionArn: aws.String(arn), StartDate: aws.Time(e.startDate)}, nil
@@ -119,7 +150,7 @@ func (m *Machine) StartExecution(ctx context.Context, in *sfn.StartExecutionInpu
 	e := &execution{
 		arn: arn, name: name, input: input,
 		status:    types.ExecutionStatusRunning,
-		startDate: time.Now().UTC(),
+		startDate: m.clock(),
 		mapFailed: map[string]bool{},
 		changed:   make(chan struct{}),
 	}
@@ -167,11 +198,12 @@ func (m *Machine) DescribeExecution(ctx context.Context, in *sfn.DescribeExecuti
 	if !e.redriveDate.IsZero() {
 		out.RedriveDate = aws.Time(e.redriveDate)
 	}
-	out.RedriveStatus, out.RedriveStatusReason = e.redriveStatus()
+	out.RedriveStatus, out.RedriveStatusReason = m.redriveStatus(e)
 	return out, nil
 }
 
-func (e *execution) redriveStatus() (types.ExecutionRedriveStatus, *string) {
+// redriveStatus tells whether e can be redriven, and why not. The caller holds m.mu.
+func (m *Machine) redriveStatus(e *execution) (types.ExecutionRedriveStatus, *string) {
 	switch {
 	case e.status == types.ExecutionStatusRunning:
 		return types.ExecutionRedriveStatusNotRedrivable, aws.String("Execution is RUNNING and cannot be redriven")
@@ -179,6 +211,8 @@ func (e *execution) redriveStatus() (types.ExecutionRedriveStatus, *string) {
 		return types.ExecutionRedriveStatusNotRedrivable, aws.String("Execution is SUCCEEDED and cannot be redriven")
 	case e.redriveFrom == nil:
 		return types.ExecutionRedriveStatusNotRedrivable, aws.String("Execution ended before entering a state")
+	case m.clock().Sub(e.closed) > RedriveWindow:
+		return types.ExecutionRedriveStatusNotRedrivable, aws.String("Execution closed more than 14 days ago and can no longer be redriven")
 	}
 	return types.ExecutionRedriveStatusRedrivable, nil
 }
@@ -309,12 +343,12 @@ func (m *Machine) RedriveExecution(ctx context.Context, in *sfn.RedriveExecution
 	if m.closed {
 		return nil, fmt.Errorf("sfnlocal: RedriveExecution: machine closed")
 	}
-	if status, reason := e.redriveStatus(); status != types.ExecutionRedriveStatusRedrivable {
+	if status, reason := m.redriveStatus(e); status != types.ExecutionRedriveStatusRedrivable {
 		return nil, apiError(op, &types.ExecutionNotRedrivable{Message: reason})
 	}
 	from := e.redriveFrom
 	e.redriveCount++
-	e.redriveDate = time.Now().UTC()
+	e.redriveDate = m.clock()
 	e.status = types.ExecutionStatusRunning
 	e.errName, e.cause, e.output = nil, nil, nil
 	e.stopRequested, e.stopError, e.stopCause = false, nil, nil
@@ -334,7 +368,7 @@ func (m *Machine) ListExecutions(ctx context.Context, in *sfn.ListExecutionsInpu
 	defer m.mu.Unlock()
 	var items []types.ExecutionListItem
 	for _, e := range slices.Backward(m.order) {
-		if in.StatusFilter != "" && e.status != in.StatusFilter {
+		if m.removed(e) || (in.StatusFilter != "" && e.status != in.StatusFilter) {
 			continue
 		}
 		switch in.RedriveFilter {
@@ -377,6 +411,28 @@ func (m *Machine) ListExecutions(ctx context.Context, in *sfn.ListExecutionsInpu
 		out.NextToken = aws.String(strconv.Itoa(end))
 	}
 	return out, nil
+}
+
+// DescribeStateMachine describes this machine: a STANDARD state machine, ACTIVE, with its
+// definition. Any other ARN is StateMachineDoesNotExist.
+func (m *Machine) DescribeStateMachine(ctx context.Context, in *sfn.DescribeStateMachineInput, _ ...func(*sfn.Options)) (*sfn.DescribeStateMachineOutput, error) {
+	if aws.ToString(in.StateMachineArn) != m.arn {
+		return nil, apiError("DescribeStateMachine", &types.StateMachineDoesNotExist{Message: aws.String("State Machine Does Not Exist: '" + aws.ToString(in.StateMachineArn) + "'")})
+	}
+	def, err := json.Marshal(m.def.raw)
+	if err != nil {
+		return nil, fmt.Errorf("sfnlocal: DescribeStateMachine: %w", err)
+	}
+	parts := strings.Split(m.arn, ":") // arn:PARTITION:states:REGION:ACCOUNT:stateMachine:NAME
+	return &sfn.DescribeStateMachineOutput{
+		StateMachineArn: aws.String(m.arn),
+		Name:            aws.String(parts[6]),
+		Status:          types.StateMachineStatusActive,
+		Type:            types.StateMachineTypeStandard,
+		Definition:      aws.String(string(def)),
+		RoleArn:         aws.String("arn:" + parts[1] + ":iam::" + parts[4] + ":role/" + parts[6] + "-local"),
+		CreationDate:    aws.Time(m.created),
+	}, nil
 }
 
 // Wait blocks until the execution is no longer RUNNING and returns its status.

@@ -20,6 +20,9 @@
 // top-level state the execution ended in, with the input that state received, so states
 // that succeeded are not re-run, and an execution that ended in a Fail state (after a
 // Catch) fails there again.
+// A closed execution can be redriven for 14 days and keeps its name taken, visible, for 90
+// days, after which it is gone and its name free: both by the clock of Options.Now, which
+// tests move forward. DescribeStateMachine describes the machine (ACTIVE, STANDARD).
 //
 // What differs: a redrive re-runs a whole Map state rather than only its failed
 // iterations; Wait durations and Retry pauses can be overridden or scaled for speed; event

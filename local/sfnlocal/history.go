@@ -264,6 +264,7 @@ func (c *converter) end(at time.Time, status types.ExecutionStatus, errName, cau
 	e := c.e
 	e.status = status
 	e.stopDate = at
+	e.closed = c.m.clock()
 	e.errName, e.cause = errName, cause
 	e.redriveFrom = nil
 	if status != types.ExecutionStatusSucceeded && c.open != nil {
@@ -288,7 +289,7 @@ func (c *converter) finish(runErr error) {
 }
 
 func (c *converter) close(runErr error) {
-	now := time.Now().UTC()
+	now := c.m.clock()
 	e := c.e
 	if e.stopRequested || c.m.ctx.Err() != nil {
 		c.e.add(now, types.HistoryEvent{Type: types.HistoryEventTypeExecutionAborted, ExecutionAbortedEventDetails: &types.ExecutionAbortedEventDetails{

@@ -61,6 +61,10 @@ type Options struct {
 	OnEvent func(executionArn string, event types.HistoryEvent)
 	// Node and NodeModules locate the tooling; see FindTools for the defaults.
 	Node, NodeModules string
+	// Now is the clock of the Step Functions API: start, stop and redrive dates, the
+	// 14-day redrive window and the 90-day retention of closed executions. Default
+	// time.Now; tests move it forward to age executions.
+	Now func() time.Time
 }
 
 // Machine runs executions of one state machine definition locally. Its methods have the
@@ -75,6 +79,8 @@ type Machine struct {
 	retries  map[string]int64
 	scale    float64
 	onEvent  func(string, types.HistoryEvent)
+	now      func() time.Time
+	created  time.Time
 	dir      string // holds runner.mjs
 	url      string
 	token    string
@@ -165,6 +171,8 @@ func New(opts Options) (*Machine, error) {
 		retries:  retries,
 		scale:    scale,
 		onEvent:  opts.OnEvent,
+		now:      opts.Now,
+		created:  time.Now().UTC(),
 		dir:      dir,
 		url:      "http://" + ln.Addr().String() + "/task",
 		token:    hex.EncodeToString(tok),

@@ -131,6 +131,16 @@ func (s *Services) Deployments(ctx context.Context, svc workflow.Service) ([]Dep
 	return out, nil
 }
 
+// CheckService returns nil when svc exists and is ACTIVE, a *ServiceMissing when it does not
+// (or its cluster does not), and the API's error otherwise (e.g. access denied). It changes
+// nothing.
+func (s *Services) CheckService(ctx context.Context, svc workflow.Service) error {
+	if _, err := s.describe(ctx, svc); err != nil {
+		return fmt.Errorf("describe service %s: %w", svc, err)
+	}
+	return nil
+}
+
 func (s *Services) describe(ctx context.Context, svc workflow.Service) (types.Service, error) {
 	out, err := s.api.DescribeServices(ctx, &ecs.DescribeServicesInput{
 		Cluster:  aws.String(svc.Cluster),

@@ -101,6 +101,9 @@ func TestMissingService(t *testing.T) {
 	if err := e.DeleteService("prod", "gone"); err != nil {
 		t.Fatal(err)
 	}
+	if err := s.CheckService(ctxT(t), workflow.Service{Cluster: "prod", Service: "web"}); err != nil {
+		t.Errorf("CheckService of an ACTIVE service: %v", err)
+	}
 	tests := []struct {
 		name string
 		svc  workflow.Service
@@ -118,6 +121,10 @@ func TestMissingService(t *testing.T) {
 			_, err = s.Deployments(ctxT(t), tc.svc)
 			if !IsMissing(err) || !strings.Contains(err.Error(), "describe service "+tc.svc.String()) {
 				t.Errorf("Deployments: %v, want a ServiceMissing naming the action", err)
+			}
+			err = s.CheckService(ctxT(t), tc.svc)
+			if !IsMissing(err) || !strings.Contains(err.Error(), "describe service "+tc.svc.String()) {
+				t.Errorf("CheckService: %v, want a ServiceMissing naming the action", err)
 			}
 			if tc.name == "deleted service" {
 				return // ListTasks on a deleted service is valid in ECS: it has no task

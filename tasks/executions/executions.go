@@ -152,9 +152,10 @@ func isFailure(t types.HistoryEventType) bool {
 	return strings.HasSuffix(s, "Failed") || strings.HasSuffix(s, "TimedOut")
 }
 
-// PromotedAt returns when the execution named after version left its Promote state.
+// PromotedAt returns when the rotation to version (its newest execution, see Latest) left
+// its Promote state.
 func (r *Reader) PromotedAt(ctx context.Context, version string) (time.Time, bool, error) {
-	p, err := r.Progress(ctx, version)
+	_, p, err := r.LatestProgress(ctx, version)
 	if err != nil || !p.Found {
 		return time.Time{}, false, err
 	}

@@ -20,7 +20,7 @@ type history struct {
 }
 
 func (h *history) DescribeExecution(_ context.Context, in *sfn.DescribeExecutionInput, _ ...func(*sfn.Options)) (*sfn.DescribeExecutionOutput, error) {
-	if h == nil {
+	if h == nil || aws.ToString(in.ExecutionArn) != ExecutionARN(machine, "v1") {
 		return nil, &types.ExecutionDoesNotExist{Message: aws.String("no such execution")}
 	}
 	return &sfn.DescribeExecutionOutput{Status: h.status, Error: aws.String("E"), Cause: aws.String("C")}, nil

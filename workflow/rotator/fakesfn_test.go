@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sfn"
@@ -28,6 +29,13 @@ type fakeSFN struct {
 	// listPage, when > 0, is how many executions one ListExecutions page holds.
 	listPage int
 	failNext map[string]error
+	// now is the clock of the 14-day redrive window and the 90-day name reuse; default
+	// time.Now.
+	now func() time.Time
+	// machineStatus and machineType are what DescribeStateMachine reports; default ACTIVE
+	// and STANDARD.
+	machineStatus types.StateMachineStatus
+	machineType   types.StateMachineType
 }
 
 type fakeExecution struct {
@@ -38,6 +46,7 @@ type fakeExecution struct {
 	failedIn         string // the state whose caught failure ended the execution
 	redrives         int32
 	started          time.Time
+	closed           time.Time
 }
 
 func newFakeSFN(machine string) *fakeSFN {
@@ -45,6 +54,44 @@ func newFakeSFN(machine string) *fakeSFN {
 }
 
 func (f *fakeSFN) record(call string) { f.calls = append(f.calls, call) }
+
+func (f *fakeSFN) clock() time.Time {
+	if f.now != nil {
+		return f.now()
+	}
+	return time.Now()
+}
+
+// close records that ex closed now. The caller holds f.mu.
+func (f *fakeSFN) close(ex *fakeExecution, status types.ExecutionStatus) {
+	ex.status, ex.closed = status, f.clock()
+}
+
+// gone reports whether ex closed more than 90 days ago: its history is removed and its name
+// free (https://docs.aws.amazon.com/step-functions/latest/dg/express-at-least-once-execution.html).
+func (f *fakeSFN) gone(ex *fakeExecution) bool {
+	return !ex.closed.IsZero() && ex.status != types.ExecutionStatusRunning && f.clock().Sub(ex.closed) > 90*24*time.Hour
+}
+
+func (f *fakeSFN) DescribeStateMachine(_ context.Context, in *sfn.DescribeStateMachineInput, _ ...func(*sfn.Options)) (*sfn.DescribeStateMachineOutput, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.record("DescribeStateMachine")
+	if err := f.injected("DescribeStateMachine"); err != nil {
+		return nil, err
+	}
+	if aws.ToString(in.StateMachineArn) != f.machine {
+		return nil, &types.StateMachineDoesNotExist{Message: aws.String("State Machine Does Not Exist: " + aws.ToString(in.StateMachineArn))}
+	}
+	out := &sfn.DescribeStateMachineOutput{StateMachineArn: aws.String(f.machine), Status: f.machineStatus, Type: f.machineType}
+	if out.Status == "" {
+		out.Status = types.StateMachineStatusActive
+	}
+	if out.Type == "" {
+		out.Type = types.StateMachineTypeStandard
+	}
+	return out, nil
+}
 
 // injected returns the error queued for op, once. The caller holds f.mu.
 func (f *fakeSFN) injected(op string) error {
@@ -71,6 +118,12 @@ func (f *fakeSFN) StartExecution(_ context.Context, in *sfn.StartExecutionInput,
 	if aws.ToString(in.StateMachineArn) != f.machine {
 		return nil, &types.StateMachineDoesNotExist{Message: aws.String("State Machine Does Not Exist: " + aws.ToString(in.StateMachineArn))}
 	}
+	if !validExecutionName(name) {
+		return nil, &types.InvalidName{Message: aws.String("Invalid Name: '" + name + "'")}
+	}
+	if ex, ok := f.executions[name]; ok && f.gone(ex) {
+		delete(f.executions, name)
+	}
 	if ex, ok := f.executions[name]; ok {
 		if ex.status == types.ExecutionStatusRunning && ex.input == aws.ToString(in.Input) {
 			return &sfn.StartExecutionOutput{ExecutionArn: aws.String(ex.arn), StartDate: aws.Time(ex.started)}, nil
@@ -88,7 +141,7 @@ func (f *fakeSFN) newExecution(name, input string) *fakeExecution {
 		name:    name,
 		input:   input,
 		status:  types.ExecutionStatusRunning,
-		started: time.Now(),
+		started: f.clock(),
 	}
 	ex.add(types.HistoryEvent{Type: types.HistoryEventTypeExecutionStarted})
 	f.executions[name] = ex
@@ -114,7 +167,7 @@ func (ex *fakeExecution) exit(state string) {
 
 func (f *fakeSFN) byARN(arn string) (*fakeExecution, error) {
 	for _, ex := range f.executions {
-		if ex.arn == arn {
+		if ex.arn == arn && !f.gone(ex) {
 			return ex, nil
 		}
 	}
@@ -173,7 +226,8 @@ func (f *fakeSFN) StopExecution(_ context.Context, in *sfn.StopExecutionInput, _
 		return nil, err
 	}
 	f.record("StopExecution " + ex.name + " " + aws.ToString(in.Error))
-	ex.status, ex.errName, ex.cause = types.ExecutionStatusAborted, aws.ToString(in.Error), aws.ToString(in.Cause)
+	f.close(ex, types.ExecutionStatusAborted)
+	ex.errName, ex.cause = aws.ToString(in.Error), aws.ToString(in.Cause)
 	ex.add(types.HistoryEvent{Type: types.HistoryEventTypeExecutionAborted})
 	return &sfn.StopExecutionOutput{StopDate: aws.Time(time.Now())}, nil
 }
@@ -190,6 +244,9 @@ func (f *fakeSFN) RedriveExecution(_ context.Context, in *sfn.RedriveExecutionIn
 	case types.ExecutionStatusFailed, types.ExecutionStatusAborted, types.ExecutionStatusTimedOut:
 	default:
 		return nil, &types.ExecutionNotRedrivable{Message: aws.String("not redrivable: " + string(ex.status))}
+	}
+	if f.clock().Sub(ex.closed) > 14*24*time.Hour {
+		return nil, &types.ExecutionNotRedrivable{Message: aws.String("Execution closed more than 14 days ago and can no longer be redriven")}
 	}
 	ex.status, ex.errName, ex.cause = types.ExecutionStatusRunning, "", ""
 	ex.redrives++
@@ -296,7 +353,8 @@ func (f *fakeSFN) end(name, errName, cause string) {
 	ex.add(types.HistoryEvent{Type: types.HistoryEventTypeLambdaFunctionFailed,
 		LambdaFunctionFailedEventDetails: &types.LambdaFunctionFailedEventDetails{Error: aws.String(errName)}})
 	ex.add(types.HistoryEvent{Type: types.HistoryEventTypeExecutionFailed})
-	ex.status, ex.errName, ex.cause = types.ExecutionStatusFailed, errName, cause
+	f.close(ex, types.ExecutionStatusFailed)
+	ex.errName, ex.cause = errName, cause
 }
 
 // fail ends an execution in state with a caught error, as the state machine does.
@@ -318,7 +376,8 @@ func (f *fakeSFN) timeOut(name string) {
 	defer f.mu.Unlock()
 	ex := f.executions[name]
 	ex.add(types.HistoryEvent{Type: types.HistoryEventTypeExecutionTimedOut})
-	ex.status, ex.errName = types.ExecutionStatusTimedOut, "States.Timeout"
+	f.close(ex, types.ExecutionStatusTimedOut)
+	ex.errName = "States.Timeout"
 }
 
 func (f *fakeSFN) succeed(name string) {
@@ -326,7 +385,7 @@ func (f *fakeSFN) succeed(name string) {
 	defer f.mu.Unlock()
 	ex := f.executions[name]
 	ex.add(types.HistoryEvent{Type: types.HistoryEventTypeExecutionSucceeded})
-	ex.status = types.ExecutionStatusSucceeded
+	f.close(ex, types.ExecutionStatusSucceeded)
 }
 
 // setPendingRedrive marks a failed execution as being redriven (status PENDING_REDRIVE).
@@ -389,4 +448,20 @@ func lastSegment(arn string) string {
 		return arn[i+1:]
 	}
 	return arn
+}
+
+// validExecutionName is Step Functions' rule for execution names
+// (https://docs.aws.amazon.com/step-functions/latest/apireference/API_StartExecution.html):
+// 1 to 80 characters; no whitespace, brackets < > { } [ ], wildcards ? *, special characters
+// " # % \ ^ | ~ ` $ & , ; : /, or control characters.
+func validExecutionName(name string) bool {
+	if name == "" || len([]rune(name)) > 80 {
+		return false
+	}
+	for _, r := range name {
+		if unicode.IsSpace(r) || unicode.IsControl(r) || strings.ContainsRune("<>{}[]?*\"#%\\^|~`$&,;:/", r) {
+			return false
+		}
+	}
+	return true
 }

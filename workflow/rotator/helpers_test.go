@@ -62,6 +62,7 @@ type fixture struct {
 	sm       *localsecrets.Store
 	store    *secretstore.Store
 	sfn      *fakeSFN
+	ecs      *fakeECS
 	r        *Rotator
 	arn      string
 	adminARN string
@@ -112,9 +113,11 @@ func newFixture(t *testing.T, cfg Config) *fixture {
 	if cfg.DeadlineMargin == 0 {
 		cfg.DeadlineMargin = 20 * time.Millisecond
 	}
+	f.ecs = &fakeECS{missing: map[string]bool{}}
 	f.r = &Rotator{
 		Secrets: f.store,
 		SFN:     f.sfn,
+		ECS:     f.ecs,
 		Config:  cfg,
 		Log:     slog.New(slog.NewJSONHandler(f.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Now:     func() time.Time { return promotedAt },
@@ -260,6 +263,23 @@ func errorName(t *testing.T, err error) string {
 		t.Errorf("the Lambda runtime would report %q for %v, which is not in workflow.ErrorNames", name, err)
 	}
 	return name
+}
+
+// fakeECS knows every service but those marked missing.
+type fakeECS struct {
+	mu      sync.Mutex
+	missing map[string]bool
+	checked []string
+}
+
+func (e *fakeECS) CheckService(_ context.Context, svc workflow.Service) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.checked = append(e.checked, svc.String())
+	if e.missing[svc.String()] {
+		return errors.New("ECS service " + svc.String() + " is missing: MISSING")
+	}
+	return nil
 }
 
 var errThrottled = errors.New("ThrottlingException: Rate exceeded")

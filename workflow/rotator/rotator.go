@@ -4,9 +4,15 @@
 // Secrets Manager calls it four times per rotation. createSecret puts the AWSPENDING version
 // (the alternate user with a fresh password, created with the RotationToken so Secrets
 // Manager accepts it as this function's) and starts the rotation execution, named after the
-// version id. setSecret, testSecret and finishSecret then wait, within the Lambda deadline,
-// for the execution to pass SetPassword, CheckReplicas and Promote, and report its failure by
-// state and cause. The state machine itself calls the "promote" action, which moves
+// version id (executions.Name). setSecret, testSecret and finishSecret then wait, within the
+// Lambda deadline, for the execution to pass SetPassword, CheckReplicas and Promote, and
+// report its failure by state and cause. A failed execution is redriven by the next
+// createSecret of its version; once Step Functions no longer allows that (14 days after the
+// failure), a successor execution of the same version takes over (see start).
+//
+// A testSecret for a version no execution belongs to, and that createSecret did not write,
+// is Secrets Manager's test of the rotation configuration (RotateSecret without
+// RotateImmediately): it gets a read-only check of the configuration (CheckConfiguration). The state machine itself calls the "promote" action, which moves
 // AWSCURRENT: the move happens in the middle of the workflow (before the redeploy), and the
 // function that moves it is the registered rotation function.
 package rotator
@@ -64,6 +70,7 @@ const ActionFail = "fail"
 type Secrets interface {
 	VersionStages(ctx context.Context, arn string) (map[string][]string, error)
 	AppSecret(ctx context.Context, arn, versionID string) (workflow.AppSecret, error)
+	AdminSecret(ctx context.Context, arn string) (workflow.AdminSecret, error)
 	PutPending(ctx context.Context, arn, token string, s workflow.AppSecret, rotationToken workflow.Password) error
 	MoveCurrent(ctx context.Context, arn, toVersion, fromVersion string) error
 	RandomPassword(ctx context.Context, length int, exclude string) (workflow.Password, error)
@@ -78,6 +85,13 @@ type StepFunctions interface {
 	StopExecution(ctx context.Context, in *sfn.StopExecutionInput, optFns ...func(*sfn.Options)) (*sfn.StopExecutionOutput, error)
 	RedriveExecution(ctx context.Context, in *sfn.RedriveExecutionInput, optFns ...func(*sfn.Options)) (*sfn.RedriveExecutionOutput, error)
 	ListExecutions(ctx context.Context, in *sfn.ListExecutionsInput, optFns ...func(*sfn.Options)) (*sfn.ListExecutionsOutput, error)
+	DescribeStateMachine(ctx context.Context, in *sfn.DescribeStateMachineInput, optFns ...func(*sfn.Options)) (*sfn.DescribeStateMachineOutput, error)
+}
+
+// ECS is what the configuration test asks ECS (tasks/ecsservice): whether a service exists
+// and is ACTIVE.
+type ECS interface {
+	CheckService(ctx context.Context, svc workflow.Service) error
 }
 
 // Config is the static wiring of the function. Zero values take the documented defaults.
@@ -102,9 +116,11 @@ const DefaultExcludeCharacters = ":/@\"'\\ "
 type Rotator struct {
 	Secrets Secrets
 	SFN     StepFunctions
-	Config  Config
-	Log     *slog.Logger
-	Now     func() time.Time
+	// ECS is used by the configuration test only; it may be nil when Config.Services is empty.
+	ECS    ECS
+	Config Config
+	Log    *slog.Logger
+	Now    func() time.Time
 }
 
 // Handle is the Lambda handler. For Secrets Manager steps it returns nil output; for a
@@ -138,7 +154,7 @@ func (r *Rotator) Handle(ctx context.Context, ev Event) (*workflow.PromoteResult
 	case StepSet:
 		err = r.waitFor(ctx, ev.SecretID, ev.ClientRequestToken, workflow.StateSetPassword)
 	case StepTest:
-		err = r.waitFor(ctx, ev.SecretID, ev.ClientRequestToken, workflow.StateCheckReplicas)
+		err = r.testSecret(ctx, ev.SecretID, ev.ClientRequestToken)
 	case StepFinish:
 		err = r.finish(ctx, ev.SecretID, ev.ClientRequestToken)
 	default:
@@ -200,43 +216,93 @@ func (r *Rotator) CreateSecret(ctx context.Context, arn, token string, rotationT
 	return r.start(ctx, arn, token)
 }
 
-// start starts the execution named after token, or resolves ExecutionAlreadyExists.
+// start starts the rotation's execution (named executions.Name(token)), or resolves
+// ExecutionAlreadyExists: its newest execution (see executions.Reader.Latest) running or
+// done is fine; one that failed before Promote is redriven; one that can no longer be
+// redriven (Step Functions redrives only within 14 days of the failure, and the name stays
+// taken for 90: https://docs.aws.amazon.com/step-functions/latest/apireference/API_RedriveExecution.html)
+// is followed by a successor execution of the same version, which runs the rotation again
+// from Preflight: every state is idempotent and rechecks its preconditions.
 func (r *Rotator) start(ctx context.Context, arn, token string) error {
-	input, err := json.Marshal(workflow.State{SecretARN: arn, Token: token, Services: r.Config.Services})
+	err := r.startAttempt(ctx, arn, token, 1)
+	var exists *types.ExecutionAlreadyExists
+	if !errors.As(err, &exists) {
+		return err
+	}
+	a, found, err := r.reader().Latest(ctx, token)
 	if err != nil {
 		return err
 	}
-	_, err = r.SFN.StartExecution(ctx, &sfn.StartExecutionInput{
-		StateMachineArn: aws.String(r.Config.StateMachineARN),
-		Name:            aws.String(token),
-		Input:           aws.String(string(input)),
-	})
-	var exists *types.ExecutionAlreadyExists
-	if !errors.As(err, &exists) {
-		if err != nil {
-			return fmt.Errorf("start execution %s: %w", token, err)
-		}
-		r.log().InfoContext(ctx, "execution started", "secret", arn, "version", token)
-		return nil
+	if !found {
+		return fmt.Errorf("execution %s exists but cannot be read", executions.Name(token))
 	}
-	p, err := r.reader().Progress(ctx, token)
+	p, err := r.reader().Progress(ctx, a.Name)
 	if err != nil {
 		return err
 	}
 	switch {
 	case !p.Found:
-		return fmt.Errorf("execution %s exists but cannot be read", token)
+		return fmt.Errorf("execution %s exists but cannot be read", a.Name)
 	case p.Status == types.ExecutionStatusRunning, p.Status == types.ExecutionStatusSucceeded, p.Status == types.ExecutionStatusPendingRedrive:
-		r.log().InfoContext(ctx, "execution already exists", "secret", arn, "version", token, "status", string(p.Status))
+		r.log().InfoContext(ctx, "execution already exists", "secret", arn, "version", token, "execution", a.Name, "status", string(p.Status))
 		return nil
 	case p.Ended() && !p.Passed(workflow.StatePromote):
-		if _, err := r.SFN.RedriveExecution(ctx, &sfn.RedriveExecutionInput{ExecutionArn: aws.String(r.reader().ARN(token))}); err != nil {
-			return fmt.Errorf("redrive execution %s (failed in %s): %w", token, p.FailedState, err)
+		_, err := r.SFN.RedriveExecution(ctx, &sfn.RedriveExecutionInput{ExecutionArn: aws.String(r.reader().ARN(a.Name))})
+		var notRedrivable *types.ExecutionNotRedrivable
+		if errors.As(err, &notRedrivable) {
+			return r.successor(ctx, arn, token, a, p, aws.ToString(notRedrivable.Message))
 		}
-		r.log().InfoContext(ctx, "execution redriven", "secret", arn, "version", token, "from_state", p.FailedState)
+		if err != nil {
+			return fmt.Errorf("redrive execution %s (failed in %s): %w", a.Name, p.FailedState, err)
+		}
+		r.log().InfoContext(ctx, "execution redriven", "secret", arn, "version", token, "execution", a.Name, "from_state", p.FailedState)
 		return nil
 	}
-	return fmt.Errorf("execution %s ended %s after Promote, yet version %s is not AWSCURRENT", token, p.Status, token)
+	return fmt.Errorf("execution %s ended %s after Promote, yet version %s is not AWSCURRENT", a.Name, p.Status, token)
+}
+
+// successor starts the next execution of the rotation to token after a, which failed and
+// can no longer be redriven.
+func (r *Rotator) successor(ctx context.Context, arn, token string, a executions.Attempt, p executions.Progress, why string) error {
+	n := a.Last + 1
+	if n > executions.MaxAttempts {
+		return &RotationStuck{Secret: arn, Version: token, Reason: fmt.Sprintf("execution %s failed in %s and cannot be redriven (%s), and all %d execution names of this version are used", a.Name, p.FailedState, why, executions.MaxAttempts)}
+	}
+	err := r.startAttempt(ctx, arn, token, n)
+	var exists *types.ExecutionAlreadyExists
+	if errors.As(err, &exists) {
+		return &RotationStuck{Secret: arn, Version: token, Reason: fmt.Sprintf("execution %s failed in %s and cannot be redriven (%s), and its successor %s cannot be started", a.Name, p.FailedState, why, executions.AttemptName(token, n))}
+	}
+	if err != nil {
+		return err
+	}
+	r.log().WarnContext(ctx, "execution cannot be redriven: successor started", "secret", arn, "version", token,
+		"failed_execution", a.Name, "failed_state", p.FailedState, "reason", why, "execution", executions.AttemptName(token, n))
+	return nil
+}
+
+// startAttempt starts attempt n of the rotation to token. Errors other than
+// ExecutionAlreadyExists are wrapped with the action.
+func (r *Rotator) startAttempt(ctx context.Context, arn, token string, n int) error {
+	input, err := json.Marshal(workflow.State{SecretARN: arn, Token: token, Services: r.Config.Services})
+	if err != nil {
+		return err
+	}
+	name := executions.AttemptName(token, n)
+	_, err = r.SFN.StartExecution(ctx, &sfn.StartExecutionInput{
+		StateMachineArn: aws.String(r.Config.StateMachineARN),
+		Name:            aws.String(name),
+		Input:           aws.String(string(input)),
+	})
+	var exists *types.ExecutionAlreadyExists
+	switch {
+	case errors.As(err, &exists):
+		return err
+	case err != nil:
+		return fmt.Errorf("start execution %s: %w", name, err)
+	}
+	r.log().InfoContext(ctx, "execution started", "secret", arn, "version", token, "execution", name)
+	return nil
 }
 
 // stopSuperseded stops running executions of this secret for other versions: AWSPENDING has
@@ -254,7 +320,7 @@ func (r *Rotator) stopSuperseded(ctx context.Context, arn, token string) error {
 			return fmt.Errorf("list running executions: %w", err)
 		}
 		for _, ex := range out.Executions {
-			if aws.ToString(ex.Name) == token {
+			if executions.IsAttemptOf(aws.ToString(ex.Name), token) {
 				continue
 			}
 			// An execution past Promote finished its rotation; it is only redeploying.
@@ -304,23 +370,23 @@ func (r *Rotator) waitFor(ctx context.Context, arn, token, state string) error {
 	}
 	deadline, hasDeadline := ctx.Deadline()
 	for {
-		p, err := r.reader().Progress(ctx, token)
+		a, p, err := r.reader().LatestProgress(ctx, token)
 		if err != nil {
 			return err
 		}
 		switch {
 		case !p.Found:
-			return fmt.Errorf("no rotation execution %s: createSecret has not started it", token)
+			return &noExecution{token: token}
 		case p.Passed(state):
 			return nil
 		case p.Ended():
-			return fmt.Errorf("rotation execution %s %s in state %s: %s: %s", token, p.Status, p.FailedState, p.Error, p.Cause)
+			return fmt.Errorf("rotation execution %s %s in state %s: %s: %s", a.Name, p.Status, p.FailedState, p.Error, p.Cause)
 		case p.Status == types.ExecutionStatusSucceeded:
-			return fmt.Errorf("rotation execution %s succeeded without passing %s", token, state)
+			return fmt.Errorf("rotation execution %s succeeded without passing %s", a.Name, state)
 		}
 		wait := r.pollInterval()
 		if hasDeadline && time.Until(deadline)-r.margin() < wait {
-			return fmt.Errorf("rotation execution %s has not passed %s before the Lambda deadline; Secrets Manager will retry", token, state)
+			return fmt.Errorf("rotation execution %s has not passed %s before the Lambda deadline; Secrets Manager will retry", a.Name, state)
 		}
 		select {
 		case <-ctx.Done():
@@ -348,15 +414,15 @@ func (r *Rotator) finish(ctx context.Context, arn, token string) error {
 // ended before Redeploy (e.g. the Promote Lambda timed out after moving the stage): without
 // it, no service would ever be redeployed onto the new version.
 func (r *Rotator) resumeRedeploy(ctx context.Context, token string) error {
-	p, err := r.reader().Progress(ctx, token)
+	a, p, err := r.reader().LatestProgress(ctx, token)
 	if err != nil {
 		return err
 	}
 	if !p.Found || !p.Ended() || p.Passed(workflow.StatePromote) {
 		return nil
 	}
-	if _, err := r.SFN.RedriveExecution(ctx, &sfn.RedriveExecutionInput{ExecutionArn: aws.String(r.reader().ARN(token))}); err != nil {
-		return fmt.Errorf("redrive execution %s to redeploy the promoted version: %w", token, err)
+	if _, err := r.SFN.RedriveExecution(ctx, &sfn.RedriveExecutionInput{ExecutionArn: aws.String(r.reader().ARN(a.Name))}); err != nil {
+		return fmt.Errorf("redrive execution %s to redeploy the promoted version: %w", a.Name, err)
 	}
 	r.log().InfoContext(ctx, "promoted version not redeployed: execution redriven", "version", token, "from_state", p.FailedState)
 	return nil
