@@ -30,6 +30,11 @@ const (
 // PropAppSecretARN is the custom resource's property naming the app secret.
 const PropAppSecretARN = "AppSecretArn"
 
+// PropAdoptExistingUser is the custom resource's optional property ("true" or "false", or a
+// JSON boolean; default false) that lets the bootstrap take over an existing app user (or
+// alternate) that pgrotate did not create. Without it such a user is refused, unchanged.
+const PropAdoptExistingUser = "AdoptExistingUser"
+
 // bootstrapSecrets reads the app secret's AWSCURRENT version and the admin secret it names.
 type bootstrapSecrets interface {
 	AppSecretAt(ctx context.Context, arn, stage string) (workflow.AppSecret, string, error)
@@ -39,8 +44,11 @@ type bootstrapSecrets interface {
 // loginEnsurer creates the first app user and follows its replication.
 type loginEnsurer interface {
 	// EnsureLogin creates or repairs user as a login user of the admin secret's database
-	// with password (idempotent) and returns the primary's WAL position after it.
-	EnsureLogin(ctx context.Context, admin workflow.AdminSecret, user string, password workflow.Password) (lsn string, err error)
+	// with password (idempotent) and returns the primary's WAL position after it and the
+	// existing roles pgrotate did not create that it took over (only when adopt). Every
+	// refusal (a superuser, the admin, a reserved name, a clone name, someone else's role)
+	// comes before any change.
+	EnsureLogin(ctx context.Context, admin workflow.AdminSecret, user string, password workflow.Password, adopt bool) (lsn string, adopted []string, err error)
 	// CaughtUp returns a *workflow.ReplicaNotReady until the login's server has replayed lsn.
 	CaughtUp(ctx context.Context, login workflow.AdminSecret, lsn string) error
 }
@@ -49,7 +57,9 @@ type loginEnsurer interface {
 // a new deployment, so the app can start before any rotation: on Create and Update it reads
 // the app secret's AWSCURRENT version and the admin secret it names (masterarn), checks they
 // name the same primary, and makes the app secret's user log in there with its password
-// (EnsureLogin, as the admin, in the app's database). It then waits until every replica the
+// (EnsureLogin, as the admin, in the app's database). EnsureLogin refuses, changing nothing,
+// a user it must not take over: a superuser, the admin, a reserved name, or an existing role
+// pgrotate did not create unless the AdoptExistingUser property is true. It then waits until every replica the
 // app secret names accepts that login, since the app's health check logs in there too. On
 // Delete it does nothing: the user may own the app's data.
 //
@@ -94,6 +104,10 @@ func (h *Bootstrap) Handle(ctx context.Context, ev cfn.Event) (physicalID string
 	if err != nil {
 		return fail(err)
 	}
+	adopt, err := adoptProperty(ev.ResourceProperties)
+	if err != nil {
+		return fail(err)
+	}
 	ctx, cancel := h.bounded(ctx)
 	defer cancel()
 
@@ -111,9 +125,12 @@ func (h *Bootstrap) Handle(ctx context.Context, ev cfn.Event) (physicalID string
 	if err := workflow.ValidatePair(app, admin); err != nil {
 		return fail(fmt.Errorf("bootstrap: %w", err))
 	}
-	lsn, err := h.DB.EnsureLogin(ctx, adminAt(admin, app), app.Username, app.Password)
+	lsn, adopted, err := h.DB.EnsureLogin(ctx, adminAt(admin, app), app.Username, app.Password, adopt)
 	if err != nil {
 		return fail(fmt.Errorf("bootstrap: create the app user %s on %s: %w", app.Username, app.Primary(), err))
+	}
+	if len(adopted) > 0 {
+		log.WarnContext(ctx, "adopted existing roles pgrotate did not create", "roles", strings.Join(adopted, ","))
 	}
 	log.InfoContext(ctx, "app user ready on the primary", "secret", arn, "version", version, "user", app.Username, "lsn", lsn)
 	for _, ep := range app.Replicas {
@@ -122,7 +139,11 @@ func (h *Bootstrap) Handle(ctx context.Context, ev cfn.Event) (physicalID string
 		}
 		log.InfoContext(ctx, "app user ready on a replica", "user", app.Username, "replica", ep.String())
 	}
-	return bootstrapID(arn, app.Username), map[string]interface{}{"Username": app.Username}, nil
+	data = map[string]interface{}{"Username": app.Username}
+	if len(adopted) > 0 {
+		data["Adopted"] = strings.Join(adopted, ",")
+	}
+	return bootstrapID(arn, app.Username), data, nil
 }
 
 // bootstrapID is the custom resource's id for the app secret arn whose user is user: the
@@ -146,6 +167,24 @@ func appSecretARN(props map[string]interface{}) (string, error) {
 		return "", fmt.Errorf("bootstrap: property %s is not a secret ARN", PropAppSecretARN)
 	}
 	return arn, nil
+}
+
+// adoptProperty reads the optional AdoptExistingUser property.
+func adoptProperty(props map[string]interface{}) (bool, error) {
+	switch v := props[PropAdoptExistingUser].(type) {
+	case nil:
+		return false, nil
+	case bool:
+		return v, nil
+	case string:
+		switch strings.ToLower(v) {
+		case "true":
+			return true, nil
+		case "false", "":
+			return false, nil
+		}
+	}
+	return false, fmt.Errorf("bootstrap: property %s must be true or false", PropAdoptExistingUser)
 }
 
 // bounded keeps ResponseMargin of the invocation's time for the answer to CloudFormation.

@@ -32,25 +32,32 @@ type fakeLogins struct {
 	ensureErr error
 	replica   map[string][]error // host → errors CaughtUp returns first, in order
 	deadline  time.Time          // of the context EnsureLogin got
+	adopt     []bool             // the adopt argument of each EnsureLogin
+	unmanaged []string           // existing roles EnsureLogin reports adopted when asked to
 }
 
 func newFakeLogins() *fakeLogins {
 	return &fakeLogins{users: map[string]workflow.Password{}, lsn: "0/5000060", replica: map[string][]error{}}
 }
 
-func (d *fakeLogins) EnsureLogin(ctx context.Context, admin workflow.AdminSecret, user string, pw workflow.Password) (string, error) {
+func (d *fakeLogins) EnsureLogin(ctx context.Context, admin workflow.AdminSecret, user string, pw workflow.Password, adopt bool) (string, []string, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.calls = append(d.calls, dbCall{Op: "EnsureLogin", Host: admin.Host, As: admin.Username, User: user})
 	d.deadline, _ = ctx.Deadline()
+	d.adopt = append(d.adopt, adopt)
 	if admin.Host != primaryHost || admin.Username != "dbadmin" || admin.Password.Reveal() != adminPW || admin.DBName != "app" {
-		return "", fmt.Errorf("EnsureLogin got the wrong admin login: %s@%s/%s", admin.Username, admin.Host, admin.DBName)
+		return "", nil, fmt.Errorf("EnsureLogin got the wrong admin login: %s@%s/%s", admin.Username, admin.Host, admin.DBName)
 	}
 	if d.ensureErr != nil {
-		return "", d.ensureErr
+		return "", nil, d.ensureErr
 	}
 	d.users[user] = pw
-	return d.lsn, nil
+	var adopted []string
+	if adopt {
+		adopted = d.unmanaged
+	}
+	return d.lsn, adopted, nil
 }
 
 func (d *fakeLogins) CaughtUp(_ context.Context, login workflow.AdminSecret, lsn string) error {
@@ -226,6 +233,12 @@ func TestBootstrapFailures(t *testing.T) {
 				ev.ResourceProperties[PropAppSecretARN] = 42
 				return ev
 			}},
+		{name: "AdoptExistingUser not a boolean", noEnsure: true, noSecrets: true, want: "property AdoptExistingUser must be true or false",
+			event: func(e *env) cfn.Event {
+				ev := e.event(cfn.RequestCreate, "")
+				ev.ResourceProperties[PropAdoptExistingUser] = "yes please"
+				return ev
+			}},
 		{name: "unknown request type", noEnsure: true, noSecrets: true, want: `unknown request type "Replace"`,
 			event: func(e *env) cfn.Event { return e.event("Replace", "") }},
 		{name: "app secret missing", noEnsure: true, want: "bootstrap: read app secret",
@@ -378,5 +391,42 @@ func (e *env) putAdmin(value string) {
 	in := &secretsmanager.PutSecretValueInput{SecretId: aws.String(e.adminARN), SecretString: aws.String(value)}
 	if _, err := e.sm.PutSecretValue(context.Background(), in); err != nil {
 		e.t.Fatalf("put admin secret: %v", err)
+	}
+}
+
+// AdoptExistingUser reaches EnsureLogin (off unless set), and what it adopted is in the
+// resource's data.
+func TestBootstrapAdoptExistingUser(t *testing.T) {
+	tests := []struct {
+		name        string
+		prop        any // nil: no property
+		wantAdopt   bool
+		wantAdopted any
+	}{
+		{name: "absent", prop: nil},
+		{name: "false", prop: "false"},
+		{name: "true string", prop: "true", wantAdopt: true, wantAdopted: "app_user,app_user_clone"},
+		{name: "true boolean", prop: true, wantAdopt: true, wantAdopted: "app_user,app_user_clone"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t)
+			db := newFakeLogins()
+			db.unmanaged = []string{"app_user", "app_user_clone"}
+			ev := e.event(cfn.RequestCreate, "")
+			if tt.prop != nil {
+				ev.ResourceProperties[PropAdoptExistingUser] = tt.prop
+			}
+			_, data, err := e.bootstrap(db).Handle(context.Background(), ev)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(db.adopt) != 1 || db.adopt[0] != tt.wantAdopt {
+				t.Errorf("EnsureLogin got adopt %v; want [%v]", db.adopt, tt.wantAdopt)
+			}
+			if data["Adopted"] != tt.wantAdopted {
+				t.Errorf("data[Adopted] = %v; want %v", data["Adopted"], tt.wantAdopted)
+			}
+		})
 	}
 }

@@ -21,13 +21,14 @@ import (
 	"time"
 
 	"github.com/pgrotate/pgrotate/local/demo"
+	"github.com/pgrotate/pgrotate/tasks/postgres"
 )
 
 // Exit statuses.
 const (
 	exitOK          = 0
 	exitFailed      = 1 // a rotation failed, or alternating users saw a failed connection
-	exitUsage       = 2
+	exitUsage       = 2 // also: the setup refused to take over a role it did not create
 	exitInterrupted = 130
 )
 
@@ -86,6 +87,7 @@ func newFlags(name string, rotations, tasks int, stderr io.Writer) (*flag.FlagSe
 	fs.StringVar(&o.ReplicaDSN, "replica-dsn", "", "connection string of its streaming replica (same TLS settings)")
 	fs.StringVar(&o.AppDB, "app-db", "", "the application's database on those servers (default: the primary DSN's dbname)")
 	fs.StringVar(&o.AppUser, "app-user", "app_user", "the first application login user (its alternate is <name>_clone)")
+	fs.BoolVar(&o.AdoptExistingUser, "adopt-existing-user", false, "take over an existing --app-user (or its alternate) that pgrotate did not create, replacing its password; without it such a user is refused")
 	fs.DurationVar(&o.ProbeInterval, "probe-interval", demo.DefaultProbeInterval, "time between two rounds of fresh probe logins")
 	fs.Float64Var(&o.TimeScale, "time-scale", demo.DefaultTimeScale, "factor applied to the state machine's waits and retry intervals")
 	fs.StringVar(&o.AppBinary, "app-binary", "", "a built examples/app (default: go build it from the pgrotate module)")
@@ -163,6 +165,12 @@ func exitStatus(ctx context.Context, err error, stderr io.Writer, took time.Dura
 	case ctx.Err() != nil:
 		fmt.Fprintf(stderr, "pgrotate: interrupted after %s; everything it started is stopped\n", took.Round(time.Millisecond))
 		return exitInterrupted
+	case demo.IsRefusal(err):
+		fmt.Fprintf(stderr, "pgrotate: refused, nothing was changed on the server: %v\n", err)
+		if errors.As(err, new(*postgres.UnmanagedRole)) {
+			fmt.Fprintf(stderr, "pgrotate: to take over that role anyway (its password will be replaced), pass --adopt-existing-user\n")
+		}
+		return exitUsage
 	case err != nil:
 		fmt.Fprintf(stderr, "pgrotate: %v\n", err)
 		return exitFailed

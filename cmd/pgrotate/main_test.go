@@ -3,9 +3,14 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pgrotate/pgrotate/local/backend"
+	"github.com/pgrotate/pgrotate/tasks/postgres"
 )
 
 // The command line's own behaviour; the demo itself is tested in local/demo.
@@ -50,6 +55,38 @@ func TestRunExitStatus(t *testing.T) {
 			}
 			if strings.Contains(stdout.String()+stderr.String(), secret) {
 				t.Errorf("the password was printed:\n%s%s", stdout.String(), stderr.String())
+			}
+		})
+	}
+}
+
+// A setup that refuses to take over a role exits 2 and says nothing was changed; the adopt
+// hint only comes with a role pgrotate did not create.
+func TestExitStatusOfRefusals(t *testing.T) {
+	tests := []struct {
+		name      string
+		err       error
+		want      int
+		wantHint  bool
+		wantInOut string
+	}{
+		{"someone else's role", fmt.Errorf("bootstrap: %w", &postgres.UnmanagedRole{Role: "live"}), exitUsage, true, `refusing to take over role "live"`},
+		{"the admin", fmt.Errorf("bootstrap: %w", &postgres.RefusedRole{Role: "dbadmin", Reason: "it is the admin"}), exitUsage, false, `refusing to change role "dbadmin"`},
+		{"someone else's demo table", fmt.Errorf("bootstrap: %w", &backend.DemoTableTaken{Table: "rotation_demo_x", Owner: "o", User: "x"}), exitUsage, false, "rotation_demo_x"},
+		{"another failure", errors.New("connection refused"), exitFailed, false, "connection refused"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var stderr bytes.Buffer
+			if got := exitStatus(context.Background(), tt.err, &stderr, time.Second, false); got != tt.want {
+				t.Errorf("exit %d, want %d", got, tt.want)
+			}
+			out := stderr.String()
+			if !strings.Contains(out, tt.wantInOut) || strings.Contains(out, "nothing was changed") != (tt.want == exitUsage) {
+				t.Errorf("stderr = %q", out)
+			}
+			if strings.Contains(out, "--adopt-existing-user") != tt.wantHint {
+				t.Errorf("adopt hint shown = %v, want %v: %q", !tt.wantHint, tt.wantHint, out)
 			}
 		})
 	}

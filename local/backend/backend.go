@@ -78,8 +78,13 @@ func FromCluster(c *pgcluster.Cluster) Database {
 // Options configure a Backend. Zero values take the documented defaults.
 type Options struct {
 	Database Database
-	// AppUser is the first login user; default "app_user".
+	// AppUser is the first login user; default "app_user". It must be a base name (not
+	// x_clone), and an existing role pgrotate did not create is refused unless
+	// AdoptExistingUser.
 	AppUser string
+	// AdoptExistingUser lets the bootstrap take over an existing AppUser (or its alternate)
+	// that pgrotate did not create: its password is replaced. Backend.Adopted lists them.
+	AdoptExistingUser bool
 	// Services are the ECS services that hold the app secret, each created with
 	// TasksPerService tasks (default 2) launched at start.
 	Services        []workflow.Service
@@ -113,6 +118,10 @@ type Backend struct {
 	Rotator        *rotator.Rotator
 	AppSecretARN   string
 	AdminSecretARN string
+	// DemoTable is the table the app user owns (DemoTableFor), which the sample app reads.
+	DemoTable string
+	// Adopted lists the existing roles the bootstrap took over (AdoptExistingUser).
+	Adopted []string
 
 	mu            sync.Mutex
 	notifications []string

@@ -17,6 +17,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -69,6 +70,9 @@ type Options struct {
 	AppDB string
 	// AppUser is the first login user; default "app_user".
 	AppUser string
+	// AdoptExistingUser lets the setup take over an existing AppUser (or its alternate)
+	// that pgrotate did not create; the report lists them. Without it they are refused.
+	AdoptExistingUser bool
 	// SecretsFile, if set, receives the secret store at the end as JSON, mode 0600.
 	SecretsFile string
 	// TimeScale shrinks the state machine's waits and retry intervals (default
@@ -275,7 +279,7 @@ func (r *run) start(ctx context.Context) error {
 	}
 
 	f, err := fleet.New(fleet.Options{
-		Binary: b.bin, SSLRootCert: r.db.CAFile, Drain: o.Drain, WorkTable: backend.DemoTable,
+		Binary: b.bin, SSLRootCert: r.db.CAFile, Drain: o.Drain, WorkTable: backend.DemoTableFor(o.AppUser),
 		Events: func(ev fleet.Event) {
 			r.tasks.count(ev.Kind)
 			o.Log.Info("task "+ev.Kind, "task", ev.Task, "user", ev.User, "detail", ev.Detail)
@@ -287,7 +291,7 @@ func (r *run) start(ctx context.Context) error {
 	r.fleet = f
 	began = time.Now()
 	bk, err := backend.New(ctx, backend.Options{
-		Database: r.db, AppUser: o.AppUser, Services: []workflow.Service{service}, TasksPerService: o.Tasks,
+		Database: r.db, AppUser: o.AppUser, AdoptExistingUser: o.AdoptExistingUser, Services: []workflow.Service{service}, TasksPerService: o.Tasks,
 		Controller: f, TimeScale: o.TimeScale, Log: o.Log, OnEvent: r.out.onEvent,
 	})
 	if err != nil {
@@ -295,7 +299,11 @@ func (r *run) start(ctx context.Context) error {
 	}
 	r.b = bk
 	r.out.printf("• roles %s (admin) and %s, table %s; secrets pgrotate/admin and pgrotate/app in the local Secrets Manager\n",
-		r.db.AdminUser, o.AppUser, backend.DemoTable)
+		r.db.AdminUser, o.AppUser, bk.DemoTable)
+	if len(bk.Adopted) > 0 {
+		r.report.AdoptedRoles = bk.Adopted
+		r.out.printf("• adopted existing roles not created by pgrotate (--adopt-existing-user): %s; their passwords were replaced\n", strings.Join(bk.Adopted, ", "))
+	}
 	if err := r.testConfiguration(ctx); err != nil {
 		return err
 	}

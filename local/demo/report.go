@@ -43,6 +43,9 @@ type Report struct {
 	// LoginsAfter are the logins tried at the end with AWSCURRENT and AWSPREVIOUS, on the
 	// primary and the replica.
 	LoginsAfter []Login `json:"logins_after"`
+	// AdoptedRoles are the existing roles, not created by pgrotate, that the setup took over
+	// because --adopt-existing-user asked it to (their passwords were replaced).
+	AdoptedRoles []string `json:"adopted_roles,omitempty"`
 	// Interrupted is set when the run was cut short (Ctrl-C): the counts cover what ran.
 	Interrupted bool `json:"interrupted,omitempty"`
 }
@@ -157,6 +160,9 @@ func (r *Report) WriteSummary(w io.Writer) {
 		ms(r.PromoteMS.P50), ms(r.PromoteMS.Max), ms(r.RotationMS.P50), ms(r.RotationMS.Max))
 	if r.Requests.Crashed > 0 {
 		fmt.Fprintf(w, "         %d tasks exited on their own\n", r.Requests.Crashed)
+	}
+	if len(r.AdoptedRoles) > 0 {
+		fmt.Fprintf(w, "         adopted existing roles not created by pgrotate (--adopt-existing-user): %s\n", strings.Join(r.AdoptedRoles, ", "))
 	}
 	if len(c.Failures) > 0 {
 		fmt.Fprintf(w, "failed logins by reason:\n")

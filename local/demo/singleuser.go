@@ -64,12 +64,8 @@ func (r *run) rotateSingleUser(ctx context.Context) (rotation, error) {
 		if err != nil {
 			return err
 		}
-		a, err := postgres.OpenAdmin(ctx, admin.Primary(), admin.DBName, admin.Username, admin.Password, admin.TLSMode(), r.pg)
-		if err != nil {
-			return err
-		}
-		defer a.Close(context.WithoutCancel(ctx))
-		_, _, err = a.SetPassword(ctx, next.Username, next.Password)
+		// The product's adapter, as the SetPassword step uses it: a SCRAM verifier, in place.
+		_, _, err = postgres.PG{Options: r.pg}.SetPassword(ctx, admin, next.Username, next.Password)
 		return err
 	})
 	step("testSecret", func() error {

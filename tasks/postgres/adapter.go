@@ -60,14 +60,17 @@ func (p PG) SetPassword(ctx context.Context, admin workflow.AdminSecret, user st
 }
 
 // EnsureLogin creates or repairs user as a login user of the admin secret's database and
-// gives it password; see Admin.EnsureLogin.
-func (p PG) EnsureLogin(ctx context.Context, admin workflow.AdminSecret, user string, password workflow.Password) (string, error) {
+// gives it password, refusing any takeover before it changes anything (adopt allows taking
+// over existing roles pgrotate did not create); see Admin.EnsureLogin. It returns the
+// primary's WAL position after it and the roles it adopted.
+func (p PG) EnsureLogin(ctx context.Context, admin workflow.AdminSecret, user string, password workflow.Password, adopt bool) (lsn string, adopted []string, err error) {
 	a, err := p.admin(ctx, admin)
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
 	defer a.Close(context.WithoutCancel(ctx))
-	return a.EnsureLogin(ctx, user, password)
+	res, err := a.EnsureLogin(ctx, user, password, LoginOptions{Adopt: adopt})
+	return res.LSN, res.Adopted, err
 }
 
 // CaughtUp returns a *workflow.ReplicaNotReady until the admin secret's server (a replica)

@@ -101,6 +101,10 @@ func (a *Admin) create(ctx context.Context, act roleInfo, p pair) (created bool,
 		}
 		return false, fmt.Errorf("create role: %w", err)
 	}
+	// The mark lets a later bootstrap of the pair recognise the clone as pgrotate's own.
+	if err := markRole(ctx, a.conn, tx, p.clone, "the clone of "+p.base); err != nil {
+		return false, err
+	}
 	if _, err := tx.Exec(ctx, "GRANT "+ident(p.base)+" TO "+clone); err != nil {
 		return false, fmt.Errorf("grant %s to %s: %w", p.base, p.clone, err)
 	}

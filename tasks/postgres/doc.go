@@ -76,11 +76,16 @@
 //
 // # The first app user
 //
-// EnsureLogin is the bootstrap of a new deployment: it creates the base user WITH LOGIN
-// (no password in the CREATE) when it is missing, grants it CONNECT on the connected
-// database and USAGE, CREATE on its public schema (to the alternate too when a rotation
-// already made it), checks the grants took effect, then sets the password through
-// SetPassword, as a verifier. Running it again changes nothing; it never drops anything.
+// EnsureLogin is the bootstrap of a new deployment, and of `pgrotate demo`. A read-only plan
+// first refuses every takeover: a reserved name, the admin, a superuser or rds_superuser
+// member (for the user and its alternate), a clone name that does not exist, and an existing
+// role or alternate that pgrotate did not create (*UnmanagedRole) unless the caller adopts
+// it. Then one transaction creates the base user WITH LOGIN (no password in the CREATE) and
+// marks it with a ManagedMark role comment when it is missing, and grants CONNECT on the
+// connected database and USAGE, CREATE on its public schema where they are missing (to the
+// alternate too when a rotation already made it), checks the grants took effect, then sets
+// the password through SetPassword, as a verifier. CloneRole marks the clone it creates.
+// Running it again changes nothing; it never drops anything.
 //
 // Role names of the pair are checked with workflow.ValidateRoleName before any SQL, and every
 // identifier is still quoted with pgx.Identifier.Sanitize. Errors name the action, users and

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/pgrotate/pgrotate/local/pgcluster"
+	"github.com/pgrotate/pgrotate/local/pgcluster/pgtest"
 	"github.com/pgrotate/pgrotate/workflow"
 )
 
@@ -23,7 +24,8 @@ func TestEnsureLogin(t *testing.T) {
 	var plaintexts, verifiers []string
 
 	f.rejected(t, ctx, f.primary, user, pw)
-	lsn, err := a.EnsureLogin(ctx, user, pw)
+	res, err := a.EnsureLogin(ctx, user, pw, LoginOptions{})
+	lsn := res.LSN
 	if err != nil || !lsnRE.MatchString(lsn) {
 		t.Fatalf("EnsureLogin = %q, %v; want an LSN, nil", lsn, err)
 	}
@@ -62,7 +64,15 @@ func TestEnsureLogin(t *testing.T) {
 
 	t.Run("twice changes nothing", func(t *testing.T) {
 		before := f.storedVerifier(t, ctx, user)
-		lsn2, err := a.EnsureLogin(ctx, user, pw)
+		snap := pgtest.Snapshot(t, ctx, f.c, pgcluster.AppDatabase)
+		res2, err := a.EnsureLogin(ctx, user, pw, LoginOptions{})
+		lsn2 := res2.LSN
+		if d := pgtest.SnapshotDiff(snap, pgtest.Snapshot(t, ctx, f.c, pgcluster.AppDatabase)); d != "" {
+			t.Errorf("the second EnsureLogin changed roles or ACLs:\n%s", d)
+		}
+		if res2.Created || len(res2.Adopted) > 0 {
+			t.Errorf("the second EnsureLogin: created %v, adopted %v; want its own role recognised", res2.Created, res2.Adopted)
+		}
 		if err != nil || !lsnRE.MatchString(lsn2) {
 			t.Fatalf("second EnsureLogin = %q, %v", lsn2, err)
 		}
@@ -74,7 +84,8 @@ func TestEnsureLogin(t *testing.T) {
 
 	t.Run("a new password replaces the old one", func(t *testing.T) {
 		pw2 := randomPassword(t)
-		lsn, err := a.EnsureLogin(ctx, user, pw2)
+		res, err := a.EnsureLogin(ctx, user, pw2, LoginOptions{})
+		lsn := res.LSN
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -87,12 +98,16 @@ func TestEnsureLogin(t *testing.T) {
 		f.rejected(t, ctx, f.replica, user, pw)
 	})
 
-	t.Run("an existing role without LOGIN or grants is repaired", func(t *testing.T) {
+	t.Run("an adopted role without LOGIN or grants is repaired", func(t *testing.T) {
 		nologin := uniqueName("boot_nologin_")
 		f.exec(t, ctx, "CREATE ROLE "+ident(nologin)+" NOLOGIN")
 		pw := randomPassword(t)
-		if _, err := a.EnsureLogin(ctx, nologin, pw); err != nil {
+		res, err := a.EnsureLogin(ctx, nologin, pw, LoginOptions{Adopt: true})
+		if err != nil {
 			t.Fatal(err)
+		}
+		if res.Created || len(res.Adopted) != 1 || res.Adopted[0] != nologin {
+			t.Errorf("EnsureLogin(adopt) = created %v, adopted %v; want adopted [%s]", res.Created, res.Adopted, nologin)
 		}
 		plaintexts = append(plaintexts, pw.Reveal())
 		verifiers = append(verifiers, f.storedVerifier(t, ctx, nologin))
@@ -103,7 +118,7 @@ func TestEnsureLogin(t *testing.T) {
 	t.Run("the alternate gets the same grants", func(t *testing.T) {
 		base := uniqueName("boot_pair_")
 		basePW := randomPassword(t)
-		if _, err := a.EnsureLogin(ctx, base, basePW); err != nil {
+		if _, err := a.EnsureLogin(ctx, base, basePW, LoginOptions{}); err != nil {
 			t.Fatal(err)
 		}
 		clone := workflow.Alternate(base)
@@ -117,7 +132,7 @@ func TestEnsureLogin(t *testing.T) {
 		if err := a.CheckParity(ctx, base, clone); !errors.As(err, &pm) {
 			t.Fatalf("CheckParity after the REVOKE = %v; want a mismatch (is the setup right?)", err)
 		}
-		if _, err := a.EnsureLogin(ctx, base, basePW); err != nil {
+		if _, err := a.EnsureLogin(ctx, base, basePW, LoginOptions{}); err != nil {
 			t.Fatal(err)
 		}
 		if err := a.CheckParity(ctx, base, clone); err != nil {
@@ -125,7 +140,7 @@ func TestEnsureLogin(t *testing.T) {
 		}
 		// After a rotation AWSCURRENT names the clone: EnsureLogin on it works too.
 		clonePW := randomPassword(t)
-		if _, err := a.EnsureLogin(ctx, clone, clonePW); err != nil {
+		if _, err := a.EnsureLogin(ctx, clone, clonePW, LoginOptions{}); err != nil {
 			t.Fatal(err)
 		}
 		plaintexts = append(plaintexts, basePW.Reveal(), clonePW.Reveal())
@@ -141,13 +156,13 @@ func TestEnsureLogin(t *testing.T) {
 	t.Run("refusals change nothing", func(t *testing.T) {
 		var refused *RefusedRole
 		for _, name := range []string{f.adminUser, "postgres", f.adminUser + workflow.CloneSuffix} {
-			if _, err := a.EnsureLogin(ctx, name, randomPassword(t)); !errors.As(err, &refused) {
+			if _, err := a.EnsureLogin(ctx, name, randomPassword(t), LoginOptions{}); !errors.As(err, &refused) {
 				t.Errorf("EnsureLogin(%s) = %v; want *RefusedRole", name, err)
 			}
 		}
 		// A missing clone is not created: it would lack the pair link.
 		orphan := uniqueName("boot_orphan_") + workflow.CloneSuffix
-		if _, err := a.EnsureLogin(ctx, orphan, randomPassword(t)); err == nil || !strings.Contains(err.Error(), "clone") {
+		if _, err := a.EnsureLogin(ctx, orphan, randomPassword(t), LoginOptions{}); err == nil || !strings.Contains(err.Error(), "clone") {
 			t.Errorf("EnsureLogin(missing clone) = %v; want an error naming the clone", err)
 		}
 		// A base user whose alternate is a superuser is refused before it is created.
@@ -159,7 +174,7 @@ func TestEnsureLogin(t *testing.T) {
 		t.Cleanup(func() { _ = su.Close(context.Background()) }) // after the DROP below (cleanups run last-in first-out)
 		mustExec(t, ctx, su, "CREATE ROLE "+ident(workflow.Alternate(super))+" SUPERUSER NOLOGIN")
 		t.Cleanup(func() { _, _ = su.Exec(context.Background(), "DROP ROLE "+ident(workflow.Alternate(super))) })
-		if _, err := a.EnsureLogin(ctx, super, randomPassword(t)); !errors.As(err, &refused) {
+		if _, err := a.EnsureLogin(ctx, super, randomPassword(t), LoginOptions{}); !errors.As(err, &refused) {
 			t.Errorf("EnsureLogin(base of a superuser) = %v; want *RefusedRole", err)
 		}
 		for _, name := range []string{orphan, super} {
@@ -167,10 +182,10 @@ func TestEnsureLogin(t *testing.T) {
 				t.Errorf("role %s exists=%v, %v; want not created", name, ok, err)
 			}
 		}
-		if _, err := a.EnsureLogin(ctx, uniqueName("boot_"), workflow.Password{}); err == nil {
+		if _, err := a.EnsureLogin(ctx, uniqueName("boot_"), workflow.Password{}, LoginOptions{}); err == nil {
 			t.Error("EnsureLogin accepted an empty password")
 		}
-		if _, err := a.EnsureLogin(ctx, uniqueName("boot_"), workflow.NewPassword("pässwörd")); !errors.Is(err, ErrPasswordNotASCII) {
+		if _, err := a.EnsureLogin(ctx, uniqueName("boot_"), workflow.NewPassword("pässwörd"), LoginOptions{}); !errors.Is(err, ErrPasswordNotASCII) {
 			t.Errorf("EnsureLogin(non-ASCII) = %v; want ErrPasswordNotASCII", err)
 		}
 	})
@@ -183,7 +198,7 @@ func TestEnsureLogin(t *testing.T) {
 			"héllo", "", "pg_monitor", "1abc", strings.Repeat("a", 58),
 		} {
 			var inv *workflow.InvalidRoleName
-			if _, err := a.EnsureLogin(ctx, name, randomPassword(t)); !errors.As(err, &inv) {
+			if _, err := a.EnsureLogin(ctx, name, randomPassword(t), LoginOptions{}); !errors.As(err, &inv) {
 				t.Errorf("EnsureLogin(%q) = %v; want *workflow.InvalidRoleName", name, err)
 			}
 		}
@@ -212,7 +227,7 @@ func TestEnsureLogin(t *testing.T) {
 		}
 		defer wa.Close(ctx)
 		name := uniqueName("boot_ungranted_")
-		_, err = wa.EnsureLogin(ctx, name, randomPassword(t))
+		_, err = wa.EnsureLogin(ctx, name, randomPassword(t), LoginOptions{})
 		if err == nil || !strings.Contains(err.Error(), "could not grant CREATE on schema public") {
 			t.Fatalf("EnsureLogin by an admin without grant rights = %v; want the check to name CREATE on schema public", err)
 		}
