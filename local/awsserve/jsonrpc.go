@@ -21,6 +21,9 @@ const maxBody = 16 << 20
 type jsonService struct {
 	target  string // the X-Amz-Target prefix, the service shape's name
 	version string // "1.0" or "1.1"
+	// name maps a Go field name to its member name, for outputs without a Serialize
+	// method (older SDK clients such as sfn); nil where every output has one.
+	name func(string) string
 	ops     map[string]reflect.Value
 }
 
@@ -32,8 +35,8 @@ var (
 // newJSONService collects backend's operations: each method Op with the signature of the
 // SDK client's method, func(context.Context, *P.OpInput, ...func(*P.Options))
 // (*P.OpOutput, error), where P is the SDK package sdkPkg. Other methods are not served.
-func newJSONService(target, version, sdkPkg string, backend any) (*jsonService, error) {
-	s := &jsonService{target: target, version: version, ops: map[string]reflect.Value{}}
+func newJSONService(target, version, sdkPkg string, name func(string) string, backend any) (*jsonService, error) {
+	s := &jsonService{target: target, version: version, name: name, ops: map[string]reflect.Value{}}
 	v := reflect.ValueOf(backend)
 	for i := range v.NumMethod() {
 		name := v.Type().Method(i).Name
@@ -54,11 +57,9 @@ func sdkShaped(t reflect.Type, name, pkg string) bool {
 			p.Elem().PkgPath() == pkg && p.Elem().Name() == name+suffix
 	}
 	return t.NumIn() == 3 && t.IsVariadic() && t.In(0) == contextType && named(t.In(1), "Input") &&
-		t.NumOut() == 2 && named(t.Out(0), "Output") && t.Out(1) == errorType &&
-		reflect.PointerTo(t.Out(0).Elem()).Implements(serializableType)
+		t.NumOut() == 2 && named(t.Out(0), "Output") && t.Out(1) == errorType 
 }
 
-var serializableType = reflect.TypeFor[smithy.Serializable]()
 
 // Operations lists the served operation names, sorted.
 func (s *jsonService) operations() []string {
@@ -98,7 +99,7 @@ func (s *jsonService) serve(w http.ResponseWriter, r *http.Request, op string) {
 	}
 	payload := []byte("{}")
 	if !res[0].IsNil() {
-		payload, err = encodeShape(res[0].Interface().(smithy.Serializable))
+		payload, err = encodeOutput(res[0].Interface(), s.name)
 		if err != nil {
 			s.writeError(w, http.StatusInternalServerError, "InternalFailure", err.Error())
 			return

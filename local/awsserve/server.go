@@ -110,16 +110,17 @@ func newServer(opts Options) (*Server, error) {
 		backend         any
 		target, version string
 		sdkPkg          string
+		name            func(string) string
 	}{
-		{opts.SecretsManager, TargetSecretsManager, "1.1", pkgOf[secretsmanager.Options]()},
-		{opts.ECS, TargetECS, "1.1", pkgOf[ecs.Options]()},
-		{opts.StepFunctions, TargetStepFunctions, "1.0", pkgOf[sfn.Options]()},
+		{opts.SecretsManager, TargetSecretsManager, "1.1", pkgOf[secretsmanager.Options](), nil},
+		{opts.ECS, TargetECS, "1.1", pkgOf[ecs.Options](), nil},
+		{opts.StepFunctions, TargetStepFunctions, "1.0", pkgOf[sfn.Options](), lowerFirst},
 	}
 	for _, svc := range services {
 		if svc.backend == nil {
 			continue
 		}
-		js, err := newJSONService(svc.target, svc.version, svc.sdkPkg, svc.backend)
+		js, err := newJSONService(svc.target, svc.version, svc.sdkPkg, svc.name, svc.backend)
 		if err != nil {
 			return nil, err
 		}

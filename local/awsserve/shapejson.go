@@ -68,6 +68,14 @@ func (w *jsonWriter) prefix(schema *smithy.Schema) {
 	}
 }
 
+// key writes a structure member's name; the value written next takes no prefix.
+func (w *jsonWriter) key(name string) {
+	w.prefix(nil)
+	w.buf = appendJSONString(w.buf, name)
+	w.buf = append(w.buf, ':')
+	w.keyed = true
+}
+
 func (w *jsonWriter) open(schema *smithy.Schema, c byte, object bool) {
 	w.prefix(schema)
 	w.buf = append(w.buf, c)
@@ -170,12 +178,7 @@ func (w *jsonWriter) WriteMap(s *smithy.Schema)    { w.open(s, '{', false) }
 func (w *jsonWriter) CloseMap()                    { w.close('}') }
 
 // WriteKey writes a map key; the value written next takes no key.
-func (w *jsonWriter) WriteKey(_ *smithy.Schema, key string) {
-	w.prefix(nil)
-	w.buf = appendJSONString(w.buf, key)
-	w.buf = append(w.buf, ':')
-	w.keyed = true
-}
+func (w *jsonWriter) WriteKey(_ *smithy.Schema, key string) { w.key(key) }
 
 func (w *jsonWriter) fail(err error) {
 	if w.err == nil {
