@@ -87,7 +87,8 @@ func (s *jsonService) serve(w http.ResponseWriter, r *http.Request, op string) {
 		s.writeError(w, http.StatusBadRequest, "SerializationException", err.Error())
 		return
 	}
-	res, panicked := call(m, r.Context(), in)
+	// A real service finishes an accepted request whether or not the client waits for it.
+	res, panicked := call(m, context.WithoutCancel(r.Context()), in)
 	if panicked {
 		s.writeError(w, http.StatusInternalServerError, "InternalFailure", op+" panicked")
 		return
