@@ -136,7 +136,7 @@ func TestEncodeShape(t *testing.T) {
 		},
 		{
 			name: "nested structures in lists",
-			in: &ecs.ListTasksOutput{TaskArns: []string{"t1", "t2"}, NextToken: aws.String("2")},
+			in:   &ecs.ListTasksOutput{TaskArns: []string{"t1", "t2"}, NextToken: aws.String("2")},
 			want: `{"nextToken":"2","taskArns":["t1","t2"]}`,
 		},
 		{

@@ -109,4 +109,3 @@ func omitted(v reflect.Value) bool {
 	}
 	return false
 }
-

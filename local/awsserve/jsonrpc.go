@@ -24,7 +24,7 @@ type jsonService struct {
 	// name maps a Go field name to its member name, for outputs without a Serialize
 	// method (older SDK clients such as sfn); nil where every output has one.
 	name func(string) string
-	ops     map[string]reflect.Value
+	ops  map[string]reflect.Value
 }
 
 var (
@@ -57,9 +57,8 @@ func sdkShaped(t reflect.Type, name, pkg string) bool {
 			p.Elem().PkgPath() == pkg && p.Elem().Name() == name+suffix
 	}
 	return t.NumIn() == 3 && t.IsVariadic() && t.In(0) == contextType && named(t.In(1), "Input") &&
-		t.NumOut() == 2 && named(t.Out(0), "Output") && t.Out(1) == errorType 
+		t.NumOut() == 2 && named(t.Out(0), "Output") && t.Out(1) == errorType
 }
-
 
 // Operations lists the served operation names, sorted.
 func (s *jsonService) operations() []string {

@@ -107,7 +107,10 @@ func TestSecretsManagerOverTheWire(t *testing.T) {
 		{"ResourceNotFoundException", func() error {
 			_, err := c.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: aws.String("missing")})
 			return err
-		}, func(err error) bool { var e *smtypes.ResourceNotFoundException; return errors.As(err, &e) && e.ErrorMessage() != "" }},
+		}, func(err error) bool {
+			var e *smtypes.ResourceNotFoundException
+			return errors.As(err, &e) && e.ErrorMessage() != ""
+		}},
 		{"ResourceExistsException", func() error {
 			_, err := c.CreateSecret(ctx, &secretsmanager.CreateSecretInput{Name: aws.String("app")})
 			return err
