@@ -181,7 +181,7 @@ func TestEveryMemberRoundTrips(t *testing.T) {
 	var mu sync.Mutex
 	received := map[string]any{}
 	for _, svc := range services {
-		js := &jsonService{target: svc.target, version: svc.version, name: lowerFirst, ops: map[string]reflect.Value{}}
+		js := &jsonService{target: svc.target, version: svc.version, name: strings.ToUpper, ops: map[string]reflect.Value{}}
 		for _, op := range svc.ops {
 			m := reflect.ValueOf(svc.client).MethodByName(op)
 			if !m.IsValid() {

@@ -1,6 +1,7 @@
 package awsserve
 
 import (
+	"encoding/json"
 	"errors"
 	"testing"
 
@@ -65,6 +66,20 @@ func TestStepFunctionsOverTheWire(t *testing.T) {
 		t.Errorf("ListExecutions: want the one execution")
 	}
 
+	sm, err := c.DescribeStateMachine(ctx, &sfn.DescribeStateMachineInput{StateMachineArn: aws.String(m.StateMachineArn())})
+	if err != nil {
+		t.Fatalf("DescribeStateMachine: %v", err)
+	}
+	var def struct{ StartAt string }
+	if err := json.Unmarshal([]byte(aws.ToString(sm.Definition)), &def); err != nil || def.StartAt != "P" ||
+		aws.ToString(sm.Name) != "local" || sm.Status != sfntypes.StateMachineStatusActive {
+		t.Errorf("DescribeStateMachine: name %q, status %s, StartAt %q (%v)", aws.ToString(sm.Name), sm.Status, def.StartAt, err)
+	}
+	machines, err := c.ListStateMachines(ctx, &sfn.ListStateMachinesInput{})
+	if err != nil || len(machines.StateMachines) != 1 || aws.ToString(machines.StateMachines[0].StateMachineArn) != m.StateMachineArn() {
+		t.Errorf("ListStateMachines = %v, %v; want the one machine", machines, err)
+	}
+
 	errTests := []struct {
 		name  string
 		err   error
@@ -80,6 +95,10 @@ func TestStepFunctionsOverTheWire(t *testing.T) {
 		}(), func(err error) bool { var e *sfntypes.ExecutionDoesNotExist; return errors.As(err, &e) }},
 		{"StateMachineDoesNotExist", func() error {
 			_, err := c.StartExecution(ctx, &sfn.StartExecutionInput{StateMachineArn: aws.String("arn:aws:states:eu-west-1:000000000000:stateMachine:other")})
+			return err
+		}(), func(err error) bool { var e *sfntypes.StateMachineDoesNotExist; return errors.As(err, &e) }},
+		{"StateMachineDoesNotExist from DescribeStateMachine", func() error {
+			_, err := c.DescribeStateMachine(ctx, &sfn.DescribeStateMachineInput{StateMachineArn: aws.String(m.StateMachineArn() + "x")})
 			return err
 		}(), func(err error) bool { var e *sfntypes.StateMachineDoesNotExist; return errors.As(err, &e) }},
 		{"ExecutionNotRedrivable", func() error {
