@@ -181,7 +181,7 @@ func TestEveryMemberRoundTrips(t *testing.T) {
 	var mu sync.Mutex
 	received := map[string]any{}
 	for _, svc := range services {
-		js := &jsonService{target: svc.target, version: svc.version, name: strings.ToUpper, ops: map[string]reflect.Value{}}
+		js := &jsonService{target: svc.target, version: svc.version, name: lowerFirst, ops: map[string]reflect.Value{}}
 		for _, op := range svc.ops {
 			m := reflect.ValueOf(svc.client).MethodByName(op)
 			if !m.IsValid() {
@@ -236,7 +236,7 @@ func fill(v reflect.Value, depth int) {
 	}
 	switch t.Kind() {
 	case reflect.Pointer:
-		if depth > 20 {
+		if depth > 40 {
 			return
 		}
 		p := reflect.New(t.Elem())
@@ -254,15 +254,20 @@ func fill(v reflect.Value, depth int) {
 			v.SetBytes([]byte{0, 1, 2, 0xfe, 0xff})
 			return
 		}
-		if depth > 20 || t.Elem().Kind() == reflect.Interface {
+		if depth > 40 || t.Elem().Kind() == reflect.Interface {
 			return
 		}
-		s := reflect.MakeSlice(t, 2, 2)
-		fill(s.Index(0), depth+1)
-		fill(s.Index(1), depth+2)
+		n := 1 // two elements near the top, one deeper down, to keep the document small
+		if depth < fillWide {
+			n = 2
+		}
+		s := reflect.MakeSlice(t, n, n)
+		for i := range n {
+			fill(s.Index(i), depth+1+i)
+		}
 		v.Set(s)
 	case reflect.Map:
-		if depth > 20 {
+		if depth > 40 {
 			return
 		}
 		m := reflect.MakeMap(t)
@@ -303,3 +308,6 @@ func TestErrorShape(t *testing.T) {
 		})
 	}
 }
+
+// fillWide is the depth above which fill puts one element, not two, in each list.
+var fillWide = 6
