@@ -10,8 +10,12 @@ import (
 	"unicode/utf8"
 
 	"github.com/aws/smithy-go"
+	"github.com/aws/smithy-go/middleware"
 	smithytime "github.com/aws/smithy-go/time"
 )
+
+// metadataType is ResultMetadata's type, which every output has and none sends.
+var metadataType = reflect.TypeFor[middleware.Metadata]()
 
 // encodeOutput writes an SDK output structure as its awsJson document: with the SDK's own
 // Serialize method where the client has one (the schema-serde clients: secretsmanager,

@@ -10,7 +10,6 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
-	"github.com/aws/smithy-go/middleware"
 )
 
 const (
@@ -55,8 +54,6 @@ func testContext(t *testing.T) context.Context {
 	t.Cleanup(cancel)
 	return ctx
 }
-
-var metadataType = reflect.TypeFor[middleware.Metadata]()
 
 // diff lists the paths at which got and want differ, ignoring ResultMetadata and
 // comparing timestamps at the millisecond the wire carries. It names paths only, never
