@@ -13,7 +13,10 @@
 //     routed to registered Go handlers.
 //     https://docs.aws.amazon.com/lambda/latest/api/API_Invoke.html
 //   - anything else: S3, served by github.com/johannesboyne/gofakes3 on an in-memory
-//     backend, path-style (http://127.0.0.1:PORT/BUCKET/KEY).
+//     backend, path-style (http://127.0.0.1:PORT/BUCKET/KEY; the SDK uses path style for
+//     an IP endpoint on its own). gofakes3 v1.2.0 keeps a PutObject's x-amz-object-lock-*
+//     headers and returns them on GetObject/HeadObject, but enforces no retention and
+//     routes none of the ?object-lock, ?retention and ?legal-hold sub-resources.
 //
 // The JSON services are generic: an operation is any method of the backend with the
 // signature of the SDK client's method (ctx, *svc.XInput, ...func(*svc.Options))
