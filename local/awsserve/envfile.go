@@ -1,0 +1,58 @@
+package awsserve
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// Env is what a shell, or the SDK's default configuration, needs to reach the server.
+type Env struct {
+	Endpoint        string // AWS_ENDPOINT_URL: Server.URL()
+	Region          string // AWS_REGION
+	AccessKeyID     string // AWS_ACCESS_KEY_ID
+	SecretAccessKey string // AWS_SECRET_ACCESS_KEY: a throwaway key of the local server
+	SecretARN       string // PGROTATE_SECRET: the application secret's ARN
+}
+
+// WriteEnvFile writes env to path as KEY=VALUE lines, mode 0600, replacing the file
+// atomically. AWS_ENDPOINT_URL is the SDK's endpoint override for every service
+// (https://docs.aws.amazon.com/sdkref/latest/guide/feature-ss-endpoints.html).
+func WriteEnvFile(path string, env Env) error {
+	lines := []struct{ key, value string }{
+		{"AWS_ENDPOINT_URL", env.Endpoint},
+		{"AWS_REGION", env.Region},
+		{"AWS_ACCESS_KEY_ID", env.AccessKeyID},
+		{"AWS_SECRET_ACCESS_KEY", env.SecretAccessKey},
+		{"PGROTATE_SECRET", env.SecretARN},
+	}
+	var b strings.Builder
+	for _, l := range lines {
+		if l.value == "" || strings.ContainsAny(l.value, " \t\r\n\"'$`\\#") {
+			// The value itself is not named: AWS_SECRET_ACCESS_KEY is one of them.
+			return fmt.Errorf("awsserve: env file: %s is empty or has a character a shell would interpret", l.key)
+		}
+		fmt.Fprintf(&b, "%s=%s\n", l.key, l.value)
+	}
+	f, err := os.CreateTemp(filepath.Dir(path), ".awsenv-*") // mode 0600
+	if err != nil {
+		return fmt.Errorf("awsserve: env file: %w", err)
+	}
+	tmp := f.Name()
+	_, err = f.WriteString(b.String())
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Chmod(tmp, 0o600)
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("awsserve: env file: %w", err)
+	}
+	return nil
+}
