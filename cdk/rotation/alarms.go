@@ -43,14 +43,16 @@ func (r *Rotation) newStateMachineAlias() {
 	})
 }
 
-// newAlarms alarms the topic on every failure, each reported once:
+// newAlarms alarms the topic on failures:
 //
 //   - FailedRotations: an execution failed or timed out (the state machine's own failures,
 //     including the RotationFailed rethrow);
 //   - RotationFunctionErrors: the rotation function failed when Secrets Manager called it
 //     (createSecret, StartExecution, the configuration test, a timeout), outside any
 //     execution. Its errors through the state machine's alias are subtracted: those end the
-//     execution, which FailedRotations already reports;
+//     execution, which FailedRotations already reports (the RotationFailed rethrow returns
+//     an error by design, after every caught failure). setSecret, testSecret and
+//     finishSecret wait for the execution, so one that fails before Promote fails them too;
 //   - RotationFailedEvents: Secrets Manager reports the rotation of the app secret failed.
 //
 // It then lets CloudWatch and EventBridge publish to the topic, when the construct created it.
@@ -102,7 +104,7 @@ func (r *Rotation) newAlarms(p Props) {
 	// The topic policy replaces SNS's default one, so each service that publishes needs a
 	// statement, scoped to this account and the publishing resources (confused deputy).
 	// https://docs.aws.amazon.com/sns/latest/dg/sns-access-policy-use-cases.html
-	// https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-use-resource-based.html
+	// https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-use-resource-based.html#eb-sns-permissions
 	r.Topic.AddToResourcePolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
 		Sid:        jsii.String("AllowCloudWatchAlarms"),
 		Principals: &[]awsiam.IPrincipal{awsiam.NewServicePrincipal(jsii.String(cloudWatchPrincipal), nil)},
