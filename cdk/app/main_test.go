@@ -128,7 +128,51 @@ func TestCDKSynth(t *testing.T) {
 		if found := cdktest.LiteralPasswords(tmpl); len(found) > 0 {
 			t.Errorf("%s: literal passwords at %v", stack, found)
 		}
+		checkAlarmsReachTopic(t, stack, tmpl)
 		checkNagReport(t, out, stack)
+	}
+}
+
+// checkAlarmsReachTopic checks what the synthesized template must show: a topic policy
+// that lets CloudWatch publish (the policy CDK writes for the topic replaces SNS's default
+// one), an alarm on the rotation function's errors, and a rule on Secrets Manager's
+// RotationFailed events.
+func checkAlarmsReachTopic(t *testing.T, stack string, tmpl map[string]any) {
+	t.Helper()
+	cloudWatchMayPublish := false
+	for _, pol := range cdktest.Resources(tmpl, "AWS::SNS::TopicPolicy") {
+		doc, _ := cdktest.Props(pol)["PolicyDocument"].(map[string]any)
+		sts, _ := doc["Statement"].([]any)
+		for _, st := range sts {
+			m, _ := st.(map[string]any)
+			principal, _ := m["Principal"].(map[string]any)
+			if m["Effect"] == "Allow" && principal["Service"] == "cloudwatch.amazonaws.com" &&
+				strings.Contains(cdktest.JSON(m["Action"]), `"sns:Publish"`) && m["Condition"] != nil {
+				cloudWatchMayPublish = true
+			}
+		}
+	}
+	if !cloudWatchMayPublish {
+		t.Errorf("%s: no topic policy lets cloudwatch.amazonaws.com publish (scoped): the alarms reach no one", stack)
+	}
+	functionErrors := false
+	for _, a := range cdktest.Resources(tmpl, "AWS::CloudWatch::Alarm") {
+		metrics := cdktest.JSON(cdktest.Props(a)["Metrics"])
+		if strings.Contains(metrics, `"Namespace":"AWS/Lambda"`) && strings.Contains(metrics, `"MetricName":"Errors"`) {
+			functionErrors = true
+		}
+	}
+	if !functionErrors {
+		t.Errorf("%s: no alarm on the rotation function's errors", stack)
+	}
+	rotationFailed := false
+	for _, r := range cdktest.Resources(tmpl, "AWS::Events::Rule") {
+		if strings.Contains(cdktest.JSON(cdktest.Props(r)["EventPattern"]), `"eventName":["RotationFailed"]`) {
+			rotationFailed = true
+		}
+	}
+	if !rotationFailed {
+		t.Errorf("%s: no rule on Secrets Manager's RotationFailed events", stack)
 	}
 }
 

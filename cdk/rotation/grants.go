@@ -5,8 +5,6 @@ import (
 	"slices"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
-	"github.com/aws/aws-cdk-go/awscdk/v2/awscloudwatch"
-	"github.com/aws/aws-cdk-go/awscdk/v2/awscloudwatchactions"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awslogs"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awssecretsmanager"
@@ -87,6 +85,11 @@ func (r *Rotation) grant(p Props, executionsArn *string) {
 	fn[Redeploy].AddToRolePolicy(statement("RedeployServices",
 		[]string{"ecs:UpdateService", "ecs:DescribeServices"}, serviceArns, nil))
 	fn[CheckRollout].AddToRolePolicy(statement("FollowRollouts", []string{"ecs:DescribeServices"}, serviceArns, nil))
+	// When Secrets Manager tests the rotation configuration (testSecret on a version that no
+	// createSecret made), the rotator checks that the state machine and the services exist.
+	// https://docs.aws.amazon.com/secretsmanager/latest/apireference/API_RotateSecret.html
+	fn[Rotator].AddToRolePolicy(statement("TestConfiguration", []string{"states:DescribeStateMachine"}, []*string{r.StateMachineArn}, nil))
+	fn[Rotator].AddToRolePolicy(statement("TestServices", []string{"ecs:DescribeServices"}, serviceArns, nil))
 	// Preflight checks every service runs only tasks launched after the last promotion.
 	fn[Preflight].AddToRolePolicy(statement("DescribeServices", []string{"ecs:DescribeServices"}, serviceArns, nil))
 	fn[Preflight].AddToRolePolicy(statement("DescribeTasks", []string{"ecs:DescribeTasks"}, taskArns, nil))
@@ -115,8 +118,13 @@ func (r *Rotation) newStateMachine(p Props, name string) {
 	subs := map[string]*string{statemachine.AlarmTopicArn: r.Topic.TopicArn()}
 	var invoke []*string
 	for _, f := range functions {
-		subs[f.key] = r.Functions[f.name].FunctionArn()
-		invoke = append(invoke, r.Functions[f.name].FunctionArn())
+		arn := r.Functions[f.name].FunctionArn()
+		if f.name == Rotator {
+			// Through its alias, so that its errors here are told apart from Secrets Manager's calls.
+			arn = r.StateMachineAlias.FunctionArn()
+		}
+		subs[f.key] = arn
+		invoke = append(invoke, arn)
 	}
 	for _, k := range statemachine.Keys() {
 		if subs[k] == nil {
@@ -147,30 +155,8 @@ func (r *Rotation) newStateMachine(p Props, name string) {
 			IncludeExecutionData: jsii.Bool(false),
 		},
 	})
-	// The ASL names each function's unqualified ARN, so no version wildcard is granted.
+	// The ASL names each function's unqualified ARN (the rotation function's alias ARN), so no
+	// version wildcard is granted.
 	r.StateMachine.AddToRolePolicy(statement("InvokeSteps", []string{"lambda:InvokeFunction"}, invoke, nil))
 	r.Topic.GrantPublish(r.StateMachine)
-}
-
-// newAlarm alarms the topic on any failed or timed-out execution.
-func (r *Rotation) newAlarm() {
-	period := awscdk.Duration_Minutes(jsii.Number(5))
-	opts := &awscloudwatch.MetricOptions{Period: period, Statistic: jsii.String("Sum")}
-	failures := awscloudwatch.NewMathExpression(&awscloudwatch.MathExpressionProps{
-		Expression: jsii.String("FILL(failed, 0) + FILL(timedOut, 0)"),
-		UsingMetrics: &map[string]awscloudwatch.IMetric{
-			"failed":   r.StateMachine.MetricFailed(opts),
-			"timedOut": r.StateMachine.MetricTimedOut(opts),
-		},
-		Label:  jsii.String("Failed or timed-out rotations"),
-		Period: period,
-	})
-	r.Alarm = failures.CreateAlarm(r.Construct, jsii.String("FailedRotations"), &awscloudwatch.CreateAlarmOptions{
-		AlarmDescription:   jsii.String("pgrotate: a rotation execution failed or timed out; see its execution history"),
-		Threshold:          jsii.Number(1),
-		EvaluationPeriods:  jsii.Number(1),
-		ComparisonOperator: awscloudwatch.ComparisonOperator_GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-		TreatMissingData:   awscloudwatch.TreatMissingData_NOT_BREACHING,
-	})
-	r.Alarm.AddAlarmAction(awscloudwatchactions.NewSnsAction(r.Topic))
 }

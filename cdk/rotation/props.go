@@ -77,10 +77,13 @@ type Props struct {
 	// ExcludeCharacters from generated passwords (default DefaultExcludeCharacters).
 	ExcludeCharacters string
 
-	// AlarmTopic receives failure notifications (the state machine's NotifyFailure and the
-	// alarm on failed or timed-out executions). When nil a topic is created, encrypted with
-	// a new KMS key whose policy lets CloudWatch alarms publish. A topic given here that is
-	// encrypted must let cloudwatch.amazonaws.com use its key.
+	// AlarmTopic receives failure notifications: the state machine's NotifyFailure, the
+	// alarms on failed or timed-out executions and on errors of the rotation function outside
+	// them, and Secrets Manager's RotationFailed events. When nil a topic is created,
+	// encrypted with a new KMS key, whose policies let exactly these alarms and this rule
+	// publish. A topic given here keeps its owner's policy, which must allow sns:Publish to
+	// cloudwatch.amazonaws.com and events.amazonaws.com (and, if it is encrypted, its key
+	// kms:Decrypt and kms:GenerateDataKey* to both); the construct cannot add to it.
 	AlarmTopic awssns.ITopic
 
 	// AssetDir holds one <name>/bootstrap per function, built by `make build`. Default

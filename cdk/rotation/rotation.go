@@ -2,7 +2,9 @@
 // an existing app secret. It deploys the rotation function (the only writer of the secret)
 // with its Secrets Manager schedule, one Lambda per state machine step, each with its own
 // least-privilege role, the Standard state machine inlined from package statemachine, its
-// logs and X-Ray tracing, and an alarm on failed or timed-out executions.
+// logs and X-Ray tracing, and the alarms of failures (failed or timed-out executions, errors of
+// the rotation function outside them, Secrets Manager's RotationFailed events) on a topic
+// that CloudWatch and EventBridge may publish to.
 //
 // The Lambdas are prebuilt provided.al2023 arm64 bootstraps (`make build`), taken from
 // Props.AssetDir.
@@ -18,6 +20,7 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awscloudwatch"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsec2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsevents"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awskms"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awslambda"
@@ -102,9 +105,15 @@ type Rotation struct {
 	Functions map[string]awslambda.Function
 	// Schedule is the app secret's rotation schedule.
 	Schedule awssecretsmanager.RotationSchedule
-	// Topic receives failure notifications; Alarm fires on failed or timed-out executions.
-	Topic awssns.ITopic
-	Alarm awscloudwatch.Alarm
+	// Topic receives failure notifications. Alarm fires on failed or timed-out executions;
+	// FunctionErrorsAlarm on errors of the rotation function outside the state machine;
+	// RotationFailedRule forwards Secrets Manager's RotationFailed events of the app secret.
+	Topic               awssns.ITopic
+	Alarm               awscloudwatch.Alarm
+	FunctionErrorsAlarm awscloudwatch.Alarm
+	RotationFailedRule  awsevents.CfnRule
+	// StateMachineAlias is the rotation function's alias the state machine invokes.
+	StateMachineAlias awslambda.Alias
 	// LogGroup holds the state machine's execution logs (without execution data).
 	LogGroup awslogs.LogGroup
 	// Bootstrap creates the app secret's user at deploy; nil unless Props.Bootstrap.
@@ -213,8 +222,9 @@ func New(scope constructs.Construct, id string, props Props) *Rotation {
 	}
 
 	r.restrictInvoke(p)
+	r.newStateMachineAlias()
 	r.newStateMachine(p, name)
-	r.newAlarm()
+	r.newAlarms(p)
 	r.suppressNag()
 	return r
 }
@@ -293,21 +303,32 @@ func servicesJSON(stack awscdk.Stack, p Props) string {
 	return *stack.ToJsonString(list, nil)
 }
 
-// newTopic creates the alarm topic, encrypted with its own key that CloudWatch may use.
+// newTopic creates the alarm topic, encrypted with its own key that CloudWatch alarms and
+// EventBridge may use: a service that publishes to an encrypted topic needs kms:Decrypt and
+// kms:GenerateDataKey* on its key.
+// https://docs.aws.amazon.com/sns/latest/dg/sns-key-management.html#compatibility-with-aws-services
 func newTopic(scope constructs.Construct) awssns.Topic {
 	key := awskms.NewKey(scope, jsii.String("AlarmTopicKey"), &awskms.KeyProps{
 		Description:       jsii.String("pgrotate: encrypts the rotation failure topic"),
 		EnableKeyRotation: jsii.Bool(true),
 	})
-	// CloudWatch alarms publish to an encrypted topic only if they may use its key.
 	key.AddToResourcePolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
 		Sid:        jsii.String("AllowCloudWatchAlarms"),
-		Principals: &[]awsiam.IPrincipal{awsiam.NewServicePrincipal(jsii.String("cloudwatch.amazonaws.com"), nil)},
+		Principals: &[]awsiam.IPrincipal{awsiam.NewServicePrincipal(jsii.String(cloudWatchPrincipal), nil)},
 		Actions:    jsii.Strings("kms:Decrypt", "kms:GenerateDataKey*"),
 		Resources:  jsii.Strings("*"),
 		Conditions: &map[string]interface{}{
 			"StringEquals": map[string]interface{}{"aws:SourceAccount": awscdk.Stack_Of(scope).Account()},
 		},
+	}), nil)
+	// No source condition: EventBridge's requests to KMS for an SNS target do not carry
+	// aws:SourceAccount or aws:SourceArn, so such a condition would drop every event. The
+	// key encrypts this topic only, whose policy admits just this account's rule.
+	key.AddToResourcePolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+		Sid:        jsii.String("AllowEventBridgeRotationFailedEvents"),
+		Principals: &[]awsiam.IPrincipal{awsiam.NewServicePrincipal(jsii.String(eventBridgePrincipal), nil)},
+		Actions:    jsii.Strings("kms:Decrypt", "kms:GenerateDataKey*"),
+		Resources:  jsii.Strings("*"),
 	}), nil)
 	return awssns.NewTopic(scope, jsii.String("AlarmTopic"), &awssns.TopicProps{
 		DisplayName: jsii.String("pgrotate rotation failures"),

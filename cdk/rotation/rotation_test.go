@@ -91,6 +91,10 @@ func TestStateMachine(t *testing.T) {
 	}
 	for key, name := range byKey {
 		wantRef := fmt.Sprintf(`{"Fn::GetAtt":["%s","Arn"]}`, cdktest.LogicalID(stack, r.Functions[name]))
+		if name == rotation.Rotator {
+			// Through its alias (see TestRotationFunctionErrorsAlarm).
+			wantRef = `{"Ref":"` + cdktest.LogicalID(stack, r.StateMachineAlias) + `"}`
+		}
 		if got := cdktest.JSON(subs[key]); got != wantRef {
 			t.Errorf("%s = %s, want %s", key, got, wantRef)
 		}
@@ -152,7 +156,9 @@ func wantActions(withKey bool) map[string][]string {
 			"secretsmanager:DescribeSecret", "secretsmanager:GetSecretValue", "secretsmanager:PutSecretValue",
 			"secretsmanager:UpdateSecretVersionStage", "secretsmanager:GetRandomPassword",
 			"states:StartExecution", "states:ListExecutions", "states:DescribeExecution", "states:GetExecutionHistory",
-			"states:StopExecution", "states:RedriveExecution"}),
+			"states:StopExecution", "states:RedriveExecution",
+			// The rotation configuration test.
+			"states:DescribeStateMachine", "ecs:DescribeServices"}),
 		rotation.Preflight: cat(db, []string{"states:DescribeExecution", "states:GetExecutionHistory",
 			"ecs:DescribeServices", "ecs:DescribeTasks", "ecs:ListTasks"}),
 		rotation.CloneUser:     db,
@@ -249,6 +255,35 @@ func TestRedeployScopedToServices(t *testing.T) {
 	for _, s := range stmts {
 		if s.HasAction("ecs:UpdateService") && cdktest.JSON(s.Resources) != want {
 			t.Errorf("ecs:UpdateService on %s, want %s", cdktest.JSON(s.Resources), want)
+		}
+	}
+}
+
+// TestConfigurationTestGrants: the rotator's checks when Secrets Manager tests the rotation
+// configuration read only this state machine and the named services.
+func TestConfigurationTestGrants(t *testing.T) {
+	stack, r := newStack(t, nil)
+	stmts := cdktest.Statements(cdktest.Template(t, stack))
+	rotator := cdktest.LogicalID(stack, r.Functions[rotation.Rotator].Role())
+	services := fmt.Sprintf(`[{"Fn::Join":["",["arn:",{"Ref":"AWS::Partition"},":ecs:%[1]s:%[2]s:service/prod/api"]]},`+
+		`{"Fn::Join":["",["arn:",{"Ref":"AWS::Partition"},":ecs:%[1]s:%[2]s:service/prod/worker"]]}]`, region, account)
+	want := map[string]string{
+		"states:DescribeStateMachine": cdktest.JSON([]any{stack.Resolve(r.StateMachineArn)}),
+		"ecs:DescribeServices":        services,
+	}
+	for action, resources := range want {
+		n := 0
+		for _, s := range stmts {
+			if s.Role != rotator || !s.HasAction(action) {
+				continue
+			}
+			n++
+			if got := cdktest.JSON(s.Resources); got != resources {
+				t.Errorf("rotator %s on %s, want %s", action, got, resources)
+			}
+		}
+		if n != 1 {
+			t.Errorf("rotator statements allowing %s: %d, want 1", action, n)
 		}
 	}
 }
@@ -484,10 +519,10 @@ func TestAlarmAndTopic(t *testing.T) {
 			t.Errorf("created topic is not encrypted")
 		}
 		alarms := cdktest.Resources(tmpl, "AWS::CloudWatch::Alarm")
-		if len(alarms) != 1 {
-			t.Fatalf("alarms: %d, want 1", len(alarms))
+		if len(alarms) != 2 {
+			t.Fatalf("alarms: %d, want 2 (failed executions, rotation function errors)", len(alarms))
 		}
-		for _, a := range alarms {
+		for _, a := range []map[string]any{alarms[cdktest.LogicalID(stack, r.Alarm)]} {
 			p := cdktest.Props(a)
 			if got := cdktest.JSON(p["AlarmActions"]); got != `[{"Ref":"`+topicID+`"}]` {
 				t.Errorf("alarm actions %s, want the topic", got)
@@ -512,6 +547,20 @@ func TestAlarmAndTopic(t *testing.T) {
 		tmpl := cdktest.Template(t, stack)
 		if n := len(cdktest.Resources(tmpl, "AWS::SNS::Topic")); n != 0 {
 			t.Errorf("topics created: %d, want 0", n)
+		}
+		// A given topic's policy is its owner's (see Props.AlarmTopic); every alarm reaches it.
+		if n := len(cdktest.Resources(tmpl, "AWS::SNS::TopicPolicy")); n != 0 {
+			t.Errorf("topic policies created: %d, want 0", n)
+		}
+		for id, a := range cdktest.Resources(tmpl, "AWS::CloudWatch::Alarm") {
+			if got := cdktest.JSON(cdktest.Props(a)["AlarmActions"]); got != `["`+topicArn+`"]` {
+				t.Errorf("alarm %s actions %s, want the given topic", id, got)
+			}
+		}
+		for id, rule := range cdktest.Resources(tmpl, "AWS::Events::Rule") {
+			if got := cdktest.JSON(cdktest.Props(rule)["Targets"]); !strings.Contains(got, `"Arn":"`+topicArn+`"`) {
+				t.Errorf("rule %s targets %s, want the given topic", id, got)
+			}
 		}
 		if got := cdktest.JSON(stateMachine(t, tmpl)["DefinitionSubstitutions"].(map[string]any)[statemachine.AlarmTopicArn]); got != `"`+topicArn+`"` {
 			t.Errorf("AlarmTopicArn = %s, want %s", got, topicArn)
