@@ -47,7 +47,7 @@ const (
 	DefaultDrain               = taskstop.DrainTimeout
 	DefaultStopTimeout         = taskstop.StopTimeout
 	DefaultDeregistrationDelay = taskstop.DeregistrationDelay
-	DefaultHealthTimeout       = 30 * time.Second
+	DefaultHealthTimeout       = 2 * time.Minute
 	DefaultWorkInterval        = 100 * time.Millisecond
 	DefaultBurst               = 3
 	DefaultBurstHold           = time.Second
@@ -73,7 +73,9 @@ type Options struct {
 	// DefaultDeregistrationDelay).
 	DeregistrationDelay time.Duration
 	// HealthTimeout bounds a new task's wait for a healthy /healthz (default
-	// DefaultHealthTimeout).
+	// DefaultHealthTimeout, about the reference service's health check grace period and
+	// its first checks: a task that is only slow to start on a busy machine is not a
+	// failed one).
 	HealthTimeout time.Duration
 	// WorkInterval is the pause between two /work requests to a running task (default
 	// DefaultWorkInterval); negative sends none.
