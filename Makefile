@@ -4,41 +4,55 @@ LAMBDAS := rotator preflight cloneuser setpassword testlogin checkreplicas redep
 BUILD   := build
 GOFLAGS_LAMBDA := -tags lambda.norpc -trimpath -ldflags '-s -w'
 
-.PHONY: all build test lint demo bench synth clean node_modules
+.PHONY: all build test lint demo bench synth clean node_modules setup
 all: lint test
+
+# What the tests and the demo need, installed if missing (PostgreSQL 15, the postgres OS
+# user, the npm tools): see scripts/setup. Quick when everything is there.
+setup:
+	@scripts/setup
 
 # One bootstrap per Lambda, linux/arm64 for provided.al2023.
 build: $(LAMBDAS:%=$(BUILD)/%/bootstrap)
 
 $(BUILD)/%/bootstrap: FORCE
 	@mkdir -p $(@D) && rm -f $@
-	GOOS=linux GOARCH=arm64 CGO_ENABLED=0 go build $(GOFLAGS_LAMBDA) -o $@ ./cmd/$*
+	@echo "building $@ (linux/arm64)"
+	@GOOS=linux GOARCH=arm64 CGO_ENABLED=0 go build $(GOFLAGS_LAMBDA) -o $@ ./cmd/$*
 
 FORCE:
 
 # Node tools (local Step Functions interpreter, asl-validator, Node 22, CDK CLI), from package-lock.json.
-node_modules: node_modules/.package-lock.json
-node_modules/.package-lock.json: package.json package-lock.json
-	npm ci --no-audit --no-fund
+node_modules: setup
 
 # The whole suite: unit tests, PostgreSQL primary+replica integration tests, state machine
 # executions in aws-local-stepfunctions, CDK template assertions, cdk-nag and cdk synth.
-test: build node_modules
+# internal/testprogress prints each package as it finishes and a closing "N passed, N failed".
+test: setup build
 	@rm -f $(BUILD)/pgtest-counts.txt
-	PGTEST_COUNT_FILE=$(CURDIR)/$(BUILD)/pgtest-counts.txt go test -race -count=1 -timeout 60m ./...
+	@go build -o $(BUILD)/testprogress ./internal/testprogress
+	@echo "go test -race ./...: compiling the tests, then one line per package as it finishes (about 15 minutes on 2 cores)"
+	@set -o pipefail; PGTEST_COUNT_FILE=$(CURDIR)/$(BUILD)/pgtest-counts.txt go test -json -race -count=1 -timeout 60m ./... 2>&1 | $(BUILD)/testprogress
 	@awk '{n+=$$1; p++} END {printf "integration tests against the PostgreSQL primary+replica: %d, in %d packages\n", n, p}' $(BUILD)/pgtest-counts.txt
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	go vet ./...
 
-demo: node_modules
-	go run ./cmd/pgrotate demo
+# The demo and the bench, built first into build/ (pgrotate and examples/app), so the
+# compile shows as a step of its own. ARGS passes flags: make demo ARGS='--rotations 5'.
+demo: setup $(BUILD)/demo-binaries
+	$(BUILD)/pgrotate demo --app-binary $(BUILD)/app $(ARGS)
 
-bench: node_modules
-	go run ./cmd/pgrotate bench
+bench: setup $(BUILD)/demo-binaries
+	$(BUILD)/pgrotate bench --app-binary $(BUILD)/app $(ARGS)
 
-synth: build node_modules
+$(BUILD)/demo-binaries: FORCE
+	@mkdir -p $(BUILD)
+	@echo "building pgrotate and examples/app into $(BUILD)/ (a minute or two the first time; longer on a busy machine)…"
+	@go build -o $(BUILD)/pgrotate ./cmd/pgrotate && go build -o $(BUILD)/app ./examples/app
+
+synth: build setup
 	npx --no-install cdk synth -o cdk.out
 
 clean:

@@ -75,14 +75,16 @@ type flags struct {
 	verbose bool
 }
 
-func newFlags(name string, rotations, tasks int, stderr io.Writer) (*flag.FlagSet, *flags) {
+func newFlags(name string, rotations, tasks int) (*flag.FlagSet, *flags) {
 	f := &flags{}
 	fs := flag.NewFlagSet("pgrotate "+name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	// Parse's own messages are written by parse: help on stdout, errors on stderr.
+	fs.SetOutput(io.Discard)
 	o := &f.opts
-	fs.IntVar(&o.Rotations, "rotations", rotations, "rotations to run")
-	fs.IntVar(&o.Tasks, "tasks", tasks, "tasks (app processes) in the ECS service")
-	fs.DurationVar(&o.Drain, "drain", demo.DefaultDrain, "how long a task may drain after SIGTERM")
+	fs.IntVar(&o.Rotations, "rotations", rotations, fmt.Sprintf("rotations to run, 1 to %d", demo.MaxRotations))
+	fs.IntVar(&o.Tasks, "tasks", tasks, fmt.Sprintf("tasks (app processes) in the ECS service, 1 to %d", demo.MaxTasks))
+	fs.DurationVar(&o.Drain, "drain", demo.DefaultDrain, "how long a task may drain after SIGTERM (the app's DRAIN_TIMEOUT; the reference stack's)")
+	fs.DurationVar(&o.StopTimeout, "stop-timeout", demo.DefaultStopTimeout, "SIGKILL a task still running this long after SIGTERM (ECS stopTimeout; the reference stack's)")
 	fs.StringVar(&o.PrimaryDSN, "primary-dsn", "", "admin connection string of a running primary (keyword/value or postgres:// URL); with --replica-dsn, no server is started")
 	fs.StringVar(&o.ReplicaDSN, "replica-dsn", "", "connection string of its streaming replica (same TLS settings)")
 	fs.StringVar(&o.AppDB, "app-db", "", "the application's database on those servers (default: the primary DSN's dbname)")
@@ -95,21 +97,43 @@ func newFlags(name string, rotations, tasks int, stderr io.Writer) (*flag.FlagSe
 	return fs, f
 }
 
-// parse parses args into f; when it returns false, the command exits with code.
-func (f *flags) parse(fs *flag.FlagSet, args []string, stderr io.Writer) (code int, ok bool) {
+// parse parses args into f; when it returns false, the command exits with code. Help
+// goes to stdout (exit 0); a usage error to stderr (exit 2).
+func (f *flags) parse(fs *flag.FlagSet, args []string, stdout, stderr io.Writer) (code int, ok bool) {
+	usageErr := func(format string, a ...any) (int, bool) {
+		fmt.Fprintf(stderr, "%s: %s\nRun '%s -h' for the flags.\n", fs.Name(), fmt.Sprintf(format, a...), fs.Name())
+		return exitUsage, false
+	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
+			fs.SetOutput(stdout)
+			fmt.Fprintf(stdout, "usage: %s [flags]\n\nflags:\n", fs.Name())
+			fs.PrintDefaults()
 			return exitOK, false
 		}
-		return exitUsage, false
+		return usageErr("%v", err)
 	}
 	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "%s: unexpected argument %q\n", fs.Name(), fs.Arg(0))
-		return exitUsage, false
+		return usageErr("unexpected argument %q", fs.Arg(0))
+	}
+	// A flag given explicitly is never replaced by its default.
+	o := f.opts
+	switch {
+	case o.Rotations < 1 || o.Rotations > demo.MaxRotations:
+		return usageErr("--rotations %d: want 1 to %d", o.Rotations, demo.MaxRotations)
+	case o.Tasks < 1 || o.Tasks > demo.MaxTasks:
+		return usageErr("--tasks %d: want 1 to %d", o.Tasks, demo.MaxTasks)
+	case o.Drain <= 0:
+		return usageErr("--drain %s: want a positive duration", o.Drain)
+	case o.StopTimeout <= 0:
+		return usageErr("--stop-timeout %s: want a positive duration", o.StopTimeout)
+	case o.ProbeInterval <= 0:
+		return usageErr("--probe-interval %s: want a positive duration", o.ProbeInterval)
+	case o.TimeScale <= 0 || o.TimeScale > 1:
+		return usageErr("--time-scale %g: want more than 0, at most 1", o.TimeScale)
 	}
 	if err := f.opts.Check(); err != nil {
-		fmt.Fprintf(stderr, "%s: %v\n", fs.Name(), err)
-		return exitUsage, false
+		return usageErr("%v", err)
 	}
 	f.opts.Out = stderr
 	if f.verbose {
@@ -119,11 +143,11 @@ func (f *flags) parse(fs *flag.FlagSet, args []string, stderr io.Writer) (code i
 }
 
 func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs, f := newFlags("demo", demo.DefaultRotations, demo.DefaultTasks, stderr)
+	fs, f := newFlags("demo", demo.DefaultRotations, demo.DefaultTasks)
 	fs.StringVar(&f.opts.Strategy, "strategy", demo.StrategyAlternating, "alternating (pgrotate) or single-user (the classic in-place rotation, as a baseline)")
 	fs.StringVar(&f.opts.SecretsFile, "secrets-file", "", "write the secret store at the end, as JSON, to this file (mode 0600; it holds the passwords)")
 	fs.BoolVar(&f.json, "json", false, "print the report as JSON on stdout")
-	if code, ok := f.parse(fs, args, stderr); !ok {
+	if code, ok := f.parse(fs, args, stdout, stderr); !ok {
 		return code
 	}
 	began := time.Now()
@@ -140,8 +164,8 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 }
 
 func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs, f := newFlags("bench", 6, 6, stderr)
-	if code, ok := f.parse(fs, args, stderr); !ok {
+	fs, f := newFlags("bench", demo.BenchRotations, demo.BenchTasks)
+	if code, ok := f.parse(fs, args, stdout, stderr); !ok {
 		return code
 	}
 	began := time.Now()

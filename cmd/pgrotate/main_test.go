@@ -21,25 +21,36 @@ func TestRunExitStatus(t *testing.T) {
 		args       []string
 		want       int
 		wantStderr string
+		wantStdout string
 	}{
-		{"no command", nil, exitUsage, "usage: pgrotate"},
-		{"unknown command", []string{"rotate"}, exitUsage, `unknown command "rotate"`},
-		{"help", []string{"help"}, exitOK, ""},
-		{"demo help", []string{"demo", "-h"}, exitOK, "-primary-dsn"},
-		{"unknown flag", []string{"demo", "--nope"}, exitUsage, "flag provided but not defined"},
-		{"bad strategy", []string{"demo", "--strategy", "both"}, exitUsage, `strategy "both"`},
-		{"one DSN only", []string{"demo", "--primary-dsn", "host=h user=u password=" + secret}, exitUsage, "both --primary-dsn and --replica-dsn"},
-		{"stray argument", []string{"bench", "now"}, exitUsage, `unexpected argument "now"`},
-		{"bad user name", []string{"demo", "--app-user", "app;drop"}, exitUsage, "not allowed"},
+		{"no command", nil, exitUsage, "usage: pgrotate", ""},
+		{"unknown command", []string{"rotate"}, exitUsage, `unknown command "rotate"`, ""},
+		{"help", []string{"help"}, exitOK, "", "usage: pgrotate"},
+		{"-h", []string{"-h"}, exitOK, "", "usage: pgrotate"},
+		{"demo help on stdout", []string{"demo", "-h"}, exitOK, "", "-primary-dsn"},
+		{"bench help on stdout", []string{"bench", "--help"}, exitOK, "", "-stop-timeout"},
+		{"unknown flag", []string{"demo", "--nope"}, exitUsage, "flag provided but not defined", ""},
+		{"zero rotations", []string{"demo", "--rotations", "0"}, exitUsage, "--rotations 0: want 1 to", ""},
+		{"zero tasks", []string{"bench", "--tasks", "0"}, exitUsage, "--tasks 0: want 1 to", ""},
+		{"too many tasks", []string{"demo", "--tasks", "51"}, exitUsage, "--tasks 51: want 1 to 50", ""},
+		{"negative rotations", []string{"demo", "--rotations=-1"}, exitUsage, "--rotations -1", ""},
+		{"zero drain", []string{"demo", "--drain", "0s"}, exitUsage, "--drain 0s", ""},
+		{"drain beyond stop timeout", []string{"demo", "--drain", "90s"}, exitUsage, "shorter than the stop timeout", ""},
+		{"zero probe interval", []string{"demo", "--probe-interval", "0s"}, exitUsage, "--probe-interval 0s", ""},
+		{"time scale above 1", []string{"demo", "--time-scale", "2"}, exitUsage, "--time-scale 2", ""},
+		{"bad strategy", []string{"demo", "--strategy", "both"}, exitUsage, `strategy "both"`, ""},
+		{"one DSN only", []string{"demo", "--primary-dsn", "host=h user=u password=" + secret}, exitUsage, "both --primary-dsn and --replica-dsn", ""},
+		{"stray argument", []string{"bench", "now"}, exitUsage, `unexpected argument "now"`, ""},
+		{"bad user name", []string{"demo", "--app-user", "app;drop"}, exitUsage, "not allowed", ""},
 		{
 			"DSN refused before anything starts, password unprinted",
 			[]string{"demo", "--primary-dsn", "postgres://dbadmin:" + secret + "@db.invalid/app?sslmode=prefer", "--replica-dsn", "host=r user=u password=" + secret},
-			exitFailed, `--primary-dsn: sslmode "prefer"`,
+			exitFailed, `--primary-dsn: sslmode "prefer"`, "",
 		},
 		{
 			"unparsable DSN, password unprinted",
 			[]string{"demo", "--primary-dsn", "host=h port=x user=u password='" + secret + `\'x'`, "--replica-dsn", "host=r user=u password=" + secret},
-			exitFailed, "--primary-dsn: invalid connection string: invalid port",
+			exitFailed, "--primary-dsn: invalid connection string: invalid port", "",
 		},
 	}
 	for _, tt := range tests {
@@ -52,6 +63,12 @@ func TestRunExitStatus(t *testing.T) {
 			}
 			if !strings.Contains(stderr.String(), tt.wantStderr) {
 				t.Errorf("stderr lacks %q:\n%s", tt.wantStderr, stderr.String())
+			}
+			if !strings.Contains(stdout.String(), tt.wantStdout) {
+				t.Errorf("stdout lacks %q:\n%s", tt.wantStdout, stdout.String())
+			}
+			if tt.want == exitUsage && stdout.Len() > 0 {
+				t.Errorf("a usage error wrote to stdout:\n%s", stdout.String())
 			}
 			if strings.Contains(stdout.String()+stderr.String(), secret) {
 				t.Errorf("the password was printed:\n%s%s", stdout.String(), stderr.String())

@@ -8,6 +8,12 @@ import (
 	"github.com/pgrotate/pgrotate/local/fleet"
 )
 
+// The bench's defaults: more rotations and tasks than a demo.
+const (
+	BenchRotations = 6
+	BenchTasks     = 6
+)
+
 // Bench runs the demo once per strategy, alternating users first, with the same options
 // otherwise (each run on servers of its own unless DSNs are given), and returns the
 // reports in that order. It stops at the first run that cannot run.
@@ -18,6 +24,9 @@ func Bench(ctx context.Context, opts Options) ([]*Report, error) {
 			return nil, fmt.Errorf("bench: %w", err)
 		}
 		defer os.RemoveAll(dir)
+		if opts.Out != nil {
+			fmt.Fprintf(opts.Out, "• building examples/app (go build; a minute or more the first time on a busy machine)…\n")
+		}
 		if opts.AppBinary, err = fleet.Build(ctx, dir); err != nil {
 			return nil, fmt.Errorf("bench: %w", err)
 		}

@@ -42,13 +42,21 @@ const (
 
 // Defaults of Options' zero values.
 const (
-	DefaultRotations     = 3
-	DefaultTasks         = 4
-	DefaultDrain         = 2 * time.Second
+	DefaultRotations = 3
+	DefaultTasks     = 4
+	// The tasks' stop timings are the reference stack's (internal/taskstop): a drain ends
+	// as soon as the in-flight requests are done, so a long one costs nothing on a quiet
+	// machine and cuts nothing on a busy one.
+	DefaultDrain         = fleet.DefaultDrain
+	DefaultStopTimeout   = fleet.DefaultStopTimeout
 	DefaultTimeScale     = 0.02
 	DefaultProbeInterval = 25 * time.Millisecond
 	DefaultSettle        = time.Second
 	DefaultMaxFailures   = 200
+	// MaxRotations and MaxTasks bound a run: tasks are processes with pools of their own on
+	// this machine.
+	MaxRotations = 1000
+	MaxTasks     = 50
 )
 
 // The ECS service the fleet runs.
@@ -60,8 +68,10 @@ type Options struct {
 	Strategy string
 	// Rotations to run (default DefaultRotations) and tasks in the service (DefaultTasks).
 	Rotations, Tasks int
-	// Drain is the tasks' drain timeout after SIGTERM (default DefaultDrain).
-	Drain time.Duration
+	// Drain is the tasks' drain timeout after SIGTERM (default DefaultDrain), shorter than
+	// StopTimeout, after which a task still running gets SIGKILL (default
+	// DefaultStopTimeout).
+	Drain, StopTimeout time.Duration
 	// PrimaryDSN and ReplicaDSN, both or neither, are admin connection strings of running
 	// servers (see ParseDSN). Without them the demo starts its own primary and replica.
 	PrimaryDSN, ReplicaDSN string
@@ -108,8 +118,11 @@ func (o *Options) defaults() error {
 	default:
 		return fmt.Errorf("strategy %q: want %s or %s", o.Strategy, StrategyAlternating, StrategySingleUser)
 	}
-	if o.Rotations < 0 || o.Tasks < 0 {
-		return errors.New("rotations and tasks must not be negative")
+	if o.Rotations < 0 || o.Rotations > MaxRotations {
+		return fmt.Errorf("rotations %d: want 1 to %d", o.Rotations, MaxRotations)
+	}
+	if o.Tasks < 0 || o.Tasks > MaxTasks {
+		return fmt.Errorf("tasks %d: want 1 to %d", o.Tasks, MaxTasks)
 	}
 	if o.Rotations == 0 {
 		o.Rotations = DefaultRotations
@@ -117,8 +130,17 @@ func (o *Options) defaults() error {
 	if o.Tasks == 0 {
 		o.Tasks = DefaultTasks
 	}
-	if o.Drain <= 0 {
+	if o.Drain < 0 || o.StopTimeout < 0 {
+		return errors.New("drain and stop timeout must not be negative")
+	}
+	if o.Drain == 0 {
 		o.Drain = DefaultDrain
+	}
+	if o.StopTimeout == 0 {
+		o.StopTimeout = DefaultStopTimeout
+	}
+	if o.Drain >= o.StopTimeout {
+		return fmt.Errorf("drain %s must be shorter than the stop timeout %s: ECS kills a task stopTimeout after SIGTERM", o.Drain, o.StopTimeout)
 	}
 	if (o.PrimaryDSN == "") != (o.ReplicaDSN == "") {
 		return errors.New("give both --primary-dsn and --replica-dsn, or neither")
@@ -129,10 +151,16 @@ func (o *Options) defaults() error {
 	if err := workflow.ValidateRoleName(o.AppUser); err != nil {
 		return err
 	}
-	if o.TimeScale <= 0 {
+	if o.TimeScale < 0 || o.TimeScale > 1 {
+		return fmt.Errorf("time scale %g: want more than 0, at most 1", o.TimeScale)
+	}
+	if o.TimeScale == 0 {
 		o.TimeScale = DefaultTimeScale
 	}
-	if o.ProbeInterval <= 0 {
+	if o.ProbeInterval < 0 {
+		return errors.New("probe interval must not be negative")
+	}
+	if o.ProbeInterval == 0 {
 		o.ProbeInterval = DefaultProbeInterval
 	}
 	if o.Settle <= 0 {
@@ -249,19 +277,24 @@ func (r *run) start(ctx context.Context) error {
 		err error
 	}
 	binc := make(chan built, 1)
+	began := time.Now()
 	if o.AppBinary != "" {
 		binc <- built{bin: o.AppBinary}
 	} else {
+		r.out.printf("• building examples/app (go build; a minute or more the first time on a busy machine)…\n")
 		go func() {
 			bin, err := fleet.Build(ctx, o.WorkDir)
+			if err == nil {
+				r.out.printf("• examples/app built  %s\n", dur(time.Since(began)))
+			}
 			binc <- built{bin, err}
 		}()
 	}
-	began := time.Now()
 	if o.PrimaryDSN != "" {
 		r.out.printf("• PostgreSQL primary %s and replica %s (given; sslmode %s), admin %s, app database %s\n",
 			r.db.Primary, r.db.Replicas[0], orDefault(r.db.SSLMode), r.db.AdminUser, r.db.AppDB)
 	} else {
+		r.out.printf("• starting a PostgreSQL 15 primary and a streaming replica…\n")
 		c, err := pgcluster.Start(ctx, pgcluster.Options{Dir: filepath.Join(o.WorkDir, "pg")})
 		if err != nil {
 			<-binc
@@ -279,7 +312,7 @@ func (r *run) start(ctx context.Context) error {
 	}
 
 	f, err := fleet.New(fleet.Options{
-		Binary: b.bin, SSLRootCert: r.db.CAFile, Drain: o.Drain, WorkTable: backend.DemoTableFor(o.AppUser),
+		Binary: b.bin, SSLRootCert: r.db.CAFile, Drain: o.Drain, StopTimeout: o.StopTimeout, WorkTable: backend.DemoTableFor(o.AppUser),
 		Events: func(ev fleet.Event) {
 			r.tasks.count(ev.Kind)
 			o.Log.Info("task "+ev.Kind, "task", ev.Task, "user", ev.User, "detail", ev.Detail)
@@ -311,6 +344,7 @@ func (r *run) start(ctx context.Context) error {
 		s, _, err := bk.Secret(ctx, stageCurrent)
 		return s, err
 	}
+	r.out.printf("• starting %d tasks (drain timeout %s, stop timeout %s, as the reference stack deploys them)…\n", o.Tasks, o.Drain, o.StopTimeout)
 	if err := f.Start(ctx, bk.ECS, service, source); err != nil {
 		return err
 	}

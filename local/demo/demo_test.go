@@ -29,6 +29,9 @@ import (
 var appBinary string
 
 func TestMain(m *testing.M) {
+	if os.Getenv(spinEnv) != "" {
+		spin() // a CPU-load process of TestDemoUnderCPULoad
+	}
 	dir, err := os.MkdirTemp("", "demo-test-")
 	if err != nil {
 		panic(err)
@@ -183,7 +186,7 @@ func TestAlternatingOnGivenServers(t *testing.T) {
 	secretsPath := filepath.Join(t.TempDir(), "secrets.json")
 	rep, err := Run(ctx, Options{
 		PrimaryDSN: primaryDSN, ReplicaDSN: replicaDSN, AppUser: "alt_user", Rotations: 2, Tasks: 3,
-		Drain: time.Second, Settle: 500 * time.Millisecond, AppBinary: appBinary, SecretsFile: secretsPath, Out: out,
+		Settle: 500 * time.Millisecond, AppBinary: appBinary, SecretsFile: secretsPath, Out: out,
 	})
 	if err != nil {
 		t.Fatalf("Run: %v\n%s", err, out)
@@ -273,7 +276,7 @@ func TestSingleUserRecordsFailures(t *testing.T) {
 	out := &syncBuffer{}
 	rep, err := Run(ctx, Options{
 		Strategy: StrategySingleUser, PrimaryDSN: primaryDSN, ReplicaDSN: replicaDSN, AppUser: "single_user", Rotations: 2, Tasks: 2,
-		Drain: time.Second, Settle: 300 * time.Millisecond, AppBinary: appBinary, Out: out,
+		Settle: 300 * time.Millisecond, AppBinary: appBinary, Out: out,
 	})
 	if err != nil {
 		t.Fatalf("Run: %v\n%s", err, out)
@@ -375,7 +378,7 @@ func TestInterruptStopsEverything(t *testing.T) {
 		}
 	}}
 	// No AppBinary: the demo builds examples/app into the work dir, as `make demo` does.
-	rep, err := Run(ctx, Options{Rotations: 2, Tasks: 2, Drain: time.Second, Settle: 200 * time.Millisecond, WorkDir: work, Out: out})
+	rep, err := Run(ctx, Options{Rotations: 2, Tasks: 2, Settle: 200 * time.Millisecond, WorkDir: work, Out: out})
 	t.Logf("human output:\n%s", out)
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("Run error %v, want context.Canceled", err)

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pgrotate/pgrotate/local/cause"
 	"github.com/pgrotate/pgrotate/local/fleet"
 	"github.com/pgrotate/pgrotate/local/probe"
 )
@@ -164,13 +165,18 @@ func (r *Report) WriteSummary(w io.Writer) {
 	if len(r.AdoptedRoles) > 0 {
 		fmt.Fprintf(w, "         adopted existing roles not created by pgrotate (--adopt-existing-user): %s\n", strings.Join(r.AdoptedRoles, ", "))
 	}
-	if len(c.Failures) > 0 {
-		fmt.Fprintf(w, "failed logins by reason:\n")
-		for _, rc := range reasons(c.Failures) {
-			fmt.Fprintf(w, "  %5d× %s\n", rc.n, rc.reason)
-		}
+	if c.Failed > 0 {
+		fmt.Fprintf(w, "failed logins by cause:\n")
+		writeCauses(w, c.ByCause, loginExamples(c.Failures))
 		if len(c.Failures) < c.Failed {
-			fmt.Fprintf(w, "  (the first %d of %d failures)\n", len(c.Failures), c.Failed)
+			fmt.Fprintf(w, "  (reasons from the first %d of %d failures; the counts are exact)\n", len(c.Failures), c.Failed)
+		}
+	}
+	if r.Requests.Failed > 0 {
+		fmt.Fprintf(w, "failed app requests by cause:\n")
+		writeCauses(w, r.Requests.ByCause, requestExamples(r.Requests.Failures))
+		if len(r.Requests.Failures) < r.Requests.Failed {
+			fmt.Fprintf(w, "  (reasons from the first %d of %d failures; the counts are exact)\n", len(r.Requests.Failures), r.Requests.Failed)
 		}
 	}
 	if len(r.LoginsAfter) > 0 {
@@ -201,11 +207,48 @@ type reasonCount struct {
 	n      int
 }
 
-// reasons counts failures by target and reason, most frequent first.
-func reasons(fs []probe.Failure) []reasonCount {
-	by := map[string]int{}
+// writeCauses writes one line per cause that occurred, with its exact count, then the
+// distinct reasons seen for it, most frequent first.
+func writeCauses(w io.Writer, counts cause.Counts, examples map[cause.Cause][]string) {
+	for _, k := range cause.All {
+		if counts[k] == 0 {
+			continue
+		}
+		fmt.Fprintf(w, "  %5d× %s\n", counts[k], k.Describe())
+		for _, rc := range tally(examples[k]) {
+			fmt.Fprintf(w, "         %5d× %s\n", rc.n, rc.reason)
+		}
+	}
+}
+
+// loginExamples are the listed failed logins' target and reason, by cause.
+func loginExamples(fs []probe.Failure) map[cause.Cause][]string {
+	by := map[cause.Cause][]string{}
 	for _, f := range fs {
-		by[f.Target+": "+f.Reason]++
+		by[f.Cause] = append(by[f.Cause], f.Target+": "+f.Reason)
+	}
+	return by
+}
+
+// requestExamples are the listed failed requests' reason, by cause, marked when the task
+// was draining.
+func requestExamples(fs []fleet.RequestFailure) map[cause.Cause][]string {
+	by := map[cause.Cause][]string{}
+	for _, f := range fs {
+		where := "running task"
+		if f.Draining {
+			where = "draining task"
+		}
+		by[f.Cause] = append(by[f.Cause], where+": "+f.Reason)
+	}
+	return by
+}
+
+// tally counts equal reasons, most frequent first.
+func tally(reasons []string) []reasonCount {
+	by := map[string]int{}
+	for _, r := range reasons {
+		by[r]++
 	}
 	var out []reasonCount
 	for r, n := range by {

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pgrotate/pgrotate/local/cause"
 	"github.com/pgrotate/pgrotate/local/fleet"
 	"github.com/pgrotate/pgrotate/local/probe"
 )
@@ -82,8 +83,13 @@ func TestWriteSummaryAndMarkdown(t *testing.T) {
 	r := &Report{
 		Strategy: StrategySingleUser, Tasks: 4, Rotations: RotationCounts{Requested: 2, Succeeded: 2},
 		Connections: probe.Report{Attempts: 100, Failed: 3, Primary: probe.Counts{Attempts: 50, Failed: 2}, Replica: probe.Counts{Attempts: 50, Failed: 1},
-			Failures: []probe.Failure{{Target: "primary", Reason: "SQLSTATE 28P01: x"}, {Target: "primary", Reason: "SQLSTATE 28P01: x"}, {Target: "replica", Reason: "SQLSTATE 28P01: x"}}},
-		Requests:   fleet.Stats{Counts: fleet.Counts{Attempts: 10, Failed: 2}, Draining: fleet.Counts{Attempts: 4, Failed: 2}},
+			ByCause: cause.Counts{cause.AuthRefused: 3},
+			Failures: []probe.Failure{{Target: "primary", Reason: "SQLSTATE 28P01: x", Cause: cause.AuthRefused}, {Target: "primary", Reason: "SQLSTATE 28P01: x", Cause: cause.AuthRefused},
+				{Target: "replica", Reason: "SQLSTATE 28P01: x", Cause: cause.AuthRefused}}},
+		Requests: fleet.Stats{Counts: fleet.Counts{Attempts: 10, Failed: 2}, Draining: fleet.Counts{Attempts: 4, Failed: 2},
+			ByCause: cause.Counts{cause.AuthRefused: 1, cause.CutByShutdown: 1},
+			Failures: []fleet.RequestFailure{{Draining: true, Reason: `HTTP 503 {"error":"SQLSTATE 28P01"}`, Cause: cause.AuthRefused, SQLState: "28P01"},
+				{Draining: true, Reason: `request: Get "http://127.0.0.1:1/work?sleep=1s": EOF`, Cause: cause.CutByShutdown}}},
 		PromoteMS:  Latency{P50: 40, Max: 1500},
 		RotationMS: Latency{P50: 1200, Max: 1300},
 		ActiveUser: "app_user",
@@ -91,7 +97,9 @@ func TestWriteSummaryAndMarkdown(t *testing.T) {
 	var buf bytes.Buffer
 	r.WriteSummary(&buf)
 	for _, want := range []string{"2/2 rotations succeeded", "3 of 100 fresh logins failed (primary 2/50, replica 1/50)",
-		"2× primary: SQLSTATE 28P01", "p50 40ms, max 1.50s", "result: OK (the baseline"} {
+		"failed logins by cause:\n      3× authentication refused\n             2× primary: SQLSTATE 28P01",
+		"failed app requests by cause:\n      1× authentication refused\n             1× draining task: HTTP 503 {\"error\":\"SQLSTATE 28P01\"}\n      1× request cut by the task's shutdown\n             1× draining task: request: Get",
+		"p50 40ms, max 1.50s", "result: OK (the baseline"} {
 		if !strings.Contains(buf.String(), want) {
 			t.Errorf("summary lacks %q:\n%s", want, buf.String())
 		}

@@ -11,7 +11,11 @@
 //     the replica), and right before stopping it, a burst of requests that are still in
 //     flight when SIGTERM arrives: they wake up during the drain and need more database
 //     connections than the task's pools hold, so a draining task opens new connections, as a
-//     real one does.
+//     real one does;
+//   - a task is stopped with the reference stack's timings (internal/taskstop): its load
+//     stops and its in-flight request may finish (the target group's deregistration delay),
+//     then SIGTERM, the app drains for up to its DRAIN_TIMEOUT, and SIGKILL comes only after
+//     the container's stopTimeout. A request is cut only if it outlives all of that.
 //
 // A Fleet is a localecs.Controller. Credentials returns the credentials its live tasks hold,
 // for the connection probe.
@@ -32,22 +36,22 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
 
+	"github.com/pgrotate/pgrotate/internal/taskstop"
 	localecs "github.com/pgrotate/pgrotate/local/ecs"
 	"github.com/pgrotate/pgrotate/local/probe"
 	"github.com/pgrotate/pgrotate/workflow"
 )
 
-// Defaults of Options' zero values.
+// Defaults of Options' zero values. The stop timings are the reference stack's.
 const (
-	DefaultDrain         = 2 * time.Second
-	DefaultHealthTimeout = 30 * time.Second
-	DefaultWorkInterval  = 100 * time.Millisecond
-	DefaultBurst         = 3
+	DefaultDrain               = taskstop.DrainTimeout
+	DefaultStopTimeout         = taskstop.StopTimeout
+	DefaultDeregistrationDelay = taskstop.DeregistrationDelay
+	DefaultHealthTimeout       = 2 * time.Minute
+	DefaultWorkInterval        = 100 * time.Millisecond
+	DefaultBurst               = 3
+	DefaultBurstHold           = time.Second
 )
-
-// killGrace is how long past its drain timeout a stopped task may take to exit before its
-// process group is killed.
-const killGrace = 5 * time.Second
 
 // SecretSource returns the app secret as a task launched now gets it (AWSCURRENT).
 type SecretSource func(ctx context.Context) (workflow.AppSecret, error)
@@ -58,11 +62,20 @@ type Options struct {
 	Binary string
 	// SSLRootCert is the tasks' DB_SSLROOTCERT: the CA bundle they verify the servers with.
 	SSLRootCert string
-	// Drain is the tasks' DRAIN_TIMEOUT (default DefaultDrain). The burst of requests in
-	// flight at SIGTERM sleeps half of it before querying.
+	// Drain is the tasks' DRAIN_TIMEOUT (default DefaultDrain): how long the app lets
+	// in-flight requests run after SIGTERM. It must be shorter than StopTimeout.
 	Drain time.Duration
+	// StopTimeout is the container's stopTimeout (default DefaultStopTimeout): a task still
+	// running this long after SIGTERM gets SIGKILL.
+	StopTimeout time.Duration
+	// DeregistrationDelay bounds the wait for a stopped task's in-flight load request
+	// before SIGTERM, as the target group's deregistration delay does (default
+	// DefaultDeregistrationDelay).
+	DeregistrationDelay time.Duration
 	// HealthTimeout bounds a new task's wait for a healthy /healthz (default
-	// DefaultHealthTimeout).
+	// DefaultHealthTimeout, about the reference service's health check grace period and
+	// its first checks: a task that is only slow to start on a busy machine is not a
+	// failed one).
 	HealthTimeout time.Duration
 	// WorkInterval is the pause between two /work requests to a running task (default
 	// DefaultWorkInterval); negative sends none.
@@ -70,6 +83,9 @@ type Options struct {
 	// Burst is how many /work requests are in flight when a task gets SIGTERM (default
 	// DefaultBurst); negative sends none.
 	Burst int
+	// BurstHold is how long each of those requests sleeps in the app before it queries
+	// (default DefaultBurstHold), so its queries run while the task drains.
+	BurstHold time.Duration
 	// WorkTable is the tasks' WORK_TABLE (optional).
 	WorkTable string
 	// Events, if set, is told of each task's launch, health, stop and exit. It must not block.
@@ -126,6 +142,18 @@ func New(opts Options) (*Fleet, error) {
 	if opts.Drain <= 0 {
 		opts.Drain = DefaultDrain
 	}
+	if opts.StopTimeout <= 0 {
+		opts.StopTimeout = DefaultStopTimeout
+	}
+	if opts.Drain >= opts.StopTimeout {
+		return nil, fmt.Errorf("new fleet: drain timeout %s must be shorter than the stop timeout %s", opts.Drain, opts.StopTimeout)
+	}
+	if opts.DeregistrationDelay <= 0 {
+		opts.DeregistrationDelay = DefaultDeregistrationDelay
+	}
+	if opts.BurstHold <= 0 {
+		opts.BurstHold = DefaultBurstHold
+	}
 	if opts.HealthTimeout <= 0 {
 		opts.HealthTimeout = DefaultHealthTimeout
 	}
@@ -139,9 +167,9 @@ func New(opts Options) (*Fleet, error) {
 		opts: opts,
 		// No keep-alive: a draining server closes idle connections, and every request
 		// should reach the task afresh anyway.
-		// The timeout is a backstop: a /work request in flight at SIGTERM sleeps half the
-		// drain, and the app bounds its queries.
-		client: &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: opts.Drain + time.Minute},
+		// The timeout is a backstop: the app bounds its queries, and a stopped task is
+		// killed after its stop timeout, which ends any request it still holds.
+		client: &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: opts.DeregistrationDelay + opts.StopTimeout + time.Minute},
 		tasks:  make(map[string]*task),
 	}, nil
 }
@@ -331,8 +359,7 @@ func (f *Fleet) PIDs() []int {
 	return pids
 }
 
-// Close stops every task (SIGTERM, then SIGKILL after the drain timeout and a grace) and
-// waits for the processes to exit. Later deployments fail.
+// Close stops every task (SIGTERM, then SIGKILL after the stop timeout) and waits for the processes to exit. Later deployments fail.
 func (f *Fleet) Close() error {
 	f.mu.Lock()
 	f.closed = true

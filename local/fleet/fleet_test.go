@@ -4,6 +4,8 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"net"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -18,6 +20,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/pgrotate/pgrotate/local/backend"
+	"github.com/pgrotate/pgrotate/local/cause"
 	"github.com/pgrotate/pgrotate/local/pgcluster"
 	"github.com/pgrotate/pgrotate/local/pgcluster/pgtest"
 	"github.com/pgrotate/pgrotate/tasks/postgres"
@@ -81,11 +84,10 @@ func newHarness(t *testing.T, ctx context.Context, user string, tasks int, opts 
 	// A fresh name each run, so -count=N reruns on the package's cluster.
 	db := createDatabase(t, ctx, c, user+"_"+strconv.FormatInt(time.Now().UnixNano()%1e9, 36))
 	h := &harness{c: c, events: &eventLog{}}
+	// The stop timings are the reference stack's (the defaults): a drain ends as soon as
+	// the in-flight requests are done, so they cost nothing here.
 	opts.Binary, opts.SSLRootCert, opts.Events = appBinary, c.CAFile, h.events.add
-	if opts.Drain == 0 {
-		opts.Drain = time.Second
-	}
-	opts.WorkTable = backend.DemoTable
+	opts.WorkTable = backend.DemoTableFor(user)
 	f, err := New(opts)
 	if err != nil {
 		t.Fatal(err)
@@ -264,14 +266,81 @@ func TestDrainingTasksOpenNewConnections(t *testing.T) {
 		t.Fatalf("no draining request failed after the password changed: %+v", st)
 	}
 	for _, f := range st.Failures {
-		if !f.Draining || !strings.Contains(f.Reason, "28P01") || strings.Contains(f.Reason, pw.Reveal()) {
-			t.Errorf("failure %+v, want a draining request refused with SQLSTATE 28P01", f)
+		if !f.Draining || !strings.Contains(f.Reason, "28P01") || strings.Contains(f.Reason, pw.Reveal()) ||
+			f.Cause != cause.AuthRefused || f.SQLState != "28P01" {
+			t.Errorf("failure %+v, want a draining request refused with SQLSTATE 28P01 (auth_refused)", f)
 		}
+	}
+	if st.ByCause[cause.AuthRefused] != st.Failed {
+		t.Errorf("by cause = %v, want all %d auth_refused", st.ByCause, st.Failed)
 	}
 	for _, c := range h.f.Credentials() {
 		if !c.Password.Equal(pw) {
 			t.Errorf("a live task holds a stale password")
 		}
+	}
+}
+
+// A drain timeout shorter than a request cuts it: the app's shutdown gives up and closes
+// the connection, and the report says so. (The defaults, the reference stack's, cut nothing:
+// TestRollingDeployment.)
+func TestShortDrainCutsRequests(t *testing.T) {
+	ctx := testCtx(t)
+	h := newHarness(t, ctx, "fleet_cut", 1, Options{Drain: 100 * time.Millisecond, BurstHold: 3 * time.Second})
+	if _, state := h.redeploy(t, ctx); state != "COMPLETED" {
+		t.Fatalf("deployment %s, want COMPLETED", state)
+	}
+	st := h.f.Stats()
+	if st.Draining.Failed != DefaultBurst || st.ByCause[cause.CutByShutdown] != DefaultBurst {
+		t.Fatalf("draining %+v, by cause %v: want all %d cut by shutdown; failures %+v", st.Draining, st.ByCause, DefaultBurst, st.Failures)
+	}
+	for _, f := range st.Failures {
+		if !f.Draining || f.Cause != cause.CutByShutdown {
+			t.Errorf("failure %+v, want a draining request cut by shutdown", f)
+		}
+	}
+}
+
+func TestRequestCauses(t *testing.T) {
+	refused := &url.Error{Op: "Get", URL: "http://127.0.0.1:1/work", Err: &net.OpError{Op: "dial", Err: syscall.ECONNREFUSED}}
+	eof := &url.Error{Op: "Get", URL: "http://127.0.0.1:1/work", Err: io.EOF}
+	tests := []struct {
+		name     string
+		err      error
+		signaled bool
+		body     string
+		want     cause.Cause
+		sqlstate string
+	}{
+		{"closed by a task told to stop", eof, true, "", cause.CutByShutdown, ""},
+		{"closed by a task not told to stop", eof, false, "", cause.ServerUnavailable, ""},
+		{"nobody listening", refused, true, "", cause.ServerUnavailable, ""},
+		{"client timeout", &url.Error{Op: "Get", Err: context.DeadlineExceeded}, false, "", cause.Other, ""},
+		{"credentials refused", nil, false, `{"error":"SQLSTATE 28P01"}`, cause.AuthRefused, "28P01"},
+		{"database unreachable", nil, false, `{"error":"connection error"}`, cause.ServerUnavailable, ""},
+		{"too many connections", nil, false, `{"error":"SQLSTATE 53300"}`, cause.ServerUnavailable, "53300"},
+		{"query timeout", nil, false, `{"error":"timeout"}`, cause.Other, ""},
+		{"not JSON", nil, false, `oops`, cause.Other, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var got cause.Cause
+			var code string
+			if tt.err != nil {
+				got = requestCause(tt.err, tt.signaled)
+			} else {
+				got, code = answerCause(tt.body)
+			}
+			if got != tt.want || code != tt.sqlstate {
+				t.Errorf("cause %q, sqlstate %q; want %q, %q", got, code, tt.want, tt.sqlstate)
+			}
+		})
+	}
+}
+
+func TestNewRefusesDrainBeyondStopTimeout(t *testing.T) {
+	if _, err := New(Options{Binary: appBinary, Drain: time.Minute, StopTimeout: time.Minute}); err == nil || !strings.Contains(err.Error(), "shorter than the stop timeout") {
+		t.Errorf("New = %v, want a drain/stop timeout error", err)
 	}
 }
 

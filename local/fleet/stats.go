@@ -1,8 +1,11 @@
 package fleet
 
 import (
+	"maps"
 	"sync"
 	"time"
+
+	"github.com/pgrotate/pgrotate/local/cause"
 )
 
 // maxFailures caps the request failures kept; the counts stay exact.
@@ -22,8 +25,11 @@ type RequestFailure struct {
 	Draining bool `json:"draining"`
 	// Reason is the HTTP status and the app's answer (an SQLSTATE or the kind of failure;
 	// the app never puts a secret in it), or the client's error.
-	Reason string    `json:"reason"`
-	At     time.Time `json:"at"`
+	Reason string `json:"reason"`
+	// Cause classifies the failure; SQLState is PostgreSQL's code when the app got one.
+	Cause    cause.Cause `json:"cause"`
+	SQLState string      `json:"sqlstate,omitempty"`
+	At       time.Time   `json:"at"`
 }
 
 // Stats are the /work requests the fleet sent, and the tasks that exited on their own.
@@ -31,7 +37,9 @@ type Stats struct {
 	Counts
 	// Draining counts the requests in flight when their task got SIGTERM: each woke up
 	// during the drain and queried the primary and the replica.
-	Draining Counts           `json:"draining"`
+	Draining Counts `json:"draining"`
+	// ByCause counts every failure by its cause (exact, unlike Failures).
+	ByCause  cause.Counts     `json:"by_cause"`
 	Failures []RequestFailure `json:"failures"`
 	Crashed  int              `json:"crashed"`
 }
@@ -52,6 +60,10 @@ func (s *stats) record(f RequestFailure, ok bool) {
 		return
 	}
 	s.s.Failed++
+	if s.s.ByCause == nil {
+		s.s.ByCause = cause.NewCounts()
+	}
+	s.s.ByCause[f.Cause]++
 	if f.Draining {
 		s.s.Draining.Failed++
 	}
@@ -72,5 +84,7 @@ func (f *Fleet) Stats() Stats {
 	defer f.stats.mu.Unlock()
 	out := f.stats.s
 	out.Failures = append([]RequestFailure{}, f.stats.s.Failures...)
+	out.ByCause = cause.NewCounts()
+	maps.Copy(out.ByCause, f.stats.s.ByCause)
 	return out
 }

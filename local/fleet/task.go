@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -16,6 +17,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/pgrotate/pgrotate/local/cause"
 	"github.com/pgrotate/pgrotate/workflow"
 )
 
@@ -30,6 +32,7 @@ type task struct {
 	ready    chan struct{} // closed once addr is known
 	exited   chan struct{} // closed once the process has been reaped
 	stopping atomic.Bool   // told to stop: its exit is expected
+	signaled atomic.Bool   // sent SIGTERM: a request it closes without an answer was cut by its shutdown
 	stopOnce sync.Once
 
 	mu       sync.Mutex // guards the load loop's handles
@@ -271,29 +274,71 @@ func (f *Fleet) work(ctx context.Context, t *task, path string, draining bool) {
 	if ctx.Err() != nil {
 		return
 	}
-	var reason string
+	fail := RequestFailure{Task: t.id, User: t.user, Draining: draining, At: at}
 	switch {
 	case err != nil:
-		reason = "request: " + err.Error()
+		fail.Reason = "request: " + err.Error()
+		fail.Cause = requestCause(err, t.signaled.Load())
 	case code != http.StatusOK:
-		reason = fmt.Sprintf("HTTP %d %s", code, body)
+		fail.Reason = fmt.Sprintf("HTTP %d %s", code, body)
+		fail.Cause, fail.SQLState = answerCause(body)
 	}
-	f.stats.record(RequestFailure{Task: t.id, User: t.user, Draining: draining, Reason: reason, At: at}, reason == "")
+	f.stats.record(fail, fail.Reason == "")
 }
 
-// stop stops a task as ECS does: no more load, then (with burst) a few requests left in
-// flight, SIGTERM, and SIGKILL to its process group if it has not exited within its drain
-// timeout and a grace. It returns once the process has exited.
+// requestCause classifies a request that got no answer. A task that was sent SIGTERM and
+// closed the connection cut the request; otherwise the task was not there to answer.
+func requestCause(err error, signaled bool) cause.Cause {
+	switch {
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return cause.ServerUnavailable
+	case signaled:
+		return cause.CutByShutdown
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, syscall.ECONNRESET):
+		return cause.ServerUnavailable
+	default:
+		return cause.Other // a timeout, a malformed answer
+	}
+}
+
+// answerCause classifies the app's error answer, {"error": "SQLSTATE 28P01"} or
+// {"error": "connection error"} (see examples/app's failureReason).
+func answerCause(body string) (cause.Cause, string) {
+	var ans struct {
+		Error string `json:"error"`
+	}
+	if json.Unmarshal([]byte(body), &ans) != nil {
+		return cause.Other, ""
+	}
+	if code, ok := strings.CutPrefix(ans.Error, "SQLSTATE "); ok {
+		return cause.OfSQLState(code), code
+	}
+	if ans.Error == "connection error" {
+		return cause.ServerUnavailable, ""
+	}
+	return cause.Other, ""
+}
+
+// stop stops a task as ECS does behind a load balancer: no more load, and the request in
+// flight may finish (for up to the deregistration delay); then (with burst) a few requests
+// left in flight, SIGTERM, and SIGKILL to its process group if it has not exited within the
+// stop timeout. It returns once the process has exited.
 func (f *Fleet) stop(t *task, reason string, burst bool) {
 	t.stopOnce.Do(func() {
-		<-t.stopLoad()
+		dereg := time.NewTimer(f.opts.DeregistrationDelay)
+		select {
+		case <-t.stopLoad():
+		case <-dereg.C:
+		}
+		dereg.Stop()
 		var inflight sync.WaitGroup
 		if burst && f.opts.Burst > 0 && t.addr != "" {
 			f.burst(t, &inflight)
 		}
 		f.event(Event{Task: t.id, Kind: EventDraining, User: t.user, Detail: reason})
+		t.signaled.Store(true)
 		_ = t.cmd.Process.Signal(syscall.SIGTERM)
-		timer := time.NewTimer(f.opts.Drain + killGrace)
+		timer := time.NewTimer(f.opts.StopTimeout)
 		select {
 		case <-t.exited:
 			timer.Stop()
@@ -305,12 +350,12 @@ func (f *Fleet) stop(t *task, reason string, burst bool) {
 	<-t.exited
 }
 
-// burst sends f.opts.Burst requests that sleep half the drain timeout before querying, and
+// burst sends f.opts.Burst requests that sleep BurstHold before querying, and
 // returns once the task is handling all of them (it logs "work started" for each), so they
 // are in flight when SIGTERM arrives.
 func (f *Fleet) burst(t *task, inflight *sync.WaitGroup) {
 	before := t.log.started()
-	path := "/work?sleep=" + (f.opts.Drain / 2).String()
+	path := "/work?sleep=" + f.opts.BurstHold.String()
 	for range f.opts.Burst {
 		inflight.Go(func() { f.work(context.Background(), t, path, true) })
 	}

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pgrotate/pgrotate/local/cause"
 	"github.com/pgrotate/pgrotate/local/pgcluster"
 	"github.com/pgrotate/pgrotate/local/pgcluster/pgtest"
 	"github.com/pgrotate/pgrotate/workflow"
@@ -103,7 +104,7 @@ func TestProbe(t *testing.T) {
 			seen := map[string]bool{}
 			for _, f := range r.Failures {
 				seen[f.Target] = true
-				if !tt.wrongUsers[f.User] || f.At.IsZero() ||
+				if !tt.wrongUsers[f.User] || f.At.IsZero() || f.Cause != cause.AuthRefused || f.SQLState != "28P01" ||
 					!strings.Contains(f.Reason, "SQLSTATE 28P01") || !strings.Contains(f.Reason, "password authentication failed") {
 					t.Errorf("failure %+v, want %v refused with SQLSTATE 28P01 password authentication failed", f, tt.wrongUsers)
 				}

@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/pgrotate/pgrotate/local/cause"
 	"github.com/pgrotate/pgrotate/workflow"
 )
 
@@ -47,7 +49,8 @@ type Options struct {
 	// Interval is the time between the starts of two rounds; one round logs in once per
 	// target and credential. Zero means 20ms.
 	Interval time.Duration
-	// Timeout bounds one login and its query. Zero means 5s.
+	// Timeout bounds one login and its query. Zero means 30s: a login that is only slow
+	// (a busy machine) is not a refused one.
 	Timeout time.Duration
 	// MaxFailures caps the failures kept in the report (the first ones); the counts stay
 	// exact. Zero means 1000.
@@ -68,17 +71,22 @@ type Failure struct {
 	User   string `json:"user"`
 	// Reason is the SQLSTATE and PostgreSQL's message, or the client's error (TLS, network,
 	// timeout), with the password scrubbed.
-	Reason string    `json:"reason"`
-	At     time.Time `json:"at"`
+	Reason string `json:"reason"`
+	// Cause classifies the failure; SQLState is the server's code, if it sent one.
+	Cause    cause.Cause `json:"cause"`
+	SQLState string      `json:"sqlstate,omitempty"`
+	At       time.Time   `json:"at"`
 }
 
 // Report is what the probe saw so far.
 type Report struct {
-	Attempts int       `json:"attempts"`
-	Failed   int       `json:"failed"`
-	Primary  Counts    `json:"primary"`
-	Replica  Counts    `json:"replica"`
-	Failures []Failure `json:"failures"`
+	Attempts int    `json:"attempts"`
+	Failed   int    `json:"failed"`
+	Primary  Counts `json:"primary"`
+	Replica  Counts `json:"replica"`
+	// ByCause counts every failure by its cause (exact, unlike Failures).
+	ByCause  cause.Counts `json:"by_cause"`
+	Failures []Failure    `json:"failures"`
 }
 
 // Probe logs in continuously and records what happens. Its methods are safe for
@@ -110,7 +118,7 @@ func New(targets []Target, opts Options) (*Probe, error) {
 		opts.Interval = 20 * time.Millisecond
 	}
 	if opts.Timeout <= 0 {
-		opts.Timeout = 5 * time.Second
+		opts.Timeout = 30 * time.Second
 	}
 	if opts.MaxFailures <= 0 {
 		opts.MaxFailures = 1000
@@ -118,7 +126,7 @@ func New(targets []Target, opts Options) (*Probe, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	p := &Probe{opts: opts, report: Report{Failures: []Failure{}}}
+	p := &Probe{opts: opts, report: Report{ByCause: cause.NewCounts(), Failures: []Failure{}}}
 	for _, t := range targets {
 		if t.Name != TargetPrimary && t.Name != TargetReplica {
 			return nil, fmt.Errorf("new probe: target name %q is not %q or %q", t.Name, TargetPrimary, TargetReplica)
@@ -211,8 +219,10 @@ func (p *Probe) record(name string, c Credential, at time.Time, err error) {
 	}
 	r.Failed++
 	side.Failed++
+	why, code := cause.Of(err)
+	r.ByCause[why]++
 	if len(r.Failures) < p.opts.MaxFailures {
-		r.Failures = append(r.Failures, Failure{Target: name, User: c.User, Reason: reason(err, c.Password), At: at})
+		r.Failures = append(r.Failures, Failure{Target: name, User: c.User, Reason: reason(err, c.Password), Cause: why, SQLState: code, At: at})
 	}
 }
 
@@ -237,5 +247,6 @@ func (p *Probe) Report() Report {
 	defer p.mu.Unlock()
 	r := p.report
 	r.Failures = append([]Failure{}, p.report.Failures...)
+	r.ByCause = maps.Clone(p.report.ByCause)
 	return r
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/pgrotate/pgrotate/local/cause"
 	"github.com/pgrotate/pgrotate/workflow"
 )
 
@@ -101,13 +102,16 @@ func TestRoundCountsDistinctCredentials(t *testing.T) {
 		t.Fatal(err)
 	}
 	if want := `{"target":"` + got.Failures[0].Target + `","user":"` + got.Failures[0].User + `","reason":`; !strings.HasPrefix(string(js), want) ||
-		!strings.HasSuffix(string(js), `"at":"2026-06-04T12:00:00Z"}`) {
-		t.Errorf("failure JSON = %s, want target, user, reason, at", js)
+		!strings.HasSuffix(string(js), `"cause":"server_unavailable","at":"2026-06-04T12:00:00Z"}`) {
+		t.Errorf("failure JSON = %s, want target, user, reason, cause, at", js)
 	}
 	for _, f := range got.Failures {
-		if !f.At.Equal(at) || (f.User != "a" && f.User != "b") || !strings.Contains(f.Reason, "refused") {
-			t.Errorf("failure = %+v, want a refused connection at %s", f, at)
+		if !f.At.Equal(at) || (f.User != "a" && f.User != "b") || !strings.Contains(f.Reason, "refused") || f.Cause != cause.ServerUnavailable {
+			t.Errorf("failure = %+v, want a refused connection (server unavailable) at %s", f, at)
 		}
+	}
+	if got.ByCause[cause.ServerUnavailable] != 4 {
+		t.Errorf("by cause = %v, want all 4 server_unavailable (the count is exact beyond MaxFailures)", got.ByCause)
 	}
 }
 
@@ -120,7 +124,8 @@ func TestEmptyReportJSON(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := `{"attempts":0,"failed":0,"primary":{"attempts":0,"failed":0},"replica":{"attempts":0,"failed":0},"failures":[]}`
+	want := `{"attempts":0,"failed":0,"primary":{"attempts":0,"failed":0},"replica":{"attempts":0,"failed":0},` +
+		`"by_cause":{"auth_refused":0,"cut_by_shutdown":0,"other":0,"server_unavailable":0},"failures":[]}`
 	if string(b) != want {
 		t.Errorf("JSON = %s\nwant   %s", b, want)
 	}
