@@ -184,7 +184,6 @@ func TestPrimaryRestartsDuringSetPassword(t *testing.T) {
 	})
 	keepPrimaryRunning(t, c)
 	primary := workflow.Endpoint{Host: c.Primary.Host, Port: c.Primary.Port}.String()
-	f.mustSucceed(f.rotate()) // a clean run first, so that AWSPREVIOUS exists
 	armed.Store(true)
 
 	stopProbe := startProbe(f)
@@ -216,8 +215,8 @@ func TestPrimaryRestartsDuringSetPassword(t *testing.T) {
 		t.Fatalf("states entered %v, want %v", got, wantStates)
 	}
 	current, _ := f.bothLogIn()
-	if _, v := f.secret(workflow.StageCurrent); v != r.Token || current.Username != "exec_restart_user" {
-		t.Fatalf("AWSCURRENT %s at %s, want exec_restart_user at %s", current.Username, v, r.Token)
+	if _, v := f.secret(workflow.StageCurrent); v != r.Token || current.Username != "exec_restart_user_clone" {
+		t.Fatalf("AWSCURRENT %s at %s, want exec_restart_user_clone at %s", current.Username, v, r.Token)
 	}
 
 	// No login with AWSCURRENT refused; the replica served throughout; the primary failed only
