@@ -158,8 +158,13 @@ type StepFailed struct {
 	Err    error
 }
 
+// Error is the reason alone: the execution's failure already names the state (see
+// rotator.Fail), and the handlers log it.
 func (e *StepFailed) Error() string {
-	return fmt.Sprintf("%s failed: %s", e.State, e.Reason)
+	if e.Reason == "" {
+		return "step failed"
+	}
+	return e.Reason
 }
 
 func (e *StepFailed) Unwrap() error { return e.Err }
