@@ -6,6 +6,21 @@
 // Every Task names a Lambda function ARN directly (not arn:aws:states:::lambda:invoke), so
 // the error name Step Functions matches in Retry and Catch is the errorType the Go runtime
 // reports: the Go type name of the error a handler returns (see the workflow package).
+//
+// What the retries rely on (the tests compute each retrier's total from its fields):
+//   - Lambda service errors are named "Lambda.<ErrorName>"
+//     (https://docs.aws.amazon.com/step-functions/latest/dg/bp-lambda-serviceexception.html).
+//     An idle VPC function meets Lambda.ResourceNotReadyException on its next invocation while
+//     Lambda re-creates its network interfaces
+//     (https://docs.aws.amazon.com/lambda/latest/dg/configuration-vpc.html,
+//     https://docs.aws.amazon.com/lambda/latest/api/API_Invoke.html): every Lambda Task
+//     retries it with real pauses (10 s, doubling to 60 s, no jitter).
+//   - A retrier pauses IntervalSeconds × BackoffRate^n, capped by MaxDelaySeconds, for at most
+//     MaxAttempts retries; JitterStrategy FULL draws each pause between 0 and that
+//     (https://docs.aws.amazon.com/step-functions/latest/dg/concepts-error-handling.html).
+//   - A Multi-AZ failover typically takes 60–120 s
+//     (https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/Concepts.MultiAZ.Failover.html):
+//     every database state retries DatabaseUnavailable for 367 s on average, 735 s at most.
 package statemachine
 
 import (

@@ -170,6 +170,212 @@ func TestExpectedRetryWait(t *testing.T) {
 	}
 }
 
+// caps are the upper bounds of a retrier's pauses, one per retry: IntervalSeconds ×
+// BackoffRate^k, capped at MaxDelaySeconds. Defaults are the ASL's: IntervalSeconds 1,
+// MaxAttempts 3, BackoffRate 2.0, no cap.
+// https://docs.aws.amazon.com/step-functions/latest/dg/concepts-error-handling.html#error-handling-retrying-after-an-error
+func caps(r map[string]any) []float64 {
+	interval, rate, attempts := num(r, "IntervalSeconds", 1), num(r, "BackoffRate", 2), num(r, "MaxAttempts", 3)
+	maxDelay := num(r, "MaxDelaySeconds", 0)
+	var out []float64
+	c := interval
+	for range int(attempts) {
+		out = append(out, c)
+		if maxDelay > 0 && out[len(out)-1] > maxDelay {
+			out[len(out)-1] = maxDelay
+		}
+		c *= rate
+	}
+	return out
+}
+
+// retryWait is the total pause of a retrier that uses all its attempts: worst is the sum of
+// the caps; least is the shortest it can be (zero under FULL jitter, which draws each pause
+// uniformly between 0 and its cap); expected is the mean (half the caps under FULL jitter).
+func retryWait(r map[string]any) (least, expected, worst float64) {
+	for _, c := range caps(r) {
+		worst += c
+	}
+	if r["JitterStrategy"] == "FULL" {
+		return 0, worst / 2, worst
+	}
+	return worst, worst, worst
+}
+
+// retrierFor returns the retrier Step Functions applies to err in s: the first whose
+// ErrorEquals names it or a wildcard that matches it.
+func retrierFor(s state, err string) map[string]any {
+	for _, r := range retriers(s) {
+		for _, n := range strs(r["ErrorEquals"]) {
+			if n == err || n == "States.ALL" || (n == "States.TaskFailed" && !strings.HasPrefix(err, "States.")) {
+				return r
+			}
+		}
+	}
+	return nil
+}
+
+func TestRetryWait(t *testing.T) {
+	r := map[string]any{"IntervalSeconds": 5.0, "BackoffRate": 2.0, "MaxDelaySeconds": 60.0, "MaxAttempts": 6.0, "JitterStrategy": "FULL"}
+	if got := caps(r); !slices.Equal(got, []float64{5, 10, 20, 40, 60, 60}) {
+		t.Fatalf("caps = %v", got)
+	}
+	if least, exp, worst := retryWait(r); least != 0 || exp != 97.5 || worst != 195 {
+		t.Fatalf("FULL: retryWait = %v, %v, %v; want 0, 97.5, 195", least, exp, worst)
+	}
+	delete(r, "JitterStrategy")
+	if least, exp, worst := retryWait(r); least != 195 || exp != 195 || worst != 195 {
+		t.Fatalf("no jitter: retryWait = %v, %v, %v; want 195 each", least, exp, worst)
+	}
+	if got := caps(map[string]any{}); !slices.Equal(got, []float64{1, 2, 4}) {
+		t.Fatalf("defaults: caps = %v, want [1 2 4]", got)
+	}
+}
+
+// lambdaTasks calls fn for every Task state that invokes a Lambda function directly.
+func lambdaTasks(t *testing.T, fn func(name string, s state)) int {
+	t.Helper()
+	n := 0
+	walk(render(t)["States"].(map[string]any), false, func(name string, s state, _ bool) {
+		if s["Type"] == "Task" && strings.HasPrefix(s["Resource"].(string), "arn:aws:lambda:") {
+			n++
+			fn(name, s)
+		}
+	})
+	return n
+}
+
+// Issue 8, item 2. After long inactivity Lambda reclaims a VPC function's network interfaces;
+// the next invocation fails while they are re-created ("This invocation fails, and the
+// function enters a Pending state again until a network interface is available",
+// https://docs.aws.amazon.com/lambda/latest/dg/configuration-vpc.html), and Step Functions
+// reports it as Lambda.ResourceNotReadyException ("The function is inactive and its VPC
+// connection is no longer available. Wait for the VPC connection to reestablish and try
+// again", https://docs.aws.amazon.com/lambda/latest/api/API_Invoke.html). With a 45-day
+// schedule every rotation starts that way, so every Lambda Task retries it, with real pauses.
+func TestEveryLambdaTaskRidesOutAnIdleFunction(t *testing.T) {
+	const idle = "Lambda.ResourceNotReadyException"
+	n := lambdaTasks(t, func(name string, s state) {
+		t.Run(name, func(t *testing.T) {
+			r := retrierFor(s, idle)
+			if r == nil || !slices.Contains(strs(r["ErrorEquals"]), idle) {
+				t.Fatalf("no retrier names %s: %v", idle, s["Retry"])
+			}
+			least, _, worst := retryWait(r)
+			if first := caps(r)[0]; first < 5 || r["JitterStrategy"] == "FULL" {
+				t.Errorf("first pause %vs (jitter %v): want at least 5 s every time, for the network interface to come back", first, r["JitterStrategy"])
+			}
+			if num(r, "MaxAttempts", 3) < 3 || least < 60 {
+				t.Errorf("%v attempts over %vs: want several attempts over at least a minute", r["MaxAttempts"], least)
+			}
+			t.Logf("%s: pauses %v, %vs in all", idle, caps(r), worst)
+		})
+	})
+	if n < 9 {
+		t.Fatalf("found %d Lambda Tasks, want every one (at least 9)", n)
+	}
+}
+
+// dbStates are the states whose handlers open database connections (tasks.Preflight,
+// CloneUser, SetPassword, TestLogin and CheckReplicas use postgres.PG); Promote and the
+// Redeploy Map talk to Secrets Manager and ECS only.
+var dbStates = []string{workflow.StatePreflight, workflow.StateCloneUser, workflow.StateSetPassword, workflow.StateTestLogin, workflow.StateCheckReplicas}
+
+// Issue 8, item 3. A Multi-AZ failover takes 60–120 s
+// (https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/Concepts.MultiAZ.Failover.html);
+// every database state retries DatabaseUnavailable with exponential backoff and full jitter
+// (JitterStrategy FULL: each pause random between 0 and the computed backoff,
+// https://docs.aws.amazon.com/step-functions/latest/dg/concepts-error-handling.html) for at
+// least 5 minutes in all, on average and at worst, before it fails.
+func TestDatabaseStatesRideOutAFailover(t *testing.T) {
+	const minTotal = 300.0
+	states := render(t)["States"].(map[string]any)
+	for _, name := range dbStates {
+		t.Run(name, func(t *testing.T) {
+			s := states[name].(map[string]any)
+			r := retrierFor(s, "DatabaseUnavailable")
+			if r == nil || !slices.Contains(strs(r["ErrorEquals"]), "DatabaseUnavailable") {
+				t.Fatalf("no retrier names DatabaseUnavailable: %v", s["Retry"])
+			}
+			if r["JitterStrategy"] != "FULL" || num(r, "BackoffRate", 2) <= 1 || num(r, "MaxDelaySeconds", 0) <= 0 {
+				t.Errorf("retrier %v: want exponential backoff (BackoffRate > 1) capped by MaxDelaySeconds, with FULL jitter", r)
+			}
+			_, expected, worst := retryWait(r)
+			if expected < minTotal || worst < minTotal {
+				t.Errorf("DatabaseUnavailable is retried for %.1fs on average, %.1fs at worst: want ≥ %.0fs", expected, worst, minTotal)
+			}
+			named := strs(asSlice(s["Catch"])[0].(map[string]any)["ErrorEquals"])
+			if !slices.Contains(named, "DatabaseUnavailable") {
+				t.Errorf("the named Catch %v does not list DatabaseUnavailable", named)
+			}
+			t.Logf("DatabaseUnavailable: %v attempts, pauses up to %v: %.1fs expected, %.1fs at worst", r["MaxAttempts"], caps(r), expected, worst)
+		})
+	}
+	for name, v := range states {
+		if s := v.(map[string]any); !slices.Contains(dbStates, name) && s["Type"] == "Task" {
+			if r := retrierFor(s, "DatabaseUnavailable"); r != nil && slices.Contains(strs(r["ErrorEquals"]), "DatabaseUnavailable") {
+				t.Errorf("%s retries DatabaseUnavailable but is not in dbStates: keep the list true", name)
+			}
+		}
+	}
+}
+
+// Issue 8, item 4. RotationFailed rethrows the caught error under its own name. A caught
+// Lambda.* error would then be matched by RotationFailed's retriers for its own invocation
+// failures and retried for nothing; Rethrow renames it first. Any other error reaches
+// RotationFailed as it was caught.
+func TestRethrownLambdaErrorIsNotRetried(t *testing.T) {
+	states := render(t)["States"].(map[string]any)
+	fail := states["RotationFailed"].(map[string]any)
+	rethrow, ok := states["Rethrow"].(map[string]any)
+	if !ok || rethrow["Type"] != "Choice" || rethrow["Default"] != "RotationFailed" {
+		t.Fatalf("Rethrow = %v, want a Choice that defaults to RotationFailed", rethrow)
+	}
+	// route follows Rethrow for a caught error name and returns the name RotationFailed gets.
+	route := func(caught string) string {
+		next := rethrow["Default"].(string)
+		for _, c := range asSlice(rethrow["Choices"]) {
+			c := c.(map[string]any)
+			pattern, _ := c["StringMatches"].(string)
+			if c["Variable"] != "$.error.Error" || pattern == "" {
+				t.Fatalf("Rethrow choice %v: want StringMatches on $.error.Error", c)
+			}
+			if ok, _ := filepath.Match(pattern, caught); ok {
+				next = c["Next"].(string)
+				break
+			}
+		}
+		name := caught
+		for next != "RotationFailed" {
+			p := states[next].(map[string]any)
+			params, _ := p["Parameters"].(map[string]any)
+			if p["Type"] != "Pass" || p["ResultPath"] != "$.error" || params["Error"] == nil || params["Cause.$"] == nil {
+				t.Fatalf("%s = %v, want a Pass that sets $.error's Error and Cause", next, p)
+			}
+			name = params["Error"].(string)
+			next = p["Next"].(string)
+		}
+		return name
+	}
+	var retried []string
+	for _, r := range retriers(fail) {
+		retried = append(retried, strs(r["ErrorEquals"])...)
+	}
+	if !slices.Contains(retried, "Lambda.ServiceException") || !slices.Contains(retried, "Lambda.ResourceNotReadyException") {
+		t.Fatalf("RotationFailed retries %v: its own invocation must be retried", retried)
+	}
+	caught := append(slices.Clone(retried), "Lambda.Unknown", "DatabaseUnavailable", "PrivilegeMismatch", "States.Timeout")
+	for _, name := range caught {
+		got := route(name)
+		if r := retrierFor(fail, got); r != nil {
+			t.Errorf("caught %s reaches RotationFailed as %s, which its retrier %v would retry", name, got, r["ErrorEquals"])
+		}
+		if !strings.HasPrefix(name, "Lambda.") && got != name {
+			t.Errorf("caught %s reaches RotationFailed renamed %s: only Lambda.* errors are renamed", name, got)
+		}
+	}
+}
+
 func TestTaskRetriesAndCatches(t *testing.T) {
 	def := render(t)
 	states := def["States"].(map[string]any)
@@ -214,14 +420,15 @@ func TestTaskRetriesAndCatches(t *testing.T) {
 					t.Fatalf("NotifyFailure Catch = %v", catches)
 				}
 				c := catches[0].(map[string]any)
-				if !slices.Equal(strs(c["ErrorEquals"]), []string{"States.ALL"}) || c["Next"] != "RotationFailed" {
-					t.Errorf("NotifyFailure must catch States.ALL to RotationFailed, got %v", c)
+				// Rethrow is the Choice in front of RotationFailed (see TestRethrownLambdaErrorIsNotRetried).
+				if !slices.Equal(strs(c["ErrorEquals"]), []string{"States.ALL"}) || c["Next"] != "Rethrow" {
+					t.Errorf("NotifyFailure must catch States.ALL to Rethrow, got %v", c)
 				}
 				if c["ResultPath"] == "$.error" {
 					t.Errorf("NotifyFailure's catch must not overwrite $.error, the rotation's own error")
 				}
-				if s["Next"] != "RotationFailed" || s["ResultPath"] != nil {
-					t.Errorf("NotifyFailure: Next = %v, ResultPath = %v; want RotationFailed, null", s["Next"], s["ResultPath"])
+				if s["Next"] != "Rethrow" || s["ResultPath"] != nil {
+					t.Errorf("NotifyFailure: Next = %v, ResultPath = %v; want Rethrow, null", s["Next"], s["ResultPath"])
 				}
 				return
 			}

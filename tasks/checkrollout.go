@@ -67,5 +67,5 @@ func (h *CheckRollout) Handle(ctx context.Context, ro workflow.Rollout) (workflo
 
 func (h *CheckRollout) fail(ctx context.Context, ro workflow.Rollout, err error) (workflow.Rollout, error) {
 	logger(h.Log).ErrorContext(ctx, "step failed", "step", "CheckRollout", "service", ro.Service.String(), "deployment", ro.DeploymentID, "error", err.Error())
-	return ro, named(err)
+	return ro, named("CheckRollout", err)
 }

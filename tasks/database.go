@@ -98,5 +98,5 @@ func logger(l *slog.Logger) *slog.Logger {
 // error unwrapped for the Lambda runtime.
 func fail(ctx context.Context, l *slog.Logger, step string, st workflow.State, err error) (workflow.State, error) {
 	logger(l).ErrorContext(ctx, "step failed", "step", step, "secret", st.SecretARN, "version", st.Token, "error", err.Error())
-	return st, named(err)
+	return st, named(step, err)
 }

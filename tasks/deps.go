@@ -90,14 +90,25 @@ func loadAdmin(ctx context.Context, s secretReader, st workflow.State) (rotation
 }
 
 // named returns the workflow error inside err, unwrapped, so the Lambda runtime reports its
-// type name; any other error is returned as is (Step Functions sees it as a task failure).
-func named(err error) error {
+// type name; any other error becomes a *workflow.StepFailed of step, so that no unnamed
+// type ("wrapError", "errorString") reaches Step Functions, where no Retry or Catch could
+// tell it from another.
+//
+// Errors of the AWS SDK (Secrets Manager, ECS) are not retried by the state machine: the
+// SDK's standard retry mode has already retried throttling, 5xx and connection errors with
+// backoff (https://docs.aws.amazon.com/sdkref/latest/guide/feature-retry-behavior.html),
+// and what is left (access denied, a missing secret or KMS key, an exhausted quota) needs
+// an operator, then a redrive.
+func named(step string, err error) error {
+	if err == nil {
+		return nil
+	}
 	for _, find := range namedErrors {
 		if e := find(err); e != nil {
 			return e
 		}
 	}
-	return err
+	return &workflow.StepFailed{State: step, Reason: err.Error(), Err: err}
 }
 
 // namedErrors find each workflow error type in a chain, in the order of workflow.ErrorNames.
@@ -105,7 +116,8 @@ var namedErrors = []func(error) error{
 	find[*workflow.InvalidSecret], find[*workflow.InvalidRoleName], find[*workflow.ActiveUserMissing],
 	find[*workflow.PrivilegeMismatch], find[*workflow.CredentialRejected], find[*workflow.ReplicaNotReady],
 	find[*workflow.PendingUserInUse], find[*workflow.RotationSuperseded], find[*workflow.ServiceNotSteady],
-	find[*workflow.DeploymentFailed], find[*workflow.RolloutTimedOut],
+	find[*workflow.DeploymentFailed], find[*workflow.RolloutTimedOut], find[*workflow.DatabaseUnavailable],
+	find[*workflow.StepFailed],
 }
 
 // find returns the first error of type T in err's chain, or nil.

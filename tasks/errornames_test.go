@@ -67,6 +67,13 @@ func TestNamedFailuresAreStateMachineErrorNames(t *testing.T) {
 			e.db.setErr = fmt.Errorf("alter role: %w", &workflow.CredentialRejected{User: "dbadmin", Host: primaryHost})
 		}, setPW},
 
+		{"SetPassword", "DatabaseUnavailable", preflighted, func(e *env, _ *workflow.State) {
+			e.db.setErr = fmt.Errorf("set password: %w", &workflow.DatabaseUnavailable{Endpoint: primaryHost + ":5432", Reason: "connection refused"})
+		}, setPW},
+		{"SetPassword", "StepFailed", preflighted, func(e *env, _ *workflow.State) {
+			e.db.setErr = fmt.Errorf("set password: %w", context.DeadlineExceeded)
+		}, setPW},
+
 		{"TestLogin", "InvalidSecret", preflighted, func(_ *env, st *workflow.State) { noPreflight(st) }, login},
 		{"TestLogin", "CredentialRejected", preflighted, func(*env, *workflow.State) {}, login},
 

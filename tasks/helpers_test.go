@@ -457,6 +457,10 @@ func namedType(err error) string {
 		return "DeploymentFailed"
 	case *workflow.RolloutTimedOut:
 		return "RolloutTimedOut"
+	case *workflow.DatabaseUnavailable:
+		return "DatabaseUnavailable"
+	case *workflow.StepFailed:
+		return "StepFailed"
 	}
 	return ""
 }

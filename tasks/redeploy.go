@@ -54,7 +54,7 @@ func (h *Redeploy) Handle(ctx context.Context, ro workflow.Rollout) (workflow.Ro
 
 func (h *Redeploy) fail(ctx context.Context, ro workflow.Rollout, err error) (workflow.Rollout, error) {
 	logger(h.Log).ErrorContext(ctx, "step failed", "step", "UpdateService", "service", ro.Service.String(), "error", err.Error())
-	return ro, named(err)
+	return ro, named("UpdateService", err)
 }
 
 func checkRollout(ro workflow.Rollout) error {

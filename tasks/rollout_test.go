@@ -136,7 +136,8 @@ func TestRedeployRefuses(t *testing.T) {
 	}{
 		{name: "no service", mutate: func(ro *workflow.Rollout) { ro.Service = workflow.Service{} }, want: "InvalidSecret", named: true},
 		{name: "no promotion time", mutate: func(ro *workflow.Rollout) { ro.PromotedAt = time.Time{} }, want: "InvalidSecret", named: true},
-		{name: "the service does not exist", mutate: func(ro *workflow.Rollout) { ro.Service.Service = "gone" }, want: "prod/gone"},
+		// No name of its own, but never an unnamed error type: StepFailed, naming the service.
+		{name: "the service does not exist", mutate: func(ro *workflow.Rollout) { ro.Service.Service = "gone" }, want: "StepFailed", named: true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -146,6 +147,9 @@ func TestRedeployRefuses(t *testing.T) {
 			_, err := e.redeploy().Handle(context.Background(), ro)
 			if tc.named {
 				wantNamed(t, err, tc.want)
+				if tc.want == "StepFailed" && !strings.Contains(err.Error(), "prod/gone") {
+					t.Fatalf("%v does not name the service", err)
+				}
 			} else if err == nil || namedType(err) != "" || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("want a plain error naming %q, got %T %v", tc.want, err, err)
 			}

@@ -133,6 +133,42 @@ func (e *RolloutTimedOut) Error() string {
 	return fmt.Sprintf("deployment %s of service %s not complete after %d checks", e.Deployment, e.Service, e.Checks)
 }
 
+// DatabaseUnavailable reports a server that cannot serve now: connection refused or reset, a
+// dial or TLS timeout, a server shutting down, starting up or in recovery (a Multi-AZ
+// failover or a restart), or too many connections. Nothing was changed by the failed call;
+// every database-facing state retries it with backoff. Endpoint is host:port.
+type DatabaseUnavailable struct {
+	Endpoint string
+	Reason   string
+	Err      error // the driver's error, for errors.Is/As; Reason is its safe summary
+}
+
+func (e *DatabaseUnavailable) Error() string {
+	return fmt.Sprintf("database %s unavailable: %s", e.Endpoint, e.Reason)
+}
+
+func (e *DatabaseUnavailable) Unwrap() error { return e.Err }
+
+// StepFailed reports a failure no other name describes (a secret that cannot be read, an
+// unexpected database or ECS error). It is not retried: the operator fixes the cause and
+// redrives. It exists so that no unnamed error type ("wrapError") reaches Step Functions.
+type StepFailed struct {
+	State  string
+	Reason string
+	Err    error
+}
+
+// Error is the reason alone: the execution's failure already names the state (see
+// rotator.Fail), and the handlers log it.
+func (e *StepFailed) Error() string {
+	if e.Reason == "" {
+		return "step failed"
+	}
+	return e.Reason
+}
+
+func (e *StepFailed) Unwrap() error { return e.Err }
+
 // ErrorNames lists every error name above; the state machine tests check the ASL against it.
 var ErrorNames = []string{
 	"InvalidSecret",
@@ -146,4 +182,6 @@ var ErrorNames = []string{
 	"ServiceNotSteady",
 	"DeploymentFailed",
 	"RolloutTimedOut",
+	"DatabaseUnavailable",
+	"StepFailed",
 }

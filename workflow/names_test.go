@@ -68,7 +68,8 @@ func TestValidateRoleName(t *testing.T) {
 
 func TestErrorNamesAreTypeNames(t *testing.T) {
 	errs := []error{&InvalidSecret{}, &InvalidRoleName{}, &ActiveUserMissing{}, &PrivilegeMismatch{}, &CredentialRejected{},
-		&ReplicaNotReady{}, &PendingUserInUse{}, &RotationSuperseded{}, &ServiceNotSteady{}, &DeploymentFailed{}, &RolloutTimedOut{}}
+		&ReplicaNotReady{}, &PendingUserInUse{}, &RotationSuperseded{}, &ServiceNotSteady{}, &DeploymentFailed{}, &RolloutTimedOut{},
+		&DatabaseUnavailable{}, &StepFailed{}}
 	if len(errs) != len(ErrorNames) {
 		t.Fatalf("%d error types, %d names", len(errs), len(ErrorNames))
 	}

@@ -77,6 +77,7 @@ type Cluster struct {
 	ownDir        bool
 	run           *runner
 
+	procMu    sync.Mutex // guards each Server's proc: Stop, Restart and Close
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -575,11 +576,48 @@ func (c *Cluster) ServerLog(s *Server) ([]byte, error) {
 	return b, nil
 }
 
+// Stop stops s with a fast shutdown, as a restart or a Multi-AZ failover of
+// RDS does: PostgreSQL terminates every session (SQLSTATE 57P01) and the port
+// refuses connections until Restart. A stopped server stays stopped.
+func (c *Cluster) Stop(s *Server) error {
+	c.procMu.Lock()
+	defer c.procMu.Unlock()
+	if s.proc == nil {
+		return fmt.Errorf("stop %s: not started", s.Name)
+	}
+	if err := s.proc.stop(); err != nil {
+		return fmt.Errorf("stop %s: %w", s.Name, err)
+	}
+	return nil
+}
+
+// Restart starts a stopped s again on the same data directory and port (its
+// endpoint does not change, as an RDS endpoint does not across a failover),
+// and returns once it accepts connections. A running server is left alone.
+func (c *Cluster) Restart(ctx context.Context, s *Server) error {
+	c.procMu.Lock()
+	defer c.procMu.Unlock()
+	if s.proc != nil && !s.proc.exited() {
+		return nil
+	}
+	p, err := c.run.startPostgres(s.DataDir, s.LogFile)
+	if err != nil {
+		return fmt.Errorf("restart %s: %w", s.Name, err)
+	}
+	s.proc = p
+	if err := c.waitReady(ctx, s); err != nil {
+		return fmt.Errorf("restart %s on port %d: %w; tail of %s:\n%s", s.Name, s.Port, err, s.LogFile, logTail(s.LogFile))
+	}
+	return nil
+}
+
 // Close stops both servers with a fast shutdown, kills their process groups
 // if they have not exited within 10 s, and removes the directory if the kit
 // created it. It is safe to call more than once.
 func (c *Cluster) Close() error {
 	c.closeOnce.Do(func() {
+		c.procMu.Lock()
+		defer c.procMu.Unlock()
 		var errs []error
 		for _, s := range []*Server{c.Replica, c.Primary} {
 			if s == nil || s.proc == nil {

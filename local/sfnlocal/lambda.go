@@ -46,6 +46,33 @@ func typeName(v any) string {
 	return t.Name()
 }
 
+// ServiceError is a failure of the Lambda service, not of the function: the Invoke call
+// itself failed, so the function did not run. Step Functions reports it as "Lambda." + Code
+// ("Errors are reported as Lambda.<ErrorName>",
+// https://docs.aws.amazon.com/step-functions/latest/dg/bp-lambda-serviceexception.html); the
+// codes are the Invoke API's errors
+// (https://docs.aws.amazon.com/lambda/latest/api/API_Invoke.html#API_Invoke_Errors), for
+// example ResourceNotReadyException, which an idle VPC function meets after Lambda reclaimed
+// its network interfaces (https://docs.aws.amazon.com/lambda/latest/dg/configuration-vpc.html).
+// A Handler returns one, unwrapped, to simulate the service failing; see ServiceErrors.
+type ServiceError struct {
+	Code    string // the Invoke API error code, e.g. "ResourceNotReadyException"
+	Message string
+}
+
+func (e *ServiceError) Error() string { return "Lambda." + e.Code + ": " + e.Message }
+
+// ServiceErrors puts the Lambda service in front of h: before each invocation, fail is asked
+// which service error the invocation meets (nil: none), and then h does not run.
+func ServiceErrors(h Handler, fail func(payload []byte) *ServiceError) Handler {
+	return func(ctx context.Context, payload []byte) ([]byte, error) {
+		if se := fail(payload); se != nil {
+			return nil, se
+		}
+		return h(ctx, payload)
+	}
+}
+
 // errorMessage is the errorMessage aws-lambda-go reports for err.
 func errorMessage(err error) string {
 	if ive, ok := err.(messages.InvokeResponse_Error); ok {
@@ -75,6 +102,10 @@ func invoke(ctx context.Context, h Handler, resource string, payload []byte) (re
 		}
 	}()
 	out, err := h(ctx, payload)
+	if se, ok := err.(*ServiceError); ok && !isServiceIntegration(resource) {
+		// The service's error: no function error payload, the cause is the message.
+		return invokeResult{ErrorType: "Lambda." + se.Code, ErrorMessage: se.Message, Cause: se.Message}
+	}
 	if err != nil {
 		return failure(resource, ErrorName(err), errorMessage(err))
 	}

@@ -95,3 +95,30 @@ func TestLambdaFunc(t *testing.T) {
 		t.Fatalf("error %T %v, want the handler's *customError", err, err)
 	}
 }
+
+func TestServiceErrorIsTheLambdaServicesError(t *testing.T) {
+	const fn = "arn:aws:lambda:us-east-1:123456789012:function:f"
+	ran := 0
+	h := ServiceErrors(func(context.Context, []byte) ([]byte, error) { ran++; return []byte(`{}`), nil },
+		func(payload []byte) *ServiceError {
+			if string(payload) == `{"idle":true}` {
+				return &ServiceError{Code: "ResourceNotReadyException", Message: "The function is inactive and its VPC connection is no longer available."}
+			}
+			return nil
+		})
+	res := invoke(context.Background(), h, fn, []byte(`{"idle":true}`))
+	if res.ErrorType != "Lambda.ResourceNotReadyException" || res.Cause != "The function is inactive and its VPC connection is no longer available." || ran != 0 {
+		t.Fatalf("idle: invoke = %+v, function ran %d times; want Lambda.ResourceNotReadyException with the service's message, the function not run", res, ran)
+	}
+	res = invoke(context.Background(), h, fn, []byte(`{}`))
+	if res.ErrorType != "" || string(res.Output) != `{}` || ran != 1 {
+		t.Fatalf("active: invoke = %+v, function ran %d times", res, ran)
+	}
+	// Only the value itself is the service's error: a handler that wraps one failed itself.
+	wrapped := func(context.Context, []byte) ([]byte, error) {
+		return nil, fmt.Errorf("call: %w", &ServiceError{Code: "ServiceException", Message: "m"})
+	}
+	if res := invoke(context.Background(), wrapped, fn, nil); res.ErrorType != "wrapError" {
+		t.Fatalf("wrapped: errorType %q, want wrapError", res.ErrorType)
+	}
+}

@@ -8,7 +8,8 @@ import (
 
 // PG adapts this package to the steps in package tasks: each call opens one connection
 // from a secret (the admin secret already pointed at the right server and database) and
-// closes it. Named errors come back unwrapped.
+// closes it. Named errors come back unwrapped; an error that says the server cannot serve
+// now (down, restarting, failing over) carries a *workflow.DatabaseUnavailable naming it.
 type PG struct {
 	Options Options
 }
@@ -16,7 +17,7 @@ type PG struct {
 // Login logs in on ep with the secret's own user, password, database and sslmode.
 func (p PG) Login(ctx context.Context, ep workflow.Endpoint, s workflow.AppSecret) error {
 	_, _, err := Login(ctx, ep, s.DBName, s.Username, s.Password, s.TLSMode(), p.Options)
-	return err
+	return classify(ep, err)
 }
 
 // Sessions counts the sessions of user on the admin secret's server.
@@ -26,7 +27,8 @@ func (p PG) Sessions(ctx context.Context, admin workflow.AdminSecret, user strin
 		return 0, err
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
-	return sessionCount(ctx, conn, admin.Primary(), user)
+	n, err := sessionCount(ctx, conn, admin.Primary(), user)
+	return n, classify(admin.Primary(), err)
 }
 
 // CloneUser creates or repairs pending as the twin of active, then checks parity.
@@ -36,7 +38,7 @@ func (p PG) CloneUser(ctx context.Context, admin workflow.AdminSecret, active, p
 		return err
 	}
 	defer a.Close(context.WithoutCancel(ctx))
-	return a.CloneRole(ctx, active, pending)
+	return classify(admin.Primary(), a.CloneRole(ctx, active, pending))
 }
 
 // CheckParity returns a *workflow.PrivilegeMismatch listing every difference.
@@ -46,7 +48,7 @@ func (p PG) CheckParity(ctx context.Context, admin workflow.AdminSecret, active,
 		return err
 	}
 	defer a.Close(context.WithoutCancel(ctx))
-	return a.CheckParity(ctx, active, pending)
+	return classify(admin.Primary(), a.CheckParity(ctx, active, pending))
 }
 
 // SetPassword sets user's password unless it already logs in; see Admin.SetPassword.
@@ -56,7 +58,8 @@ func (p PG) SetPassword(ctx context.Context, admin workflow.AdminSecret, user st
 		return "", false, err
 	}
 	defer a.Close(context.WithoutCancel(ctx))
-	return a.SetPassword(ctx, user, password)
+	lsn, changed, err := a.SetPassword(ctx, user, password)
+	return lsn, changed, classify(admin.Primary(), err)
 }
 
 // EnsureLogin creates or repairs user as a login user of the admin secret's database and
@@ -70,7 +73,7 @@ func (p PG) EnsureLogin(ctx context.Context, admin workflow.AdminSecret, user st
 	}
 	defer a.Close(context.WithoutCancel(ctx))
 	res, err := a.EnsureLogin(ctx, user, password, LoginOptions{Adopt: adopt})
-	return res.LSN, res.Adopted, err
+	return res.LSN, res.Adopted, classify(admin.Primary(), err)
 }
 
 // CaughtUp returns a *workflow.ReplicaNotReady until the admin secret's server (a replica)
@@ -81,7 +84,7 @@ func (p PG) CaughtUp(ctx context.Context, admin workflow.AdminSecret, lsn string
 		return err
 	}
 	defer r.Close(context.WithoutCancel(ctx))
-	return r.CaughtUp(ctx, lsn)
+	return classify(admin.Primary(), r.CaughtUp(ctx, lsn))
 }
 
 func (p PG) admin(ctx context.Context, s workflow.AdminSecret) (*Admin, error) {

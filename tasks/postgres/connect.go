@@ -238,7 +238,9 @@ func verifyChainOnly(cfg *tls.Config, roots *x509.CertPool) {
 	}
 }
 
-// classifyConnectError turns a pgx connect error into a named error where one applies.
+// classifyConnectError turns a pgx connect error into a named error where one applies: a
+// refused login is a *workflow.CredentialRejected, a server that is down, restarting or
+// failing over a *workflow.DatabaseUnavailable (see Unavailable).
 func classifyConnectError(ep workflow.Endpoint, user, sslmode string, opts Options, err error) error {
 	if sslmode == "" {
 		sslmode = workflow.DefaultSSLMode
@@ -246,6 +248,10 @@ func classifyConnectError(ep workflow.Endpoint, user, sslmode string, opts Optio
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) && (pgErr.Code == "28P01" || pgErr.Code == "28000") {
 		return &workflow.CredentialRejected{User: user, Host: ep.String(), Reason: fmt.Sprintf("%s (SQLSTATE %s)", pgErr.Message, pgErr.Code)}
+	}
+	// Before the TLS cases: a handshake cut short by a server going down is transient.
+	if u := Unavailable(ep, err); u != nil {
+		return fmt.Errorf("connect to %s as %q: %w", ep, user, u)
 	}
 	var tlsErr *TLSError
 	if errors.As(err, &tlsErr) {
