@@ -121,12 +121,14 @@ func finiteExpiry(t pgtype.Timestamptz) (time.Time, bool) {
 }
 
 // RetirePassword makes user's password expire grace from now on the admin secret's server
-// (the primary) while password still logs in; see Admin.RetirePassword.
-func (p PG) RetirePassword(ctx context.Context, admin workflow.AdminSecret, user string, password workflow.Password, grace time.Duration) (Retired, error) {
+// (the primary) while password still logs in; see Admin.RetirePassword. It returns the
+// password's expiry afterwards (zero when it has none) and, when nothing changed, why.
+func (p PG) RetirePassword(ctx context.Context, admin workflow.AdminSecret, user string, password workflow.Password, grace time.Duration) (validUntil time.Time, skipped string, err error) {
 	a, err := p.admin(ctx, admin)
 	if err != nil {
-		return Retired{}, err
+		return time.Time{}, "", err
 	}
 	defer a.Close(context.WithoutCancel(ctx))
-	return a.RetirePassword(ctx, user, password, grace)
+	r, err := a.RetirePassword(ctx, user, password, grace)
+	return r.ValidUntil, r.Skipped, err
 }
