@@ -31,6 +31,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"time"
 )
 
 // Definition is rotation.asl.json as written, with ${Key} placeholders.
@@ -49,7 +50,16 @@ const (
 	RedeployFunctionArn      = "RedeployFunctionArn"
 	CheckRolloutFunctionArn  = "CheckRolloutFunctionArn"
 	AlarmTopicArn            = "AlarmTopicArn"
+	// RetirePreviousFunctionArn runs RetirePrevious, which the state machine enters only
+	// when RetirePreviousAfter is not RetireOff.
+	RetirePreviousFunctionArn = "RetirePreviousFunctionArn"
+	// RetirePreviousAfter is the grace after which the previous user's password expires, a
+	// positive Go duration ("24h0m0s"), or RetireOff.
+	RetirePreviousAfter = "RetirePreviousAfter"
 )
+
+// RetireOff is the RetirePreviousAfter value that turns retirement off.
+const RetireOff = "off"
 
 // Keys returns every substitution key of Definition, in a fixed order.
 func Keys() []string {
@@ -63,6 +73,8 @@ func Keys() []string {
 		RedeployFunctionArn,
 		CheckRolloutFunctionArn,
 		AlarmTopicArn,
+		RetirePreviousFunctionArn,
+		RetirePreviousAfter,
 	}
 }
 
@@ -99,6 +111,11 @@ func Render(values map[string]string) (string, error) {
 	}
 	if len(unknown) > 0 {
 		problems = append(problems, "unknown "+strings.Join(unknown, ", "))
+	}
+	if v, ok := values[RetirePreviousAfter]; ok && v != "" && v != RetireOff {
+		if d, err := time.ParseDuration(v); err != nil || d <= 0 {
+			problems = append(problems, fmt.Sprintf("%s %q is neither %q nor a positive Go duration", RetirePreviousAfter, v, RetireOff))
+		}
 	}
 	if len(problems) > 0 {
 		return "", fmt.Errorf("render state machine: substitution keys: %s", strings.Join(problems, "; "))

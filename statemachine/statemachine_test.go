@@ -26,6 +26,7 @@ func testValues() map[string]string {
 		v[k] = "arn:aws:lambda:eu-west-1:123456789012:function:pgrotate-" + strings.ToLower(name)
 	}
 	v[statemachine.AlarmTopicArn] = "arn:aws:sns:eu-west-1:123456789012:pgrotate-alarms"
+	v[statemachine.RetirePreviousAfter] = "24h0m0s"
 	return v
 }
 
@@ -578,7 +579,7 @@ func TestErrorNamesMatchWorkflow(t *testing.T) {
 func TestStateNamesMatchWorkflow(t *testing.T) {
 	states := render(t)["States"].(map[string]any)
 	for _, n := range []string{workflow.StatePreflight, workflow.StateCloneUser, workflow.StateSetPassword, workflow.StateTestLogin,
-		workflow.StateCheckReplicas, workflow.StatePromote, workflow.StateRedeploy, workflow.StateNotifyFailure} {
+		workflow.StateCheckReplicas, workflow.StatePromote, workflow.StateRedeploy, workflow.StateNotifyFailure, workflow.StateRetirePrevious} {
 		if _, ok := states[n]; !ok {
 			t.Errorf("no state %q", n)
 		}
@@ -650,6 +651,8 @@ func TestRender(t *testing.T) {
 		{"unknown key", func(v map[string]string) { v["CheckReplicaFunctionArn"] = "arn:x" }, "unknown CheckReplicaFunctionArn"},
 		{"empty value", func(v map[string]string) { v[statemachine.AlarmTopicArn] = "" }, "empty AlarmTopicArn"},
 		{"nil map", nil, "missing PreflightFunctionArn"},
+		{"retirement not a duration", func(v map[string]string) { v[statemachine.RetirePreviousAfter] = "tomorrow" }, "RetirePreviousAfter \"tomorrow\""},
+		{"retirement not positive", func(v map[string]string) { v[statemachine.RetirePreviousAfter] = "0s" }, "RetirePreviousAfter \"0s\""},
 	}
 	for _, tc := range errCases {
 		t.Run(tc.name, func(t *testing.T) {

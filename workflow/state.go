@@ -17,16 +17,19 @@ const (
 	StatePromote       = "Promote"
 	StateRedeploy      = "Redeploy"
 	StateNotifyFailure = "NotifyFailure"
+	// StateRetirePrevious follows Redeploy when retirement is on (see Retirement). It is not
+	// on MainPath: with retirement off the execution ends after Redeploy.
+	StateRetirePrevious = "RetirePrevious"
 )
 
 // MainPath is the rotation's success path, in order. States inside the Redeploy Map are not
 // on it: they count as Redeploy.
 var MainPath = []string{StatePreflight, StateCloneUser, StateSetPassword, StateTestLogin, StateCheckReplicas, StatePromote, StateRedeploy}
 
-// IsTopLevel reports whether a state is on the main path or is NotifyFailure, the states a
-// timeline of an execution shows.
+// IsTopLevel reports whether a state is on the main path, RetirePrevious or NotifyFailure,
+// the states a timeline of an execution shows.
 func IsTopLevel(state string) bool {
-	return state == StateNotifyFailure || slices.Contains(MainPath, state)
+	return state == StateNotifyFailure || state == StateRetirePrevious || slices.Contains(MainPath, state)
 }
 
 // Secrets Manager staging labels.
@@ -61,6 +64,40 @@ type State struct {
 	Promotion *PromoteResult `json:"promotion,omitempty"`
 	// Rollouts is the outcome of Redeploy, one per service.
 	Rollouts []Rollout `json:"rollouts,omitempty"`
+	// Retirement is the retirement policy, set from the definition after Redeploy, and
+	// RetirePrevious's outcome.
+	Retirement *Retirement `json:"retirement,omitempty"`
+}
+
+// RetireOff is Retirement.After when the previous password is not retired.
+const RetireOff = "off"
+
+// Retirement is the opt-in retirement of the previous password: once every service's
+// redeploy COMPLETED, the AWSPREVIOUS user's password gets VALID UNTIL now + After, and the
+// next rotation's password change clears it.
+type Retirement struct {
+	// After is the grace, a Go duration ("1h0m0s"), or RetireOff. The deployment puts it
+	// in the definition; the state machine skips RetirePrevious when it is RetireOff.
+	After string `json:"after"`
+	// Filled by RetirePrevious.
+	User       string     `json:"user,omitempty"`       // the AWSPREVIOUS user
+	Version    string     `json:"version,omitempty"`    // the AWSPREVIOUS version id
+	ValidUntil *time.Time `json:"validUntil,omitempty"` // its password's expiry, by the primary's clock
+	// Skipped says why nothing was retired, when nothing was.
+	Skipped string `json:"skipped,omitempty"`
+}
+
+// Grace parses After: a positive duration. RetireOff or anything else is an
+// *InvalidSecret naming the field, for a step that must not run then.
+func (r *Retirement) Grace() (time.Duration, error) {
+	if r == nil {
+		return 0, &InvalidSecret{Secret: "state", Field: "retirement", Reason: "missing"}
+	}
+	d, err := time.ParseDuration(r.After)
+	if err != nil || d <= 0 {
+		return 0, &InvalidSecret{Secret: "state", Field: "retirement.after", Reason: fmt.Sprintf("%q is not a positive duration", r.After)}
+	}
+	return d, nil
 }
 
 // Service names an ECS service.

@@ -20,8 +20,8 @@ const executionTimeoutHours = 12
 // Which functions read which secret (CONTRACT.md). The rotator's access comes with the
 // rotation schedule, which also makes it the only writer.
 var (
-	appSecretReaders   = []string{Preflight, CloneUser, SetPassword, TestLogin, CheckReplicas}
-	adminSecretReaders = []string{Preflight, CloneUser, SetPassword, CheckReplicas}
+	appSecretReaders   = []string{Preflight, CloneUser, SetPassword, TestLogin, CheckReplicas, RetirePrevious}
+	adminSecretReaders = []string{Preflight, CloneUser, SetPassword, CheckReplicas, RetirePrevious}
 )
 
 func statement(sid string, actions []string, resources []*string, conditions map[string]interface{}) awsiam.PolicyStatement {
@@ -115,7 +115,9 @@ func viaSecretsManager(stack awscdk.Stack, secrets ...awssecretsmanager.ISecret)
 
 // newStateMachine deploys statemachine.Definition with its substitutions.
 func (r *Rotation) newStateMachine(p Props, name string) {
-	subs := map[string]*string{statemachine.AlarmTopicArn: r.Topic.TopicArn()}
+	// DefinitionSubstitutions replace ${Key} in the definition string
+	// (https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/aws-resource-stepfunctions-statemachine.html).
+	subs := map[string]*string{statemachine.AlarmTopicArn: r.Topic.TopicArn(), statemachine.RetirePreviousAfter: jsii.String(retireAfter(p))}
 	var invoke []*string
 	for _, f := range functions {
 		arn := r.Functions[f.name].FunctionArn()

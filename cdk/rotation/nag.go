@@ -57,6 +57,7 @@ func (r *Rotation) suppressNag() {
 		Redeploy:      {suppression("AwsSolutions-IAM5", reasonXRay, star)},
 		CheckRollout:  {suppression("AwsSolutions-IAM5", reasonXRay, star)},
 	}
+	byFunction[RetirePrevious] = []*cdknag.NagPackSuppression{suppression("AwsSolutions-IAM5", reasonENI+" "+reasonXRay, star)}
 	for name, sups := range byFunction {
 		cdknag.NagSuppressions_AddResourceSuppressions(roleOf(r.Functions[name]), &sups, jsii.Bool(true))
 	}

@@ -115,6 +115,12 @@ type Props struct {
 	// LogRetention of the state machine's and the functions' logs (default one year; a
 	// shorter retention is rejected, because execution history lasts only 90 days).
 	LogRetention awslogs.RetentionDays
+	// RetirePreviousAfter turns on retirement of the previous password (off when nil): once
+	// every service's redeploy COMPLETED, the AWSPREVIOUS user's password expires after this
+	// grace (VALID UNTIL, by the database's clock), so a leaked old credential stops working
+	// long before the next rotation. Consumers outside the ECS services that cache the
+	// secret must re-read it within the grace. At least one second, known at synth.
+	RetirePreviousAfter awscdk.Duration
 }
 
 // shortRetention lists the retentions under a year.
@@ -195,6 +201,14 @@ func (p Props) Validate() error {
 	}
 	if p.RolloutMaxChecks < 0 {
 		bad("RolloutMaxChecks %d is negative", p.RolloutMaxChecks)
+	}
+	if p.RetirePreviousAfter != nil {
+		switch {
+		case *p.RetirePreviousAfter.IsUnresolved():
+			bad("RetirePreviousAfter must be known at synth, not a token")
+		case *p.RetirePreviousAfter.ToMilliseconds(&awscdk.TimeConversionOptions{Integral: jsii.Bool(false)}) < 1000:
+			bad("RetirePreviousAfter must be at least one second")
+		}
 	}
 	if p.ConnectTimeout != nil && !*p.ConnectTimeout.IsUnresolved() {
 		if s := *p.ConnectTimeout.ToSeconds(&awscdk.TimeConversionOptions{Integral: jsii.Bool(false)}); s <= 0 {

@@ -16,6 +16,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"time"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awscloudwatch"
@@ -45,6 +46,9 @@ const (
 	CheckReplicas = "checkreplicas"
 	Redeploy      = "redeploy"
 	CheckRollout  = "checkrollout"
+	// RetirePrevious runs only when Props.RetirePreviousAfter is set, but is always
+	// deployed: the definition names it either way.
+	RetirePrevious = "retireprevious"
 )
 
 // Environment variables the functions read (see the handlers' main packages).
@@ -79,9 +83,10 @@ var functions = []function{
 	{CheckReplicas, "CheckReplicas", "pgrotate CheckReplicas: replicas replayed the change and accept the login", statemachine.CheckReplicasFunctionArn, true},
 	{Redeploy, "Redeploy", "pgrotate Redeploy: force a new deployment of one ECS service", statemachine.RedeployFunctionArn, false},
 	{CheckRollout, "CheckRollout", "pgrotate CheckRollout: follow the forced deployment's rollout", statemachine.CheckRolloutFunctionArn, false},
+	{RetirePrevious, "RetirePrevious", "pgrotate RetirePrevious: expire the previous user's password after the grace (opt-in)", statemachine.RetirePreviousFunctionArn, true},
 }
 
-// FunctionNames returns the names of the eight functions, in state machine order.
+// FunctionNames returns the names of the nine functions, in state machine order.
 func FunctionNames() []string {
 	names := make([]string, len(functions))
 	for i, f := range functions {
@@ -286,6 +291,17 @@ func caBundleLayer(scope constructs.Construct, file string) (awslambda.LayerVers
 		Description:             jsii.String("pgrotate: CA bundle that verifies the database's TLS certificate"),
 	})
 	return layer, "/opt/" + base, nil
+}
+
+// retireAfter is the RetirePreviousAfter substitution: the grace as a Go duration, or
+// statemachine.RetireOff. The state machine passes it to RetirePrevious, whose execution
+// history thus shows the policy each rotation ran under.
+func retireAfter(p Props) string {
+	if p.RetirePreviousAfter == nil {
+		return statemachine.RetireOff
+	}
+	ms := *p.RetirePreviousAfter.ToMilliseconds(&awscdk.TimeConversionOptions{Integral: jsii.Bool(false)})
+	return (time.Duration(ms) * time.Millisecond).String()
 }
 
 // goDuration renders d as a Go duration string (e.g. "5s").

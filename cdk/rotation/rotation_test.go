@@ -89,6 +89,7 @@ func TestStateMachine(t *testing.T) {
 		statemachine.RedeployFunctionArn:      rotation.Redeploy,
 		statemachine.CheckRolloutFunctionArn:  rotation.CheckRollout,
 	}
+	byKey[statemachine.RetirePreviousFunctionArn] = rotation.RetirePrevious
 	for key, name := range byKey {
 		wantRef := fmt.Sprintf(`{"Fn::GetAtt":["%s","Arn"]}`, cdktest.LogicalID(stack, r.Functions[name]))
 		if name == rotation.Rotator {
@@ -101,6 +102,9 @@ func TestStateMachine(t *testing.T) {
 	}
 	if got, want := cdktest.JSON(subs[statemachine.AlarmTopicArn]), cdktest.JSON(stack.Resolve(r.Topic.TopicArn())); got != want {
 		t.Errorf("AlarmTopicArn = %s, want %s", got, want)
+	}
+	if got := subs[statemachine.RetirePreviousAfter]; got != statemachine.RetireOff {
+		t.Errorf("RetirePreviousAfter = %v, want %q by default", got, statemachine.RetireOff)
 	}
 }
 
@@ -167,6 +171,8 @@ func wantActions(withKey bool) map[string][]string {
 		rotation.CheckReplicas: db,
 		rotation.Redeploy:      cat(base, []string{"ecs:UpdateService", "ecs:DescribeServices"}),
 		rotation.CheckRollout:  cat(base, []string{"ecs:DescribeServices"}),
+		// RetirePrevious reads both secrets and reaches the database, nothing more.
+		rotation.RetirePrevious: db,
 	}
 }
 
@@ -193,8 +199,8 @@ func TestLeastPrivilege(t *testing.T) {
 				}
 				roles[role] = name
 			}
-			if len(roles) != 8 {
-				t.Fatalf("functions: got %d roles, want 8", len(roles))
+			if len(roles) != 9 {
+				t.Fatalf("functions: got %d roles, want 9", len(roles))
 			}
 			got := map[string][]string{}
 			for _, s := range stmts {
@@ -381,6 +387,7 @@ func TestValidate(t *testing.T) {
 		{"short retention", func(p *rotation.Props) { p.LogRetention = awslogs.RetentionDays_THREE_MONTHS }, "shorter than a year"},
 		{"bad name", func(p *rotation.Props) { p.StateMachineName = "has space" }, "StateMachineName"},
 		{"odd age", func(p *rotation.Props) { p.MaxPasswordAge = awscdk.Duration_Days(jsii.Number(45)) }, "invalid MaxPasswordAge"},
+		{"retirement under a second", func(p *rotation.Props) { p.RetirePreviousAfter = awscdk.Duration_Millis(jsii.Number(500)) }, "RetirePreviousAfter must be at least one second"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			msg := panicMessage(t, func() { newStack(t, tc.mutate) })
@@ -400,11 +407,11 @@ func TestFunctions(t *testing.T) {
 	})
 	tmpl := cdktest.Template(t, stack)
 	fns := cdktest.Resources(tmpl, "AWS::Lambda::Function")
-	if len(fns) != 8 {
-		t.Fatalf("functions: got %d, want 8", len(fns))
+	if len(fns) != 9 {
+		t.Fatalf("functions: got %d, want 9", len(fns))
 	}
 	database := map[string]bool{rotation.Preflight: true, rotation.CloneUser: true, rotation.SetPassword: true,
-		rotation.TestLogin: true, rotation.CheckReplicas: true}
+		rotation.TestLogin: true, rotation.CheckReplicas: true, rotation.RetirePrevious: true}
 	for _, name := range rotation.FunctionNames() {
 		p := cdktest.Props(fns[cdktest.LogicalID(stack, r.Functions[name])])
 		if p["Runtime"] != "provided.al2023" || cdktest.JSON(p["Architectures"]) != `["arm64"]` || p["Handler"] != "bootstrap" {

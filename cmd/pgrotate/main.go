@@ -147,6 +147,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&f.opts.Strategy, "strategy", demo.StrategyAlternating, "alternating (pgrotate) or single-user (the classic in-place rotation, as a baseline)")
 	fs.StringVar(&f.opts.SecretsFile, "secrets-file", "", "write the secret store at the end, as JSON, to this file (mode 0600; it holds the passwords)")
 	fs.BoolVar(&f.json, "json", false, "print the report as JSON on stdout")
+	fs.DurationVar(&f.opts.RetirePrevious, "retire-previous", 0, "retire the previous user's password this long after each redeploy completed (0: off); the report then lists AWSPREVIOUS as refused")
 	if code, ok := f.parse(fs, args, stdout, stderr); !ok {
 		return code
 	}

@@ -57,13 +57,14 @@ var invocations = map[string][]invocation{
 			wantMessage: "bogus",
 		},
 	},
-	"preflight":     {noSecretARN},
-	"cloneuser":     {noSecretARN},
-	"setpassword":   {noSecretARN},
-	"testlogin":     {noSecretARN},
-	"checkreplicas": {noSecretARN},
-	"redeploy":      {noService},
-	"checkrollout":  {noService},
+	"preflight":      {noSecretARN},
+	"cloneuser":      {noSecretARN},
+	"setpassword":    {noSecretARN},
+	"testlogin":      {noSecretARN},
+	"checkreplicas":  {noSecretARN},
+	"redeploy":       {noService},
+	"checkrollout":   {noService},
+	"retireprevious": {noSecretARN},
 }
 
 // The rotator's unknown-step event must fail with some error name.

@@ -105,6 +105,9 @@ type Options struct {
 	// RotationTokens makes the RotationToken of each Step (Secrets Manager's per-invocation
 	// secret); default: random. Tests use it to know which values must never appear.
 	RotationTokens func() (workflow.Password, error)
+	// RetirePreviousAfter turns retirement on: after every service's redeploy completed, the
+	// previous user's password expires after this grace. Zero: off.
+	RetirePreviousAfter time.Duration
 }
 
 // Backend is a running local deployment.
@@ -209,6 +212,7 @@ func (b *Backend) startMachine() error {
 		Log:     log,
 	}
 	handlers[arn("rotator")] = sfnlocal.LambdaFunc(b.Rotator.Handle)
+	handlers[arn("retireprevious")] = sfnlocal.LambdaFunc((&tasks.RetirePrevious{Secrets: b.Store, DB: b.pg, Log: log}).Handle)
 	// Secrets Manager invokes the same function for the rotation steps (RotateSecret).
 	b.Secrets.RegisterFunction(RotationFunctionARN, func(ctx context.Context, ev localsecrets.RotationEvent) error {
 		_, err := b.Rotator.Handle(ctx, rotator.Event{Step: ev.Step, SecretID: ev.SecretID, ClientRequestToken: ev.ClientRequestToken, RotationToken: workflow.NewPassword(ev.RotationToken)})
@@ -219,7 +223,7 @@ func (b *Backend) startMachine() error {
 			handlers[res] = b.opts.Intercept(res, h)
 		}
 	}
-	def, err := statemachine.Render(map[string]string{
+	values := map[string]string{
 		statemachine.PreflightFunctionArn:     arn("preflight"),
 		statemachine.CloneUserFunctionArn:     arn("cloneuser"),
 		statemachine.SetPasswordFunctionArn:   arn("setpassword"),
@@ -229,7 +233,13 @@ func (b *Backend) startMachine() error {
 		statemachine.RedeployFunctionArn:      arn("redeploy"),
 		statemachine.CheckRolloutFunctionArn:  arn("checkrollout"),
 		statemachine.AlarmTopicArn:            AlarmTopicARN,
-	})
+	}
+	values[statemachine.RetirePreviousFunctionArn] = arn("retireprevious")
+	values[statemachine.RetirePreviousAfter] = statemachine.RetireOff
+	if b.opts.RetirePreviousAfter > 0 {
+		values[statemachine.RetirePreviousAfter] = b.opts.RetirePreviousAfter.String()
+	}
+	def, err := statemachine.Render(values)
 	if err != nil {
 		return err
 	}
@@ -299,6 +309,9 @@ type Rotation struct {
 	Timeline     []Span
 	Started      time.Time
 	Ended        time.Time
+	// Retirement is the succeeded execution's retirement: the policy, and with it on, what
+	// RetirePrevious did.
+	Retirement *workflow.Retirement
 }
 
 // Span is one top-level state's time in an execution.
@@ -403,6 +416,13 @@ func (b *Backend) fill(ctx context.Context, r *Rotation, execARN string) error {
 		return err
 	}
 	r.Error, r.Cause = aws.ToString(desc.Error), aws.ToString(desc.Cause)
+	if desc.Status == types.ExecutionStatusSucceeded {
+		var out workflow.State
+		if err := json.Unmarshal([]byte(aws.ToString(desc.Output)), &out); err != nil {
+			return fmt.Errorf("read the output of %s: %w", execARN, err)
+		}
+		r.Retirement = out.Retirement
+	}
 	events, err := b.Machine.Events(execARN)
 	if err != nil {
 		return err

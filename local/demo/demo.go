@@ -105,6 +105,10 @@ type Options struct {
 	// Log receives the step handlers', the rotation function's and the tasks' events; nil
 	// discards them.
 	Log *slog.Logger
+	// RetirePrevious turns on retirement of the previous password with this grace (zero:
+	// off). The demo then waits out the last retirement, up to MaxRetireWait, before its
+	// final logins, where AWSPREVIOUS must be refused.
+	RetirePrevious time.Duration
 }
 
 // Check reports whether the options are usable, without running anything.
@@ -175,6 +179,12 @@ func (o *Options) defaults() error {
 	if o.Log == nil {
 		o.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
+	if o.RetirePrevious < 0 {
+		return errors.New("--retire-previous must not be negative")
+	}
+	if o.RetirePrevious > 0 && o.Strategy == StrategySingleUser {
+		return errors.New("--retire-previous needs the alternating strategy: single-user has no previous user")
+	}
 	return nil
 }
 
@@ -193,6 +203,7 @@ type run struct {
 	stopProbe func()
 	tmpDir    string // removed at the end
 	tasks     taskEvents
+	retired   *workflow.Retirement // the last succeeded rotation's, with retirement on
 }
 
 // taskEvents counts the fleet's task events by kind.
@@ -325,7 +336,7 @@ func (r *run) start(ctx context.Context) error {
 	began = time.Now()
 	bk, err := backend.New(ctx, backend.Options{
 		Database: r.db, AppUser: o.AppUser, AdoptExistingUser: o.AdoptExistingUser, Services: []workflow.Service{service}, TasksPerService: o.Tasks,
-		Controller: f, TimeScale: o.TimeScale, Log: o.Log, OnEvent: r.out.onEvent,
+		Controller: f, TimeScale: o.TimeScale, Log: o.Log, OnEvent: r.out.onEvent, RetirePreviousAfter: o.RetirePrevious,
 	})
 	if err != nil {
 		return fmt.Errorf("bootstrap: %w", err)
@@ -444,6 +455,9 @@ func (r *run) rotateAlternating(ctx context.Context) (rotation, error) {
 		return rotation{}, err
 	}
 	res := rotation{version: rot.Token, total: rot.Ended.Sub(rot.Started)}
+	if rot.Retirement != nil && rot.Retirement.ValidUntil != nil {
+		r.retired = rot.Retirement
+	}
 	for _, s := range rot.Timeline {
 		if s.Exited.IsZero() {
 			continue
@@ -471,6 +485,10 @@ func (r *run) finish(ctx context.Context) error {
 	if err := sleep(ctx, r.opts.Settle); err != nil {
 		return err
 	}
+	retired, err := r.waitRetired(ctx)
+	if err != nil {
+		return err
+	}
 	for _, stage := range []string{stageCurrent, stagePrevious} {
 		s, _, err := r.b.Secret(ctx, stage)
 		if err != nil {
@@ -488,7 +506,7 @@ func (r *run) finish(ctx context.Context) error {
 			if i > 0 {
 				target = probe.TargetReplica
 			}
-			l := Login{Stage: stage, User: s.Username, Target: target, OK: true}
+			l := Login{Stage: stage, User: s.Username, Target: target, OK: true, Retired: stage == stagePrevious && retired}
 			if _, _, err := postgres.Login(ctx, ep, s.DBName, s.Username, s.Password, s.TLSMode(), r.pg); err != nil {
 				l.OK, l.Reason = false, scrub(err.Error(), s.Password.Reveal())
 			}

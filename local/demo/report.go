@@ -49,6 +49,20 @@ type Report struct {
 	AdoptedRoles []string `json:"adopted_roles,omitempty"`
 	// Interrupted is set when the run was cut short (Ctrl-C): the counts cover what ran.
 	Interrupted bool `json:"interrupted,omitempty"`
+	// Retirement is the last rotation's retirement of its previous user, with
+	// --retire-previous.
+	Retirement *Retirement `json:"retirement,omitempty"`
+}
+
+// Retirement is what the last rotation's RetirePrevious did.
+type Retirement struct {
+	After      string    `json:"after"`
+	User       string    `json:"user,omitempty"`
+	Version    string    `json:"version,omitempty"`
+	ValidUntil time.Time `json:"valid_until,omitempty"`
+	// Waited is set when the demo waited past ValidUntil before its final logins, which
+	// then must refuse AWSPREVIOUS.
+	Waited bool `json:"waited"`
 }
 
 // ConfigurationTest is the outcome of the rotation-configuration test: "passed" or "failed"
@@ -111,12 +125,15 @@ type Login struct {
 	Target string `json:"target"`
 	OK     bool   `json:"ok"`
 	Reason string `json:"reason,omitempty"`
+	// Retired marks an AWSPREVIOUS login tried after its password expired (retirement):
+	// it must be refused.
+	Retired bool `json:"retired,omitempty"`
 }
 
 // OK reports whether the run proves what it should: every rotation succeeded, AWSCURRENT
 // logs in everywhere and, for alternating users, the probe really probed both servers, not
 // one login or request failed, no task crashed, and AWSPREVIOUS still logs in everywhere
-// too (it must, until the next rotation).
+// too (it must, until the next rotation) unless it was retired: then it must be refused.
 func (r *Report) OK() bool {
 	if r.Interrupted || r.Rotations.Succeeded != r.Rotations.Requested {
 		return false
@@ -125,6 +142,12 @@ func (r *Report) OK() bool {
 		return false
 	}
 	for _, l := range r.LoginsAfter {
+		if l.Retired {
+			if l.OK {
+				return false
+			}
+			continue
+		}
 		if !l.OK && (l.Stage == stageCurrent || r.Strategy == StrategyAlternating) {
 			return false
 		}
@@ -183,7 +206,12 @@ func (r *Report) WriteSummary(w io.Writer) {
 		fmt.Fprintf(w, "logins afterwards:\n")
 		for _, l := range r.LoginsAfter {
 			res := "ok"
-			if !l.OK {
+			switch {
+			case l.Retired && l.OK:
+				res = "LOGS IN, though retired"
+			case l.Retired:
+				res = "refused, retired: " + l.Reason
+			case !l.OK:
 				res = "REFUSED: " + l.Reason
 			}
 			fmt.Fprintf(w, "  %-32s %-8s %s\n", l.User+" ("+l.Stage+")", l.Target, res)

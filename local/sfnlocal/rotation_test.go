@@ -36,6 +36,8 @@ type rotationHandlers struct {
 	calls map[string]int
 	funcs map[string]any // by substitution key, a Go Lambda handler function
 	sns   func(ctx context.Context, payload []byte) ([]byte, error)
+	// retireAfter is the RetirePreviousAfter substitution; default statemachine.RetireOff.
+	retireAfter string
 }
 
 func newRotationHandlers() *rotationHandlers {
@@ -65,8 +67,12 @@ func newRotationHandlers() *rotationHandlers {
 			statemachine.CheckRolloutFunctionArn: func(_ context.Context, r workflow.Rollout) (workflow.Rollout, error) {
 				r.Checks++
 				r.Done = r.Checks >= 2 // go round the Wait → CheckRollout loop once
+				if r.Done {
+					r.RolloutState = "COMPLETED"
+				}
 				return r, nil
 			},
+			statemachine.RetirePreviousFunctionArn: echo,
 		},
 		sns: func(_ context.Context, p []byte) ([]byte, error) { return []byte(`{"MessageId":"m-1"}`), nil },
 	}
@@ -83,8 +89,12 @@ func (h *rotationHandlers) machine(t *testing.T) *sfnlocal.Machine {
 	t.Helper()
 	values := map[string]string{statemachine.AlarmTopicArn: topicArn}
 	handlers := map[string]sfnlocal.Handler{}
+	values[statemachine.RetirePreviousAfter] = statemachine.RetireOff
+	if h.retireAfter != "" {
+		values[statemachine.RetirePreviousAfter] = h.retireAfter
+	}
 	for _, key := range statemachine.Keys() {
-		if key == statemachine.AlarmTopicArn {
+		if key == statemachine.AlarmTopicArn || key == statemachine.RetirePreviousAfter {
 			continue
 		}
 		arn := fnArn(strings.TrimSuffix(key, "FunctionArn"))
@@ -168,7 +178,7 @@ func TestRotationDefinitionRunsEndToEnd(t *testing.T) {
 	}
 
 	evs := events(t, m, arn)
-	want := []string{"Preflight", "CloneUser", "SetPassword", "TestLogin", "CheckReplicas", "Promote", "Redeploy", "Done"}
+	want := []string{"Preflight", "CloneUser", "SetPassword", "TestLogin", "CheckReplicas", "Promote", "Redeploy", "RetirementPolicy", "RetireOrDone", "Done"}
 	if got := topLevelEntered(evs); !slices.Equal(got, want) {
 		t.Errorf("states entered %v, want %v", got, want)
 	}

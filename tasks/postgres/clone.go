@@ -160,13 +160,8 @@ func (a *Admin) repair(ctx context.Context, act, pend roleInfo, p pair) error {
 	if act.connLimit != pend.connLimit {
 		opts = append(opts, fmt.Sprintf("CONNECTION LIMIT %d", act.connLimit))
 	}
-	if act.expires() != pend.expires() {
-		lit, err := literal(a.conn, act.expires())
-		if err != nil {
-			return err
-		}
-		opts = append(opts, "VALID UNTIL "+lit)
-	}
+	// VALID UNTIL is left to SetPassword: copying the active user's here would clear a
+	// retirement while the pending user still has its old password.
 
 	var link, setting bool
 	if pend.name == p.clone {

@@ -41,20 +41,22 @@
 // connected database (tables, views, sequences, columns, schemas, routines, types) and on
 // every database. A GRANT the admin may not give is skipped (inside a savepoint) and then
 // reported by the parity check that ends CloneRole. When the pending user exists, CloneRole
-// only repairs the pending user: its attributes, and, if it is the clone, its membership and
-// role setting. It never alters the active user (invariant 2) and never creates the base
+// only repairs the pending user: its attributes but VALID UNTIL, and, if it is the clone, its
+// membership and role setting. It never alters the active user (invariant 2) and never creates the base
 // user for an active clone, since that would change what the active user's sessions run as.
 // Object grants of an existing pending user are compared, not synchronised: a drift is an
 // operator's decision, reported by CheckParity.
 //
 // CheckParity reports every difference as one line: a missing pair membership or role
 // setting; LOGIN, SUPERUSER, INHERIT, CREATEROLE, CREATEDB, REPLICATION, BYPASSRLS,
-// CONNECTION LIMIT or VALID UNTIL that differ (no VALID UNTIL equals infinity); a membership
+// or CONNECTION LIMIT that differ; a membership
 // in another role that one user has and the other has not; a privilege granted directly to
 // one user and not the other (owners' implicit privileges are not grants and are ignored);
 // and an object owned by the clone, which the base user could not use. Scope: grants in the
 // connected database plus database-level grants, so the admin handle must be connected to
-// the app's database. Not compared: per-role settings other than role (copying list-valued
+// the app's database. Not compared: VALID UNTIL, the password's lifetime, which pgrotate
+// sets with the password (SetPassword clears it, RetirePassword sets it on the previous
+// user); per-role settings other than role (copying list-valued
 // settings such as search_path safely is not possible without parsing them), default
 // privileges, and grants on languages, large objects, foreign servers, tablespaces and
 // parameters.

@@ -140,9 +140,9 @@ func attributeDiffs(act, pend roleInfo) []string {
 	if act.connLimit != pend.connLimit {
 		diffs = append(diffs, fmt.Sprintf("CONNECTION LIMIT: %q has %d, %q has %d", act.name, act.connLimit, pend.name, pend.connLimit))
 	}
-	if act.expires() != pend.expires() {
-		diffs = append(diffs, fmt.Sprintf("VALID UNTIL: %q has %s, %q has %s", act.name, act.expires(), pend.name, pend.expires()))
-	}
+	// VALID UNTIL is not compared: it is the password's lifetime, not a privilege, and
+	// pgrotate sets it with the password (SetPassword clears it, RetirePassword sets it on
+	// the previous user), so the pending user's differs while it is retired.
 	return diffs
 }
 

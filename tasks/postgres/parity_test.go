@@ -42,12 +42,6 @@ func TestCheckParity(t *testing.T) {
 			setup: func(_, c, _, _ string) []string { return []string{"ALTER ROLE " + ident(c) + " CONNECTION LIMIT 3"} },
 			want:  "CONNECTION LIMIT:",
 		},
-		"VALID UNTIL": {
-			setup: func(_, c, _, _ string) []string {
-				return []string{"ALTER ROLE " + ident(c) + " VALID UNTIL '2031-02-03 04:05:06+00'"}
-			},
-			want: "VALID UNTIL:",
-		},
 		"privilege granted to the active user only": {
 			setup: func(b, _, tbl, _ string) []string {
 				return []string{"GRANT UPDATE ON " + ident(tbl) + " TO " + ident(b)}

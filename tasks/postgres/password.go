@@ -23,10 +23,12 @@ var quietSettings = []string{
 	"SET LOCAL pg_stat_statements.track_utility = off",
 }
 
-// SetPassword gives user the password, sent as a SCRAM-SHA-256 verifier, unless it already
-// logs in with it on this server (changed is false then). It returns the primary's WAL
-// position after the change (or now, when nothing changed), which replicas must replay.
-// A superuser or the admin itself is a *RefusedRole.
+// SetPassword gives user the password, sent as a SCRAM-SHA-256 verifier, and no expiry
+// (VALID UNTIL 'infinity': it clears a retirement), unless it already logs in with it on
+// this server (changed is false then, unless an expiry had to be cleared). An expired
+// password does not log in, so a retired user always gets the ALTER. It returns the
+// primary's WAL position after the change (or now, when nothing changed), which replicas
+// must replay. A superuser or the admin itself is a *RefusedRole.
 func (a *Admin) SetPassword(ctx context.Context, user string, password workflow.Password) (lsn string, changed bool, err error) {
 	if err := workflow.ValidateRoleName(user); err != nil {
 		return "", false, err
@@ -52,11 +54,20 @@ func (a *Admin) SetPassword(ctx context.Context, user string, password workflow.
 	var rejected *workflow.CredentialRejected
 	switch {
 	case err == nil:
+		// It logs in, so any expiry is in the future: clear it too, as the ALTER below
+		// would have (a retirement must never reach a password that is about to be promoted).
+		changed := false
+		if _, expires := finiteExpiry(r.validUntil); expires {
+			if err := a.clearExpiry(ctx, user); err != nil {
+				return "", false, fmt.Errorf("set password of %s: %w", user, err)
+			}
+			changed = true
+		}
 		lsn, err := a.CurrentLSN(ctx)
 		if err != nil {
-			return "", false, fmt.Errorf("set password of %s: %w", user, err)
+			return "", changed, fmt.Errorf("set password of %s: %w", user, err)
 		}
-		return lsn, false, nil
+		return lsn, changed, nil
 	case !errors.As(err, &rejected):
 		// Neither "it works" nor "it is refused": changing it blind would hide the cause.
 		return "", false, fmt.Errorf("set password of %s: try the new password first: %w", user, err)
@@ -92,9 +103,33 @@ func (a *Admin) alterPassword(ctx context.Context, user, verifier string) error 
 		}
 	}
 	warnIfLogged(ctx, tx, user)
-	// Simple protocol, one statement, no parameters (utility statements take none).
-	if _, err := tx.Exec(ctx, "ALTER ROLE "+ident(user)+" PASSWORD "+lit); err != nil {
+	if err := lockPassword(ctx, tx, user); err != nil {
+		return err
+	}
+	// Simple protocol, one statement, no parameters (utility statements take none). VALID
+	// UNTIL 'infinity' clears a retirement (RetirePassword) with the old password, in the
+	// same statement as the new password, so the old one never logs in again.
+	if _, err := tx.Exec(ctx, "ALTER ROLE "+ident(user)+" PASSWORD "+lit+" VALID UNTIL 'infinity'"); err != nil {
 		return fmt.Errorf("alter role: %w", err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}
+
+// clearExpiry removes user's password expiry, under its password lock.
+func (a *Admin) clearExpiry(ctx context.Context, user string) error {
+	tx, err := a.conn.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx))
+	if err := lockPassword(ctx, tx, user); err != nil {
+		return err
+	}
+	if _, err := tx.Exec(ctx, "ALTER ROLE "+ident(user)+" VALID UNTIL 'infinity'"); err != nil {
+		return fmt.Errorf("clear the password expiry: %w", err)
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return fmt.Errorf("commit: %w", err)

@@ -1,0 +1,127 @@
+package tasks
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/pgrotate/pgrotate/workflow"
+)
+
+// passwordRetirer expires a password.
+type passwordRetirer interface {
+	// RetirePassword makes user's password expire grace from now on the admin secret's
+	// server while password still logs in there, and returns its expiry afterwards (zero:
+	// none) and, when nothing changed, why. An earlier expiry is kept.
+	RetirePassword(ctx context.Context, admin workflow.AdminSecret, user string, password workflow.Password, grace time.Duration) (validUntil time.Time, skipped string, err error)
+}
+
+// RetirePrevious expires the previous user's password a grace period after the rotation
+// (opt-in, State.Retirement): the state machine runs it only when every service's redeploy
+// COMPLETED, so no ECS task still holds AWSPREVIOUS, and the next rotation's SetPassword
+// clears the expiry with the new password. It never touches the AWSCURRENT user
+// (invariant 2) and changes nothing unless this execution's version is AWSCURRENT, no newer
+// rotation has begun, and AWSPREVIOUS is the version this execution replaced; otherwise it
+// records why in Retirement.Skipped and succeeds, since the rotation itself did. Running it
+// again changes nothing (the adapter keeps an earlier expiry).
+type RetirePrevious struct {
+	Secrets secretReader
+	DB      passwordRetirer
+	Log     *slog.Logger
+}
+
+// Handle runs the step.
+func (h *RetirePrevious) Handle(ctx context.Context, st workflow.State) (workflow.State, error) {
+	if err := st.CheckPreflighted(); err != nil {
+		return fail(ctx, h.Log, workflow.StateRetirePrevious, st, err)
+	}
+	grace, err := st.Retirement.Grace()
+	if err != nil {
+		return fail(ctx, h.Log, workflow.StateRetirePrevious, st, err)
+	}
+	if err := rolloutsCompleted(st); err != nil {
+		return fail(ctx, h.Log, workflow.StateRetirePrevious, st, err)
+	}
+	ret := *st.Retirement
+	ret.User, ret.Version, ret.ValidUntil, ret.Skipped = "", "", nil, ""
+	st.Retirement = &ret
+	skip := func(reason string) (workflow.State, error) {
+		ret.Skipped = reason
+		logger(h.Log).WarnContext(ctx, "previous password not retired", "secret", st.SecretARN, "version", st.Token, "reason", reason)
+		return st, nil
+	}
+
+	// Staging labels: AWSPREVIOUS moves to the version AWSCURRENT left
+	// (https://docs.aws.amazon.com/secretsmanager/latest/apireference/API_UpdateSecretVersionStage.html).
+	stages, err := h.Secrets.VersionStages(ctx, st.SecretARN)
+	if err != nil {
+		return fail(ctx, h.Log, workflow.StateRetirePrevious, st, fmt.Errorf("read versions of %s: %w", st.SecretARN, err))
+	}
+	v := workflow.Versions(stages)
+	previousVersion := v.With(workflow.StagePrevious)
+	switch pending := v.With(workflow.StagePending); {
+	case !v.Has(st.Token, workflow.StageCurrent):
+		return skip("this execution's version is no longer AWSCURRENT")
+	case pending != "" && pending != st.Token:
+		return skip("a newer rotation has begun (another version is AWSPENDING); its password change takes the previous user over")
+	case previousVersion == "" || previousVersion != st.ActiveVersion:
+		return skip("AWSPREVIOUS is not the version this rotation replaced")
+	}
+	current, err := h.Secrets.AppSecret(ctx, st.SecretARN, st.Token)
+	if err != nil {
+		return fail(ctx, h.Log, workflow.StateRetirePrevious, st, fmt.Errorf("read AWSCURRENT of %s: %w", st.SecretARN, err))
+	}
+	previous, err := h.Secrets.AppSecret(ctx, st.SecretARN, previousVersion)
+	if err != nil {
+		return fail(ctx, h.Log, workflow.StateRetirePrevious, st, fmt.Errorf("read AWSPREVIOUS of %s: %w", st.SecretARN, err))
+	}
+	// Invariant 2: the user named in AWSCURRENT is never altered.
+	if previous.Username == current.Username {
+		return fail(ctx, h.Log, workflow.StateRetirePrevious, st, &workflow.InvalidSecret{Secret: "previous", Field: "username", Reason: "AWSPREVIOUS names the AWSCURRENT user"})
+	}
+	if current.Username != st.PendingUser || previous.Username != st.ActiveUser {
+		return fail(ctx, h.Log, workflow.StateRetirePrevious, st, &workflow.InvalidSecret{Secret: "previous", Field: "username", Reason: "the users differ from the execution's"})
+	}
+	if err := workflow.ValidatePending(previous, current); err != nil {
+		return fail(ctx, h.Log, workflow.StateRetirePrevious, st, err)
+	}
+	admin, err := h.Secrets.AdminSecret(ctx, current.MasterARN)
+	if err != nil {
+		return fail(ctx, h.Log, workflow.StateRetirePrevious, st, fmt.Errorf("read admin secret: %w", err))
+	}
+	if err := workflow.ValidatePair(current, admin); err != nil {
+		return fail(ctx, h.Log, workflow.StateRetirePrevious, st, err)
+	}
+
+	until, skipped, err := h.DB.RetirePassword(ctx, adminAt(admin, current), previous.Username, previous.Password, grace)
+	if err != nil {
+		return fail(ctx, h.Log, workflow.StateRetirePrevious, st, fmt.Errorf("retire the password of %s: %w", previous.Username, err))
+	}
+	ret.User, ret.Version = previous.Username, previousVersion
+	if !until.IsZero() {
+		u := until.UTC()
+		ret.ValidUntil = &u
+	}
+	if skipped != "" {
+		return skip(skipped)
+	}
+	logger(h.Log).InfoContext(ctx, "previous password retired", "secret", st.SecretARN, "version", st.Token,
+		"user", previous.Username, "previousVersion", previousVersion, "validUntil", ret.ValidUntil, "grace", grace.String())
+	return st, nil
+}
+
+// rolloutsCompleted checks what the Redeploy Map left: one COMPLETED rollout per service.
+// The state machine reaches RetirePrevious only then; a state that says otherwise is not
+// acted on.
+func rolloutsCompleted(st workflow.State) error {
+	if len(st.Rollouts) != len(st.Services) {
+		return &workflow.InvalidSecret{Secret: "state", Field: "rollouts", Reason: fmt.Sprintf("%d rollouts for %d services", len(st.Rollouts), len(st.Services))}
+	}
+	for _, r := range st.Rollouts {
+		if !r.Done || r.RolloutState != "COMPLETED" {
+			return &workflow.InvalidSecret{Secret: "state", Field: "rollouts", Reason: fmt.Sprintf("the rollout of %s is %s, not COMPLETED", r.Service, r.RolloutState)}
+		}
+	}
+	return nil
+}
