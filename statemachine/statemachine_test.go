@@ -277,10 +277,10 @@ func TestEveryLambdaTaskRidesOutAnIdleFunction(t *testing.T) {
 	}
 }
 
-// dbStates are the states whose handlers open database connections (tasks.Preflight,
+// dbStates are the states whose handlers open database connections (tasks.Preflight, tasks.RetirePrevious,
 // CloneUser, SetPassword, TestLogin and CheckReplicas use postgres.PG); Promote and the
 // Redeploy Map talk to Secrets Manager and ECS only.
-var dbStates = []string{workflow.StatePreflight, workflow.StateCloneUser, workflow.StateSetPassword, workflow.StateTestLogin, workflow.StateCheckReplicas}
+var dbStates = []string{workflow.StatePreflight, workflow.StateCloneUser, workflow.StateSetPassword, workflow.StateTestLogin, workflow.StateCheckReplicas, workflow.StateRetirePrevious}
 
 // Issue 8, item 3. A Multi-AZ failover takes 60–120 s
 // (https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/Concepts.MultiAZ.Failover.html);
