@@ -112,6 +112,9 @@ type Props struct {
 	// LogRetention of the state machine's and the functions' logs (default one year; a
 	// shorter retention is rejected, because execution history lasts only 90 days).
 	LogRetention awslogs.RetentionDays
+	// Evidence configures the Object Lock bucket that keeps one record per rotation
+	// (default: a new bucket, GOVERNANCE, 400 days; see EvidenceProps).
+	Evidence EvidenceProps
 }
 
 // shortRetention lists the retentions under a year.
@@ -141,6 +144,7 @@ func (p Props) withDefaults() Props {
 	if p.LogRetention == "" {
 		p.LogRetention = awslogs.RetentionDays_ONE_YEAR
 	}
+	p.Evidence = p.Evidence.withDefaults()
 	return p
 }
 
@@ -189,6 +193,9 @@ func (p Props) Validate() error {
 	}
 	if shortRetention[p.LogRetention] {
 		bad("LogRetention %s is shorter than a year", p.LogRetention)
+	}
+	for _, problem := range p.Evidence.validate() {
+		bad("%s", problem)
 	}
 	if p.RolloutMaxChecks < 0 {
 		bad("RolloutMaxChecks %d is negative", p.RolloutMaxChecks)
