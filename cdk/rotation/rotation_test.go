@@ -365,8 +365,8 @@ func TestFunctions(t *testing.T) {
 	})
 	tmpl := cdktest.Template(t, stack)
 	fns := cdktest.Resources(tmpl, "AWS::Lambda::Function")
-	if len(fns) != 8 {
-		t.Fatalf("functions: got %d, want 8", len(fns))
+	if len(fns) != 9 {
+		t.Fatalf("functions: got %d, want 9 (the 8 steps and evidence)", len(fns))
 	}
 	database := map[string]bool{rotation.Preflight: true, rotation.CloneUser: true, rotation.SetPassword: true,
 		rotation.TestLogin: true, rotation.CheckReplicas: true}
