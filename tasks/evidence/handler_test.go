@@ -149,9 +149,13 @@ func TestExecutionRecordErrors(t *testing.T) {
 		{"redrive not ended yet", &fakeHistory{events: failedHistory()}, &fakeObjects{}, statusEvent("SUCCEEDED", 1),
 			func(err error) bool { var e *HistoryIncomplete; return errors.As(err, &e) }, 0},
 		{"history unreadable", &fakeHistory{err: transient}, &fakeObjects{}, statusEvent("FAILED", 0),
-			func(err error) bool { return errors.Is(err, transient) && strings.Contains(err.Error(), "read history") }, 0},
+			func(err error) bool {
+				return errors.Is(err, transient) && strings.Contains(err.Error(), "read history")
+			}, 0},
 		{"S3 throttles", &fakeHistory{events: failedHistory()}, &fakeObjects{err: transient}, statusEvent("FAILED", 0),
-			func(err error) bool { return errors.Is(err, transient) && strings.Contains(err.Error(), "write record") }, 0},
+			func(err error) bool {
+				return errors.Is(err, transient) && strings.Contains(err.Error(), "write record")
+			}, 0},
 		{"already written", &fakeHistory{events: failedHistory()}, &fakeObjects{err: &smithy.GenericAPIError{Code: "PreconditionFailed"}}, statusEvent("FAILED", 0),
 			func(err error) bool { return err == nil }, 0},
 		{"not an end", &fakeHistory{events: failedHistory()}, &fakeObjects{}, statusEvent("RUNNING", 0),
