@@ -121,6 +121,10 @@ type Props struct {
 	// long before the next rotation. Consumers outside the ECS services that cache the
 	// secret must re-read it within the grace. At least one second, known at synth.
 	RetirePreviousAfter awscdk.Duration
+
+	// Evidence configures the Object Lock bucket that keeps one record per rotation
+	// (default: a new bucket, GOVERNANCE, 400 days; see EvidenceProps).
+	Evidence EvidenceProps
 }
 
 // shortRetention lists the retentions under a year.
@@ -150,6 +154,7 @@ func (p Props) withDefaults() Props {
 	if p.LogRetention == "" {
 		p.LogRetention = awslogs.RetentionDays_ONE_YEAR
 	}
+	p.Evidence = p.Evidence.withDefaults()
 	return p
 }
 
@@ -198,6 +203,9 @@ func (p Props) Validate() error {
 	}
 	if shortRetention[p.LogRetention] {
 		bad("LogRetention %s is shorter than a year", p.LogRetention)
+	}
+	for _, problem := range p.Evidence.validate() {
+		bad("%s", problem)
 	}
 	if p.RolloutMaxChecks < 0 {
 		bad("RolloutMaxChecks %d is negative", p.RolloutMaxChecks)

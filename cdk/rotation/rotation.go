@@ -123,6 +123,8 @@ type Rotation struct {
 	LogGroup awslogs.LogGroup
 	// Bootstrap creates the app secret's user at deploy; nil unless Props.Bootstrap.
 	Bootstrap *Bootstrap
+	// Evidence keeps one record per rotation in an Object Lock bucket.
+	Evidence *Evidence
 }
 
 // New deploys the rotation. It panics on invalid props, with every problem listed (each
@@ -132,7 +134,7 @@ func New(scope constructs.Construct, id string, props Props) *Rotation {
 		panic(fmt.Sprintf("rotation %s: %v", id, err))
 	}
 	p := props.withDefaults()
-	names := FunctionNames()
+	names := append(FunctionNames(), EvidenceFunction)
 	if p.Bootstrap {
 		names = append(names, BootstrapFunction)
 	}
@@ -230,6 +232,7 @@ func New(scope constructs.Construct, id string, props Props) *Rotation {
 	r.newStateMachineAlias()
 	r.newStateMachine(p, name)
 	r.newAlarms(p)
+	r.Evidence = r.newEvidence(p, filepath.Join(assets, EvidenceFunction), executionsArn)
 	r.suppressNag()
 	return r
 }

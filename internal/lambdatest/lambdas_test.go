@@ -24,6 +24,7 @@ const (
 var startEnv = map[string]map[string]string{
 	"rotator":   {"PGROTATE_STATE_MACHINE_ARN": stateMachineARN, "PGROTATE_SERVICES": servicesJSON},
 	"preflight": {"PGROTATE_STATE_MACHINE_ARN": stateMachineARN},
+	"evidence":  {"PGROTATE_STATE_MACHINE_ARN": stateMachineARN, "PGROTATE_EVIDENCE_BUCKET": "evidence"},
 }
 
 // invocation is one event and the answer expected through the Runtime API. Every event
@@ -65,6 +66,12 @@ var invocations = map[string][]invocation{
 	"redeploy":       {noService},
 	"checkrollout":   {noService},
 	"retireprevious": {noSecretARN},
+	"evidence": {
+		{name: "not an EventBridge event", payload: `[]`, wantType: "InvalidEvent", wantMessage: "not an EventBridge event"},
+		{name: "another state machine", payload: `{"id":"e1","source":"aws.states","detail-type":"Step Functions Execution Status Change",` +
+			`"detail":{"executionArn":"arn:aws:states:us-east-1:123456789012:execution:y:n","stateMachineArn":"arn:aws:states:us-east-1:123456789012:stateMachine:y","name":"n","status":"SUCCEEDED"}}`,
+			wantType: "InvalidEvent", wantMessage: "is not the rotation state machine"},
+	},
 }
 
 // The rotator's unknown-step event must fail with some error name.
@@ -142,6 +149,7 @@ func TestBadConfigurationStopsTheStart(t *testing.T) {
 		{"rotator", map[string]string{"PGROTATE_SERVICES": servicesJSON}, "PGROTATE_STATE_MACHINE_ARN is not set", `{"action":"promote"}`},
 		{"rotator", map[string]string{"PGROTATE_STATE_MACHINE_ARN": stateMachineARN, "PGROTATE_SERVICES": `{"cluster":"c"}`}, "PGROTATE_SERVICES", `{"action":"promote"}`},
 		{"preflight", nil, "PGROTATE_STATE_MACHINE_ARN is not set", `{}`},
+		{"evidence", map[string]string{"PGROTATE_STATE_MACHINE_ARN": stateMachineARN}, "PGROTATE_EVIDENCE_BUCKET is not set", `{}`},
 		{"checkrollout", map[string]string{"PGROTATE_ROLLOUT_MAX_CHECKS": "many"}, "PGROTATE_ROLLOUT_MAX_CHECKS", `{}`},
 		{"testlogin", map[string]string{"PGROTATE_CONNECT_TIMEOUT": "soon"}, "PGROTATE_CONNECT_TIMEOUT", `{}`},
 	}
