@@ -100,7 +100,8 @@ func (r *Rotation) grant(p Props, executionsArn *string) {
 
 // grantReadSecrets lets fn read secrets (GetSecretValue, DescribeSecret) and, when a customer
 // managed key encrypts them, decrypt them with it through Secrets Manager only, for exactly
-// these secrets. Every function that reads a secret is granted here.
+// these secrets. Every read of a secret is granted here, but the rotator's of the app secret
+// (the rotation schedule grants it, with the writes).
 func grantReadSecrets(fn awslambda.Function, p Props, secrets ...awssecretsmanager.ISecret) {
 	for _, s := range secrets {
 		s.GrantRead(fn, nil)
