@@ -135,18 +135,19 @@ func NewStack(scope constructs.Construct, id string, props Props) *Stack {
 	s.app(p)
 
 	s.Rotation = rotation.New(stack, "Rotation", rotation.Props{
-		AppSecret:      s.AppSecret,
-		AdminSecret:    s.AdminSecret,
-		EncryptionKey:  s.Key,
-		Vpc:            s.Vpc,
-		Subnets:        &awsec2.SubnetSelection{SubnetGroupName: jsii.String(subnetApp)},
-		SecurityGroup:  s.rotationSG,
-		Replicas:       []workflow.Endpoint{{Host: *s.Replica.DbInstanceEndpointAddress(), Port: DBPort}},
-		Services:       []workflow.Service{{Cluster: *s.Cluster.ClusterName(), Service: *s.Service.ServiceName()}},
-		MaxPasswordAge: p.MaxPasswordAge,
-		AssetDir:       p.AssetDir,
-		CABundleFile:   p.CABundleFile,
-		Bootstrap:      true,
+		AppSecret:         s.AppSecret,
+		AdminSecret:       s.AdminSecret,
+		EncryptionKey:     s.Key,
+		Vpc:               s.Vpc,
+		Subnets:           &awsec2.SubnetSelection{SubnetGroupName: jsii.String(subnetApp)},
+		SecurityGroup:     s.rotationSG,
+		Replicas:          []workflow.Endpoint{{Host: *s.Replica.DbInstanceEndpointAddress(), Port: DBPort}},
+		Services:          []workflow.Service{{Cluster: *s.Cluster.ClusterName(), Service: *s.Service.ServiceName()}},
+		ServiceConstructs: []constructs.IDependable{s.Service},
+		MaxPasswordAge:    p.MaxPasswordAge,
+		AssetDir:          p.AssetDir,
+		CABundleFile:      p.CABundleFile,
+		Bootstrap:         true,
 	})
 	s.bootstrap()
 

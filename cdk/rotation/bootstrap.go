@@ -12,10 +12,13 @@ import (
 const BootstrapFunction = "bootstrap"
 
 // BootstrapResourceType is the custom resource's type; PropAppSecretArn its property naming
-// the app secret (tasks.PropAppSecretARN, which the handler reads).
+// the app secret (tasks.PropAppSecretARN, which the handler reads), PropAdoptExistingUser
+// its optional "true" that lets the handler take over an existing user pgrotate did not
+// create (tasks.PropAdoptExistingUser; see Props.BootstrapAdoptExistingUser).
 const (
 	BootstrapResourceType = "Custom::PgrotateBootstrap"
 	PropAppSecretArn      = "AppSecretArn"
+	PropAdoptExistingUser = "AdoptExistingUser"
 )
 
 const (
@@ -45,16 +48,17 @@ var bootstrapFunction = function{BootstrapFunction, "Bootstrap",
 // invoking the function directly (it answers the response URL itself: cfn.LambdaWrap).
 func (r *Rotation) newBootstrap(p Props, code string, env map[string]string, layers []awslambda.ILayerVersion) *Bootstrap {
 	fn := newFunction(r.Construct, bootstrapFunction, p, code, env, layers)
-	p.AppSecret.GrantRead(fn, nil)
-	p.AdminSecret.GrantRead(fn, nil)
-	if p.EncryptionKey != nil {
-		fn.AddToRolePolicy(statement("DecryptSecrets", []string{"kms:Decrypt"}, []*string{p.EncryptionKey.KeyArn()},
-			viaSecretsManager(awscdk.Stack_Of(r.Construct), p.AppSecret, p.AdminSecret)))
+	grantReadSecrets(fn, p, p.AppSecret, p.AdminSecret)
+	props := map[string]interface{}{PropAppSecretArn: p.AppSecret.SecretArn()}
+	if p.BootstrapAdoptExistingUser {
+		// Only when set: an unchanged property list does not rerun the bootstrap of
+		// stacks deployed before the property existed.
+		props[PropAdoptExistingUser] = "true"
 	}
 	res := awscdk.NewCustomResource(r.Construct, jsii.String("BootstrapUser"), &awscdk.CustomResourceProps{
 		ServiceToken:   fn.FunctionArn(),
 		ResourceType:   jsii.String(BootstrapResourceType),
-		Properties:     &map[string]interface{}{PropAppSecretArn: p.AppSecret.SecretArn()},
+		Properties:     &props,
 		ServiceTimeout: awscdk.Duration_Minutes(jsii.Number(bootstrapServiceTimeoutMinutes)),
 	})
 	cdknag.NagSuppressions_AddResourceSuppressions(fn.Role(), &[]*cdknag.NagPackSuppression{

@@ -20,6 +20,9 @@ func TestBootstrap(t *testing.T) {
 	if rotation.PropAppSecretArn != tasks.PropAppSecretARN {
 		t.Fatalf("the construct sets %q, the handler reads %q", rotation.PropAppSecretArn, tasks.PropAppSecretARN)
 	}
+	if rotation.PropAdoptExistingUser != tasks.PropAdoptExistingUser {
+		t.Fatalf("the construct sets %q, the handler reads %q", rotation.PropAdoptExistingUser, tasks.PropAdoptExistingUser)
+	}
 	pem := filepath.Join(t.TempDir(), "rds-ca.pem")
 	if err := os.WriteFile(pem, []byte("-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n"), 0o644); err != nil {
 		t.Fatal(err)
@@ -134,6 +137,26 @@ func TestBootstrap(t *testing.T) {
 				t.Errorf("secret wildcards: %+v", w)
 			}
 		})
+	}
+}
+
+// TestBootstrapAdoptExistingUser: taking over an existing user is asked for explicitly; the
+// property is sent only then, so stacks that do not ask keep their properties unchanged.
+func TestBootstrapAdoptExistingUser(t *testing.T) {
+	for _, tc := range []struct {
+		adopt bool
+		want  string
+	}{
+		{false, `{"AppSecretArn":"` + appSecretArn + `"}`},
+		{true, `{"AdoptExistingUser":"true","AppSecretArn":"` + appSecretArn + `"}`},
+	} {
+		stack, r := newStack(t, func(p *rotation.Props) { p.Bootstrap = true; p.BootstrapAdoptExistingUser = tc.adopt })
+		p := cdktest.Props(cdktest.Resources(cdktest.Template(t, stack), rotation.BootstrapResourceType)[cdktest.LogicalID(stack, r.Bootstrap.Resource)])
+		delete(p, "ServiceToken")
+		delete(p, "ServiceTimeout")
+		if got := cdktest.JSON(p); got != tc.want {
+			t.Errorf("adopt %v: custom resource properties %s, want %s", tc.adopt, got, tc.want)
+		}
 	}
 }
 

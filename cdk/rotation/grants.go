@@ -2,10 +2,10 @@ package rotation
 
 import (
 	"fmt"
-	"slices"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awslambda"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awslogs"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awssecretsmanager"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsstepfunctions"
@@ -17,11 +17,14 @@ import (
 // executionTimeout bounds one rotation; a redrive restarts the clock.
 const executionTimeoutHours = 12
 
-// Which functions read which secret (CONTRACT.md). The rotator's access comes with the
-// rotation schedule, which also makes it the only writer.
+// Which functions read which secret (CONTRACT.md). The rotator's access to the app secret
+// comes with the rotation schedule, which also makes it the only writer; it reads the admin
+// secret only when Secrets Manager tests the rotation configuration (workflow/rotator's
+// CheckConfiguration: the admin secret the app secret names must parse and name the same
+// primary).
 var (
 	appSecretReaders   = []string{Preflight, CloneUser, SetPassword, TestLogin, CheckReplicas, RetirePrevious}
-	adminSecretReaders = []string{Preflight, CloneUser, SetPassword, CheckReplicas, RetirePrevious}
+	adminSecretReaders = []string{Rotator, Preflight, CloneUser, SetPassword, CheckReplicas, RetirePrevious}
 )
 
 func statement(sid string, actions []string, resources []*string, conditions map[string]interface{}) awsiam.PolicyStatement {
@@ -37,23 +40,21 @@ func (r *Rotation) grant(p Props, executionsArn *string) {
 	stack := awscdk.Stack_Of(r.Construct)
 	fn := r.Functions
 
+	reads := map[string][]awssecretsmanager.ISecret{}
 	for _, name := range appSecretReaders {
-		p.AppSecret.GrantRead(fn[name], nil)
+		reads[name] = append(reads[name], p.AppSecret)
 	}
 	for _, name := range adminSecretReaders {
-		p.AdminSecret.GrantRead(fn[name], nil)
+		reads[name] = append(reads[name], p.AdminSecret)
+	}
+	for _, f := range functions { // in a fixed order: the template is deterministic
+		if secrets := reads[f.name]; len(secrets) > 0 {
+			grantReadSecrets(fn[f.name], p, secrets...)
+		}
 	}
 	if p.EncryptionKey != nil {
-		key := []*string{p.EncryptionKey.KeyArn()}
-		for _, name := range appSecretReaders {
-			secrets := []awssecretsmanager.ISecret{p.AppSecret}
-			if slices.Contains(adminSecretReaders, name) {
-				secrets = append(secrets, p.AdminSecret)
-			}
-			fn[name].AddToRolePolicy(statement("DecryptSecrets", []string{"kms:Decrypt"}, key, viaSecretsManager(stack, secrets...)))
-		}
 		fn[Rotator].AddToRolePolicy(statement("EncryptAppSecret",
-			[]string{"kms:Decrypt", "kms:GenerateDataKey"}, key, viaSecretsManager(stack, p.AppSecret)))
+			[]string{"kms:Decrypt", "kms:GenerateDataKey"}, []*string{p.EncryptionKey.KeyArn()}, viaSecretsManager(stack, p.AppSecret)))
 	}
 
 	// The rotator starts, follows, redrives and stops this state machine's executions.
@@ -95,6 +96,20 @@ func (r *Rotation) grant(p Props, executionsArn *string) {
 	fn[Preflight].AddToRolePolicy(statement("DescribeTasks", []string{"ecs:DescribeTasks"}, taskArns, nil))
 	fn[Preflight].AddToRolePolicy(statement("ListTasks", []string{"ecs:ListTasks"}, []*string{jsii.String("*")},
 		map[string]interface{}{"ArnEquals": map[string]interface{}{"ecs:cluster": clusterArns}}))
+}
+
+// grantReadSecrets lets fn read secrets (GetSecretValue, DescribeSecret) and, when a customer
+// managed key encrypts them, decrypt them with it through Secrets Manager only, for exactly
+// these secrets. Every read of a secret is granted here, but the rotator's of the app secret
+// (the rotation schedule grants it, with the writes).
+func grantReadSecrets(fn awslambda.Function, p Props, secrets ...awssecretsmanager.ISecret) {
+	for _, s := range secrets {
+		s.GrantRead(fn, nil)
+	}
+	if p.EncryptionKey != nil {
+		fn.AddToRolePolicy(statement("DecryptSecrets", []string{"kms:Decrypt"}, []*string{p.EncryptionKey.KeyArn()},
+			viaSecretsManager(awscdk.Stack_Of(fn), secrets...)))
+	}
 }
 
 // viaSecretsManager is the condition of a kms:Decrypt grant for reading secrets: only

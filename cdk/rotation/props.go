@@ -13,6 +13,7 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2/awslogs"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awssecretsmanager"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awssns"
+	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
 
 	"github.com/pgrotate/pgrotate/workflow"
@@ -66,6 +67,10 @@ type Props struct {
 	// Services are the ECS services (cluster and service names, not ARNs) that hold the app
 	// secret and are force-redeployed after each promotion.
 	Services []workflow.Service
+	// ServiceConstructs are those services' constructs when they are in this app (e.g. an
+	// awsecs.FargateService): the rotation schedule waits for them, since the configuration
+	// test Secrets Manager runs when the schedule is created describes every service.
+	ServiceConstructs []constructs.IDependable
 
 	// MaxPasswordAge is the longest a password may live (default 90 days). Each rotation
 	// changes the user that is not current, so each user's password changes every other
@@ -112,6 +117,11 @@ type Props struct {
 	// same network as the other database-facing functions, and a way to CloudFormation's
 	// S3 response URL (NAT or an S3 gateway endpoint).
 	Bootstrap bool
+	// BootstrapAdoptExistingUser lets the bootstrap take over an app user (or alternate) that
+	// already exists in the database and that pgrotate did not create: it sets its password
+	// and grants like those of a user it created. Off by default: such a user is refused and
+	// left unchanged, and the deployment fails. Requires Bootstrap.
+	BootstrapAdoptExistingUser bool
 	// LogRetention of the state machine's and the functions' logs (default one year; a
 	// shorter retention is rejected, because execution history lasts only 90 days).
 	LogRetention awslogs.RetentionDays
@@ -206,6 +216,9 @@ func (p Props) Validate() error {
 	}
 	for _, problem := range p.Evidence.validate() {
 		bad("%s", problem)
+	}
+	if p.BootstrapAdoptExistingUser && !p.Bootstrap {
+		bad("BootstrapAdoptExistingUser requires Bootstrap")
 	}
 	if p.RolloutMaxChecks < 0 {
 		bad("RolloutMaxChecks %d is negative", p.RolloutMaxChecks)

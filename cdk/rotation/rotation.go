@@ -231,10 +231,26 @@ func New(scope constructs.Construct, id string, props Props) *Rotation {
 	r.restrictInvoke(p)
 	r.newStateMachineAlias()
 	r.newStateMachine(p, name)
+	r.orderSchedule(p)
 	r.newAlarms(p)
 	r.Evidence = r.newEvidence(p, filepath.Join(assets, EvidenceFunction), executionsArn)
 	r.suppressNag()
 	return r
+}
+
+// orderSchedule makes the rotation schedule wait for what the rotation function's
+// configuration test reads. With RotateImmediatelyOnUpdate false, creating the schedule
+// (RotateSecret with RotateImmediately false) makes Secrets Manager test the rotation
+// configuration by running the function's testSecret step, and CloudFormation fails the
+// schedule if it fails. That test reads the admin secret (with the function's policy),
+// describes the state machine and every service: the schedule's references name only the
+// app secret and the function, so CloudFormation would not otherwise wait for them.
+// https://docs.aws.amazon.com/secretsmanager/latest/apireference/API_RotateSecret.html
+// https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/aws-resource-secretsmanager-rotationschedule.html
+func (r *Rotation) orderSchedule(p Props) {
+	deps := []constructs.IDependable{r.StateMachine, r.Functions[Rotator].Role()} // the role and its policy
+	deps = append(deps, p.ServiceConstructs...)
+	r.Schedule.Node().AddDependency(deps...)
 }
 
 // assetDir resolves dir and checks that the bootstrap of every named function is there.

@@ -14,6 +14,7 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2/awslogs"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awssecretsmanager"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awssns"
+	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
 
 	"github.com/pgrotate/pgrotate/cdk/internal/cdktest"
@@ -176,6 +177,23 @@ func wantActions(withKey bool) map[string][]string {
 	}
 }
 
+// wantSecrets is the sorted JSON of the secrets each function reads.
+func wantSecrets() map[string][]string {
+	app, admin := cdktest.JSON(appSecretArn), cdktest.JSON(adminSecretArn)
+	both := []string{app, admin}
+	sort.Strings(both)
+	return map[string][]string{
+		rotation.Rotator:       both,
+		rotation.Preflight:     both,
+		rotation.CloneUser:     both,
+		rotation.SetPassword:   both,
+		rotation.TestLogin:     {app},
+		rotation.CheckReplicas: both,
+		rotation.Redeploy:      nil,
+		rotation.CheckRollout:  nil,
+	}
+}
+
 func TestLeastPrivilege(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
@@ -214,6 +232,46 @@ func TestLeastPrivilege(t *testing.T) {
 				g = slices.Compact(g)
 				if !slices.Equal(g, want) {
 					t.Errorf("%s actions:\n got %v\nwant %v", name, g, want)
+				}
+			}
+			// Which secrets each role may read, and decrypt through Secrets Manager: exactly
+			// these (the rotator reads the admin secret to test the rotation configuration).
+			gotRead, gotDecrypt := map[string][]string{}, map[string][]string{}
+			for _, s := range stmts {
+				name, ok := roles[s.Role]
+				if !ok {
+					continue
+				}
+				if s.HasAction("secretsmanager:GetSecretValue") {
+					for _, res := range s.Resources {
+						gotRead[name] = append(gotRead[name], cdktest.JSON(res))
+					}
+				}
+				if s.HasAction("kms:Decrypt") {
+					cond, _ := s.Condition.(map[string]any)
+					eq, _ := cond["StringEquals"].(map[string]any)
+					if len(cond) != 1 || eq["kms:ViaService"] != "secretsmanager."+region+".amazonaws.com" {
+						t.Errorf("%s kms:Decrypt condition %s, want via Secrets Manager only", name, cdktest.JSON(s.Condition))
+					}
+					arns, _ := eq["kms:EncryptionContext:SecretARN"].([]any)
+					for _, a := range arns {
+						gotDecrypt[name] = append(gotDecrypt[name], cdktest.JSON(a))
+					}
+				}
+			}
+			for name, want := range wantSecrets() {
+				for _, c := range []struct {
+					what string
+					got  []string
+					want []string
+				}{{"reads", gotRead[name], want}, {"decrypts", gotDecrypt[name], want}} {
+					if c.what == "decrypts" && !tc.withKey {
+						c.want = nil
+					}
+					sort.Strings(c.got)
+					if c.got = slices.Compact(c.got); !slices.Equal(c.got, c.want) {
+						t.Errorf("%s %s %v, want %v", name, c.what, c.got, c.want)
+					}
 				}
 			}
 			// Roles carry no managed policy (they would grant more than the step needs).
@@ -291,6 +349,56 @@ func TestConfigurationTestGrants(t *testing.T) {
 		if n != 1 {
 			t.Errorf("rotator statements allowing %s: %d, want 1", action, n)
 		}
+	}
+}
+
+// TestScheduleWaitsForConfiguration: creating the schedule makes Secrets Manager run the
+// rotation function's configuration test, which reads the admin secret (with the function's
+// policy) and describes the state machine and the services; the schedule must wait for them.
+func TestScheduleWaitsForConfiguration(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		services bool // the services' constructs are in the app
+	}{{"service names only", false}, {"service constructs", true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			var svc awscdk.CfnResource
+			stack, r := newStack(t, func(p *rotation.Props) {
+				if tc.services {
+					svc = awscdk.NewCfnResource(p.Vpc.Stack(), jsii.String("AppService"), &awscdk.CfnResourceProps{
+						Type: jsii.String("AWS::ECS::Service")})
+					p.ServiceConstructs = []constructs.IDependable{svc}
+				}
+			})
+			tmpl := cdktest.Template(t, stack)
+			policy := ""
+			for _, s := range cdktest.Statements(tmpl) {
+				if s.Role == cdktest.LogicalID(stack, r.Functions[rotation.Rotator].Role()) && s.Policy != "" {
+					policy = s.Policy
+				}
+			}
+			if policy == "" {
+				t.Fatal("the rotation function's role has no policy")
+			}
+			want := []string{cdktest.LogicalID(stack, r.StateMachine), policy}
+			if tc.services {
+				want = append(want, *stack.GetLogicalId(svc))
+			}
+			sched := cdktest.Resources(tmpl, "AWS::SecretsManager::RotationSchedule")
+			if len(sched) != 1 {
+				t.Fatalf("rotation schedules: %d, want 1", len(sched))
+			}
+			for id, s := range sched {
+				deps, _ := s["DependsOn"].([]any)
+				for _, w := range want {
+					if !slices.Contains(deps, any(w)) {
+						t.Errorf("rotation schedule %s DependsOn %s, missing %s", id, cdktest.JSON(deps), w)
+					}
+				}
+			}
+			if c := cdktest.Cycle(tmpl); c != nil {
+				t.Errorf("dependency cycle: %v", c)
+			}
+		})
 	}
 }
 
@@ -386,6 +494,7 @@ func TestValidate(t *testing.T) {
 		{"short password", func(p *rotation.Props) { p.PasswordLength = 8 }, "PasswordLength 8"},
 		{"short retention", func(p *rotation.Props) { p.LogRetention = awslogs.RetentionDays_THREE_MONTHS }, "shorter than a year"},
 		{"bad name", func(p *rotation.Props) { p.StateMachineName = "has space" }, "StateMachineName"},
+		{"adopt without bootstrap", func(p *rotation.Props) { p.BootstrapAdoptExistingUser = true }, "BootstrapAdoptExistingUser requires Bootstrap"},
 		{"odd age", func(p *rotation.Props) { p.MaxPasswordAge = awscdk.Duration_Days(jsii.Number(45)) }, "invalid MaxPasswordAge"},
 		{"retirement under a second", func(p *rotation.Props) { p.RetirePreviousAfter = awscdk.Duration_Millis(jsii.Number(500)) }, "RetirePreviousAfter must be at least one second"},
 	} {
