@@ -83,6 +83,13 @@ func (d *faultyDB) CaughtUp(ctx context.Context, admin workflow.AdminSecret, lsn
 	return d.fakeDB.CaughtUp(ctx, admin, lsn)
 }
 
+func (d *faultyDB) RetirePassword(ctx context.Context, admin workflow.AdminSecret, user string, pw workflow.Password, grace time.Duration) (time.Time, string, error) {
+	if err := d.fault("RetirePassword"); err != nil {
+		return time.Time{}, "", err
+	}
+	return d.fakeDB.RetirePassword(ctx, admin, user, pw, grace)
+}
+
 // aslNames returns, per state, the error names its Retry and named Catch list (States.ALL
 // aside); the states of the Redeploy Map report through the Map's Catch.
 func aslNames(t *testing.T) map[string][]string {
@@ -92,6 +99,7 @@ func aslNames(t *testing.T) map[string][]string {
 		vals[k] = "arn:aws:lambda:eu-west-1:123456789012:function:" + strings.ToLower(k)
 	}
 	vals[statemachine.AlarmTopicArn] = "arn:aws:sns:eu-west-1:123456789012:alarms"
+	vals[statemachine.RetirePreviousAfter] = "1h0m0s"
 	def, err := statemachine.Render(vals)
 	if err != nil {
 		t.Fatal(err)
@@ -182,6 +190,10 @@ func TestEveryFailurePathHasANameTheStateMachineKnows(t *testing.T) {
 			_, err := (&CheckReplicas{Secrets: e.store, DB: db, Log: e.log}).Handle(ctx, st)
 			return err
 		}, []string{"CaughtUp", "Login"}},
+		{workflow.StateRetirePrevious, func(e *env) workflow.State { return e.redeployed() }, func(e *env, db *faultyDB, st workflow.State) error {
+			_, err := (&RetirePrevious{Secrets: e.store, DB: db, Log: e.log}).Handle(ctx, st)
+			return err
+		}, []string{"RetirePassword"}},
 	}
 
 	produced := map[string]bool{}

@@ -292,6 +292,7 @@ type fakeDB struct {
 	reject   map[string]bool              // "role@host" → refused whatever the password
 	sessions map[string]int               // host → sessions of the role asked about
 	lagging  map[string]bool              // host → has not replayed the LSN
+	expiry   map[string]time.Time         // role → VALID UNTIL set by RetirePassword
 	lsn      string
 	cloneErr error
 	parity   error
@@ -299,7 +300,7 @@ type fakeDB struct {
 }
 
 func newFakeDB() *fakeDB {
-	return &fakeDB{valid: map[string]workflow.Password{}, reject: map[string]bool{}, sessions: map[string]int{}, lagging: map[string]bool{}, lsn: "0/3000148"}
+	return &fakeDB{valid: map[string]workflow.Password{}, reject: map[string]bool{}, sessions: map[string]int{}, lagging: map[string]bool{}, expiry: map[string]time.Time{}, lsn: "0/3000148"}
 }
 
 func (d *fakeDB) record(c dbCall) {
@@ -333,7 +334,7 @@ func (d *fakeDB) ops() []string {
 func (d *fakeDB) mutations() []dbCall {
 	var out []dbCall
 	for _, c := range d.callLog() {
-		if c.Op == "CloneUser" || c.Op == "SetPassword" {
+		if c.Op == "CloneUser" || c.Op == "SetPassword" || c.Op == "RetirePassword" {
 			out = append(out, c)
 		}
 	}
@@ -428,6 +429,26 @@ func (d *fakeDB) CaughtUp(_ context.Context, admin workflow.AdminSecret, lsn str
 		return &workflow.ReplicaNotReady{Replica: admin.Host, Reason: "replayed 0/3000000, want " + lsn}
 	}
 	return nil
+}
+
+// RetirePassword expires user's password grace after pendingAt (the fake has no clock) while
+// pw still logs in, keeping an earlier expiry, like tasks/postgres.
+func (d *fakeDB) RetirePassword(_ context.Context, admin workflow.AdminSecret, user string, pw workflow.Password, grace time.Duration) (time.Time, string, error) {
+	d.record(dbCall{Op: "RetirePassword", Host: admin.Host, As: admin.Username, User: user})
+	if err := d.checkAdmin(admin); err != nil {
+		return time.Time{}, "", err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if cur, ok := d.valid[user]; !ok || !cur.Equal(pw) {
+		return time.Time{}, "the password no longer logs in: it was changed since", nil
+	}
+	until := pendingAt.Add(grace)
+	if old, ok := d.expiry[user]; ok && !old.After(until) {
+		return old, "the password already expires by then", nil
+	}
+	d.expiry[user] = until
+	return until, "", nil
 }
 
 // namedType returns the workflow error name of err's own type, "" for any other type. It

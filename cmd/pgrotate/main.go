@@ -131,6 +131,8 @@ func (f *flags) parse(fs *flag.FlagSet, args []string, stdout, stderr io.Writer)
 		return usageErr("--probe-interval %s: want a positive duration", o.ProbeInterval)
 	case o.TimeScale <= 0 || o.TimeScale > 1:
 		return usageErr("--time-scale %g: want more than 0, at most 1", o.TimeScale)
+	case o.RetirePrevious < 0 || (o.RetirePrevious > 0 && o.RetirePrevious < demo.MinRetirePrevious):
+		return usageErr("--retire-previous %s: want 0 (off) or at least %s", o.RetirePrevious, demo.MinRetirePrevious)
 	}
 	if err := f.opts.Check(); err != nil {
 		return usageErr("%v", err)
@@ -147,7 +149,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&f.opts.Strategy, "strategy", demo.StrategyAlternating, "alternating (pgrotate) or single-user (the classic in-place rotation, as a baseline)")
 	fs.StringVar(&f.opts.SecretsFile, "secrets-file", "", "write the secret store at the end, as JSON, to this file (mode 0600; it holds the passwords)")
 	fs.BoolVar(&f.json, "json", false, "print the report as JSON on stdout")
-	fs.DurationVar(&f.opts.RetirePrevious, "retire-previous", 0, "retire the previous user's password this long after each redeploy completed (0: off); the report then lists AWSPREVIOUS as refused")
+	fs.DurationVar(&f.opts.RetirePrevious, "retire-previous", 0, fmt.Sprintf("retire the previous user's password this long after each redeploy completed: 0 (off) or at least %s; the report then lists AWSPREVIOUS as refused", demo.MinRetirePrevious))
 	if code, ok := f.parse(fs, args, stdout, stderr); !ok {
 		return code
 	}

@@ -42,6 +42,12 @@ func TestRunExitStatus(t *testing.T) {
 		{"one DSN only", []string{"demo", "--primary-dsn", "host=h user=u password=" + secret}, exitUsage, "both --primary-dsn and --replica-dsn", ""},
 		{"stray argument", []string{"bench", "now"}, exitUsage, `unexpected argument "now"`, ""},
 		{"bad user name", []string{"demo", "--app-user", "app;drop"}, exitUsage, "not allowed", ""},
+		{"negative retirement", []string{"demo", "--retire-previous=-1s"}, exitUsage, "--retire-previous -1s: want 0 (off) or at least 1s", ""},
+		{"sub-second retirement", []string{"demo", "--retire-previous", "500ms"}, exitUsage, "--retire-previous 500ms: want 0 (off) or at least 1s", ""},
+		{"retirement beyond a Go duration", []string{"demo", "--retire-previous", "3000000h"}, exitUsage, `invalid value "3000000h" for flag -retire-previous`, ""},
+		{"retirement not a duration", []string{"demo", "--retire-previous", "1d"}, exitUsage, `invalid value "1d" for flag -retire-previous`, ""},
+		{"retirement with single-user", []string{"demo", "--strategy", "single-user", "--retire-previous", "1s"}, exitUsage, "needs the alternating strategy", ""},
+		{"retirement help", []string{"demo", "-h"}, exitOK, "", "at least 1s"},
 		{
 			"DSN refused before anything starts, password unprinted",
 			[]string{"demo", "--primary-dsn", "postgres://dbadmin:" + secret + "@db.invalid/app?sslmode=prefer", "--replica-dsn", "host=r user=u password=" + secret},

@@ -57,6 +57,9 @@ const (
 	// this machine.
 	MaxRotations = 1000
 	MaxTasks     = 50
+	// MinRetirePrevious is the shortest retirement grace, as in the CDK construct
+	// (Props.RetirePreviousAfter); zero turns retirement off.
+	MinRetirePrevious = time.Second
 )
 
 // The ECS service the fleet runs.
@@ -179,8 +182,8 @@ func (o *Options) defaults() error {
 	if o.Log == nil {
 		o.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	if o.RetirePrevious < 0 {
-		return errors.New("--retire-previous must not be negative")
+	if o.RetirePrevious < 0 || (o.RetirePrevious > 0 && o.RetirePrevious < MinRetirePrevious) {
+		return fmt.Errorf("retire-previous %s: want 0 (off) or at least %s", o.RetirePrevious, MinRetirePrevious)
 	}
 	if o.RetirePrevious > 0 && o.Strategy == StrategySingleUser {
 		return errors.New("--retire-previous needs the alternating strategy: single-user has no previous user")

@@ -98,7 +98,9 @@ func TestRetiredLoginsInReport(t *testing.T) {
 	if err := (Options{Strategy: StrategySingleUser, RetirePrevious: time.Second}).Check(); err == nil {
 		t.Error("single-user with --retire-previous accepted")
 	}
-	if err := (Options{RetirePrevious: -time.Second}).Check(); err == nil {
-		t.Error("a negative --retire-previous accepted")
+	for _, d := range []time.Duration{-time.Second, time.Nanosecond, MinRetirePrevious - time.Millisecond} {
+		if err := (Options{RetirePrevious: d}).Check(); err == nil {
+			t.Errorf("--retire-previous %s accepted", d)
+		}
 	}
 }
