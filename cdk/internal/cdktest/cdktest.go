@@ -16,6 +16,7 @@ import (
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/assertions"
+	"github.com/aws/aws-cdk-go/awscdk/v2/cxapi"
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
 	"github.com/cdklabs/cdk-nag-go/cdknag/v2"
@@ -44,15 +45,23 @@ func Template(t testing.TB, stack awscdk.Stack) map[string]any {
 	return tmpl
 }
 
+// Message renders a synthesis annotation as "<construct path>: <text>".
+func Message(m *cxapi.SynthesisMessage) string {
+	// The Go assertions API returns only this type, whose fields are marked deprecated because
+	// its definition moved to @aws-cdk/cloud-assembly-api; there is nothing newer to read.
+	//lint:ignore SA1019 the assertions API offers no other type
+	return fmt.Sprintf("%s: %v", *m.Id, m.Entry.Data)
+}
+
 // NagFindings returns the unsuppressed AwsSolutions errors and warnings on stack.
 func NagFindings(stack awscdk.Stack) (errs, warnings []string) {
 	ann := assertions.Annotations_FromStack(stack)
 	match := assertions.Match_StringLikeRegexp(jsii.String("AwsSolutions-.*"))
 	for _, m := range *ann.FindError(jsii.String("*"), match) {
-		errs = append(errs, fmt.Sprintf("%s: %v", *m.Id, m.Entry.Data))
+		errs = append(errs, Message(m))
 	}
 	for _, m := range *ann.FindWarning(jsii.String("*"), match) {
-		warnings = append(warnings, fmt.Sprintf("%s: %v", *m.Id, m.Entry.Data))
+		warnings = append(warnings, Message(m))
 	}
 	return errs, warnings
 }
