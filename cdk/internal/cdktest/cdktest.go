@@ -46,6 +46,8 @@ func Template(t testing.TB, stack awscdk.Stack) map[string]any {
 }
 
 // Message renders a synthesis annotation as "<construct path>: <text>".
+//
+//lint:ignore SA1019 the Go assertions API returns only this type (see below)
 func Message(m *cxapi.SynthesisMessage) string {
 	// The Go assertions API returns only this type, whose fields are marked deprecated because
 	// its definition moved to @aws-cdk/cloud-assembly-api; there is nothing newer to read.
