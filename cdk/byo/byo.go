@@ -105,6 +105,20 @@ var completeSecretArn = regexp.MustCompile(`^arn:(aws[a-z-]*):secretsmanager:([a
 // ConfigFromContext reads the configuration through lookup (the app node's TryGetContext).
 // It reports every missing key, with all of the required ones listed, then every invalid value.
 func ConfigFromContext(lookup func(string) any) (Config, error) {
+	if err := checkRequired(lookup); err != nil {
+		return Config{}, err
+	}
+	r := &contextReader{lookup: lookup}
+	c := r.config()
+	r.checkSecretArns(&c)
+	r.checkIDs(c)
+	c.Services = r.services()
+	c.Replicas = r.replicas()
+	return c, errors.Join(r.errs...)
+}
+
+// checkRequired names every required key that is unset or empty.
+func checkRequired(lookup func(string) any) error {
 	var missing []string
 	for _, k := range required {
 		if v := lookup(k); v == nil || fmt.Sprint(v) == "" {
@@ -112,106 +126,142 @@ func ConfigFromContext(lookup func(string) any) (Config, error) {
 		}
 	}
 	if len(missing) > 0 {
-		return Config{}, fmt.Errorf("bring-your-own stack: %w: %s (required: %s; set them with -c key=value or in cdk.json, see cdk/README.md)",
+		return fmt.Errorf("bring-your-own stack: %w: %s (required: %s; set them with -c key=value or in cdk.json, see cdk/README.md)",
 			ErrMissingContext, strings.Join(missing, ", "), strings.Join(required, ", "))
 	}
+	return nil
+}
 
-	var errs []error
-	bad := func(key, format string, args ...any) {
-		errs = append(errs, fmt.Errorf("context %s: "+format, append([]any{key}, args...)...))
+// contextReader reads context values and collects every invalid one.
+type contextReader struct {
+	lookup func(string) any
+	errs   []error
+}
+
+func (r *contextReader) bad(key, format string, args ...any) {
+	r.errs = append(r.errs, fmt.Errorf("context %s: "+format, append([]any{key}, args...)...))
+}
+
+// str is the value of key, trimmed; "" when unset.
+func (r *contextReader) str(key string) string {
+	if v := r.lookup(key); v != nil {
+		return strings.TrimSpace(fmt.Sprint(v))
 	}
-	str := func(key string) string {
-		if v := lookup(key); v != nil {
-			return strings.TrimSpace(fmt.Sprint(v))
-		}
-		return ""
+	return ""
+}
+
+// num is the positive whole number at key; 0 when unset.
+func (r *contextReader) num(key string) int {
+	s := r.str(key)
+	if s == "" {
+		return 0
 	}
-	num := func(key string) int {
-		s := str(key)
-		if s == "" {
-			return 0
-		}
-		n, err := strconv.Atoi(s)
-		if err != nil || n <= 0 {
-			bad(key, "%q is not a positive whole number", s)
-		}
-		return n
+	n, err := strconv.Atoi(s)
+	if err != nil || n <= 0 {
+		r.bad(key, "%q is not a positive whole number", s)
 	}
+	return n
+}
+
+// config reads the plain values, with the defaults that need no checking.
+func (r *contextReader) config() Config {
 	c := Config{
-		StackName:          str(KeyStackName),
-		AppSecretArn:       str(KeyAppSecretArn),
-		AdminSecretArn:     str(KeyAdminSecretArn),
-		KMSKeyArn:          str(KeyKMSKeyArn),
-		VpcID:              str(KeyVpcID),
-		AvailabilityZones:  list(lookup(KeyAvailabilityZones)),
-		SubnetIDs:          list(lookup(KeySubnetIDs)),
-		SecurityGroupID:    str(KeySecurityGroupID),
-		MaxPasswordAgeDays: num(KeyMaxPasswordAgeDays),
-		PasswordLength:     num(KeyPasswordLength),
-		AlarmTopicArn:      str(KeyAlarmTopicArn),
-		StateMachineName:   str(KeyStateMachineName),
-		CABundleFile:       str(KeyCABundle),
+		StackName:          r.str(KeyStackName),
+		AppSecretArn:       r.str(KeyAppSecretArn),
+		AdminSecretArn:     r.str(KeyAdminSecretArn),
+		KMSKeyArn:          r.str(KeyKMSKeyArn),
+		VpcID:              r.str(KeyVpcID),
+		AvailabilityZones:  list(r.lookup(KeyAvailabilityZones)),
+		SubnetIDs:          list(r.lookup(KeySubnetIDs)),
+		SecurityGroupID:    r.str(KeySecurityGroupID),
+		MaxPasswordAgeDays: r.num(KeyMaxPasswordAgeDays),
+		PasswordLength:     r.num(KeyPasswordLength),
+		AlarmTopicArn:      r.str(KeyAlarmTopicArn),
+		StateMachineName:   r.str(KeyStateMachineName),
+		CABundleFile:       r.str(KeyCABundle),
 	}
-	if v := lookup(KeyExcludeCharacters); v != nil {
+	if v := r.lookup(KeyExcludeCharacters); v != nil {
 		c.ExcludeCharacters = fmt.Sprint(v) // spaces are characters to exclude here
 	}
 	if c.StackName == "" {
 		c.StackName = DefaultStackName
 	}
+	return c
+}
 
+// checkSecretArns requires complete secret ARNs, both in one account and region, and takes
+// the stack's account and region from the app secret's.
+func (r *contextReader) checkSecretArns(c *Config) {
 	appArn := completeSecretArn.FindStringSubmatch(c.AppSecretArn)
 	if appArn == nil {
-		bad(KeyAppSecretArn, "%q is not a complete Secrets Manager secret ARN (arn:…:secret:name-AbCdEf)", c.AppSecretArn)
+		r.bad(KeyAppSecretArn, "%q is not a complete Secrets Manager secret ARN (arn:…:secret:name-AbCdEf)", c.AppSecretArn)
 	} else {
 		c.Region, c.Account = appArn[2], appArn[3]
 	}
 	if adm := completeSecretArn.FindStringSubmatch(c.AdminSecretArn); adm == nil {
-		bad(KeyAdminSecretArn, "%q is not a complete Secrets Manager secret ARN", c.AdminSecretArn)
+		r.bad(KeyAdminSecretArn, "%q is not a complete Secrets Manager secret ARN", c.AdminSecretArn)
 	} else if appArn != nil && (adm[2] != c.Region || adm[3] != c.Account) {
-		bad(KeyAdminSecretArn, "must be in the app secret's account and region (%s, %s)", c.Account, c.Region)
+		r.bad(KeyAdminSecretArn, "must be in the app secret's account and region (%s, %s)", c.Account, c.Region)
 	}
-	if c.KMSKeyArn != "" && !strings.HasPrefix(c.KMSKeyArn, "arn:") {
-		bad(KeyKMSKeyArn, "%q is not a KMS key ARN", c.KMSKeyArn)
-	}
-	if c.AlarmTopicArn != "" && !strings.HasPrefix(c.AlarmTopicArn, "arn:") {
-		bad(KeyAlarmTopicArn, "%q is not an SNS topic ARN", c.AlarmTopicArn)
-	}
-	if !strings.HasPrefix(c.VpcID, "vpc-") {
-		bad(KeyVpcID, "%q is not a VPC id", c.VpcID)
-	}
-	if !strings.HasPrefix(c.SecurityGroupID, "sg-") {
-		bad(KeySecurityGroupID, "%q is not a security group id", c.SecurityGroupID)
+}
+
+// checkIDs checks the shape of the ARNs and resource ids, and that the subnets spread evenly
+// over the availability zones.
+func (r *contextReader) checkIDs(c Config) {
+	for _, id := range []struct {
+		key, value, prefix, what string
+		optional                 bool
+	}{
+		{KeyKMSKeyArn, c.KMSKeyArn, "arn:", "a KMS key ARN", true},
+		{KeyAlarmTopicArn, c.AlarmTopicArn, "arn:", "an SNS topic ARN", true},
+		{KeyVpcID, c.VpcID, "vpc-", "a VPC id", false},
+		{KeySecurityGroupID, c.SecurityGroupID, "sg-", "a security group id", false},
+	} {
+		if (id.value != "" || !id.optional) && !strings.HasPrefix(id.value, id.prefix) {
+			r.bad(id.key, "%q is not %s", id.value, id.what)
+		}
 	}
 	for _, s := range c.SubnetIDs {
 		if !strings.HasPrefix(s, "subnet-") {
-			bad(KeySubnetIDs, "%q is not a subnet id", s)
+			r.bad(KeySubnetIDs, "%q is not a subnet id", s)
 		}
 	}
 	if n := len(c.AvailabilityZones); n == 0 || len(c.SubnetIDs)%n != 0 {
-		bad(KeySubnetIDs, "%d subnets for %d availability zones: give the same number of subnets in each zone, in zone order",
+		r.bad(KeySubnetIDs, "%d subnets for %d availability zones: give the same number of subnets in each zone, in zone order",
 			len(c.SubnetIDs), len(c.AvailabilityZones))
 	}
-	for _, s := range list(lookup(KeyServices)) {
+}
+
+// services reads the cluster/service list.
+func (r *contextReader) services() []workflow.Service {
+	var out []workflow.Service
+	for _, s := range list(r.lookup(KeyServices)) {
 		cluster, service, ok := strings.Cut(s, "/")
 		if !ok || cluster == "" || service == "" || strings.Contains(service, "/") {
-			bad(KeyServices, "%q is not cluster/service", s)
+			r.bad(KeyServices, "%q is not cluster/service", s)
 			continue
 		}
-		c.Services = append(c.Services, workflow.Service{Cluster: cluster, Service: service})
+		out = append(out, workflow.Service{Cluster: cluster, Service: service})
 	}
-	for _, r := range list(lookup(KeyReplicas)) {
-		host, port := r, "5432"
-		if h, p, err := net.SplitHostPort(r); err == nil {
+	return out
+}
+
+// replicas reads the host[:port] list; the port defaults to 5432.
+func (r *contextReader) replicas() []workflow.Endpoint {
+	var out []workflow.Endpoint
+	for _, s := range list(r.lookup(KeyReplicas)) {
+		host, port := s, "5432"
+		if h, p, err := net.SplitHostPort(s); err == nil {
 			host, port = h, p
 		}
 		n, err := strconv.Atoi(port)
 		if err != nil || host == "" || n < 1 || n > 65535 {
-			bad(KeyReplicas, "%q is not host[:port]", r)
+			r.bad(KeyReplicas, "%q is not host[:port]", s)
 			continue
 		}
-		c.Replicas = append(c.Replicas, workflow.Endpoint{Host: host, Port: n})
+		out = append(out, workflow.Endpoint{Host: host, Port: n})
 	}
-	return c, errors.Join(errs...)
+	return out
 }
 
 // list reads a context list: a JSON list, or a comma-separated string.

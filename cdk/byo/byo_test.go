@@ -165,7 +165,7 @@ func TestStack(t *testing.T) {
 	}
 	if w := assertions.Annotations_FromStack(stack).FindWarning(jsii.String("*"), assertions.Match_AnyValue()); len(*w) > 0 {
 		for _, m := range *w {
-			t.Errorf("synthesis warning on %s: %v", *m.Id, m.Entry.Data)
+			t.Errorf("synthesis warning on %s", cdktest.Message(m))
 		}
 	}
 	errs, warns := cdktest.NagFindings(stack)

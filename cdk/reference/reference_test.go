@@ -50,7 +50,7 @@ func ref(t *testing.T) fixture {
 		shared = fixture{s: s, tmpl: cdktest.Template(t, s.Stack)}
 		shared.errs, shared.warn = cdktest.NagFindings(s.Stack)
 		for _, m := range *assertions.Annotations_FromStack(s.Stack).FindWarning(jsii.String("*"), assertions.Match_AnyValue()) {
-			shared.synthWarn = append(shared.synthWarn, fmt.Sprintf("%s: %v", *m.Id, m.Entry.Data))
+			shared.synthWarn = append(shared.synthWarn, cdktest.Message(m))
 		}
 	})
 	if shared.s == nil {

@@ -12,7 +12,8 @@ import (
 	"time"
 )
 
-// emulatorPkg is the emulator's command; go.mod lists it as a tool.
+// emulatorPkg is the emulator's command. tools/go.mod, a module of its own, lists it as a tool,
+// so its dependencies stay out of the main module's graph.
 const emulatorPkg = "github.com/aws/aws-lambda-runtime-interface-emulator/cmd/aws-lambda-rie"
 
 // lambdas are the mains under test, as the Makefile builds them (but for this machine).
@@ -74,12 +75,13 @@ func build(dir string) error {
 			return fmt.Errorf("place the %s bootstrap: %w", name, err)
 		}
 	}
-	return goBuild(goCmd, root, "build", "-buildvcs=false", "-trimpath", "-o", filepath.Join(dir, "aws-lambda-rie"+exeSuffix()), emulatorPkg)
+	return goBuild(goCmd, filepath.Join(root, "tools"), "build", "-buildvcs=false", "-trimpath", "-o", filepath.Join(dir, "aws-lambda-rie"+exeSuffix()), emulatorPkg)
 }
 
-func goBuild(goCmd, root string, args ...string) error {
+// goBuild runs the go command in dir, the root of the module whose packages args name.
+func goBuild(goCmd, dir string, args ...string) error {
 	cmd := exec.Command(goCmd, args...)
-	cmd.Dir = root
+	cmd.Dir = dir
 	// Static host binaries, whatever GOOS/GOARCH the caller's environment names.
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS="+runtime.GOOS, "GOARCH="+runtime.GOARCH)
 	out, err := cmd.CombinedOutput()
@@ -89,7 +91,7 @@ func goBuild(goCmd, root string, args ...string) error {
 	return nil
 }
 
-// moduleRoot walks up from the package directory to go.mod.
+// moduleRoot walks up from the package directory to the main module's go.mod.
 func moduleRoot() (string, error) {
 	dir, err := os.Getwd()
 	if err != nil {

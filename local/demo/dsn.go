@@ -133,59 +133,98 @@ func dsnParams(dsn string) (map[string]string, error) {
 // whitespace, a value either single-quoted (with \' and \\) or bare (with backslash escapes).
 func keywordParams(s string) (map[string]string, error) {
 	params := map[string]string{}
-	i := 0
-	skipSpace := func() {
-		for i < len(s) && unicode.IsSpace(rune(s[i])) {
-			i++
-		}
-	}
+	sc := &keywordScanner{s: s}
 	for {
-		skipSpace()
-		if i >= len(s) {
+		sc.skipSpace()
+		if sc.done() {
 			return params, nil
 		}
-		start := i
-		for i < len(s) && s[i] != '=' && !unicode.IsSpace(rune(s[i])) {
-			i++
+		key, err := sc.key()
+		if err != nil {
+			return nil, err
 		}
-		key := s[start:i]
-		skipSpace()
-		if i >= len(s) || s[i] != '=' || key == "" {
-			return nil, fmt.Errorf("not a keyword=value connection string (at byte %d)", start)
+		sc.skipSpace()
+		val, err := sc.value(key)
+		if err != nil {
+			return nil, err
 		}
-		i++
-		skipSpace()
-		var val strings.Builder
-		if i < len(s) && s[i] == '\'' {
-			i++
-			closed := false
-			for i < len(s) && !closed {
-				switch c := s[i]; {
-				case c == '\\' && i+1 < len(s):
-					val.WriteByte(s[i+1])
-					i += 2
-				case c == '\'':
-					closed = true
-					i++
-				default:
-					val.WriteByte(c)
-					i++
-				}
-			}
-			if !closed {
-				return nil, fmt.Errorf("unterminated quoted value of %s", strconv.Quote(key))
-			}
-		} else {
-			for i < len(s) && !unicode.IsSpace(rune(s[i])) {
-				if s[i] == '\\' && i+1 < len(s) {
-					i++
-				}
-				val.WriteByte(s[i])
-				i++
-			}
-		}
-		params[key] = val.String()
+		params[key] = val
 	}
+}
+
+// keywordScanner reads a keyword/value connection string from byte i on.
+type keywordScanner struct {
+	s string
+	i int
+}
+
+func (k *keywordScanner) done() bool { return k.i >= len(k.s) }
+
+func (k *keywordScanner) skipSpace() {
+	for !k.done() && unicode.IsSpace(rune(k.s[k.i])) {
+		k.i++
+	}
+}
+
+// key reads a keyword and the = after it.
+func (k *keywordScanner) key() (string, error) {
+	start := k.i
+	for !k.done() && k.s[k.i] != '=' && !unicode.IsSpace(rune(k.s[k.i])) {
+		k.i++
+	}
+	key := k.s[start:k.i]
+	k.skipSpace()
+	if k.done() || k.s[k.i] != '=' || key == "" {
+		return "", fmt.Errorf("not a keyword=value connection string (at byte %d)", start)
+	}
+	k.i++
+	return key, nil
+}
+
+// value reads the value of key: single-quoted, or bare.
+func (k *keywordScanner) value(key string) (string, error) {
+	if k.done() || k.s[k.i] != '\'' {
+		return k.bare(), nil
+	}
+	k.i++
+	val, closed := k.quoted()
+	if !closed {
+		return "", fmt.Errorf("unterminated quoted value of %s", strconv.Quote(key))
+	}
+	return val, nil
+}
+
+// quoted reads a quoted value after its opening quote, with \' and \\; closed is false when
+// the string ends first.
+func (k *keywordScanner) quoted() (val string, closed bool) {
+	var b strings.Builder
+	for !k.done() {
+		switch c := k.s[k.i]; {
+		case c == '\\' && k.i+1 < len(k.s):
+			b.WriteByte(k.s[k.i+1])
+			k.i += 2
+		case c == '\'':
+			k.i++
+			return b.String(), true
+		default:
+			b.WriteByte(c)
+			k.i++
+		}
+	}
+	return b.String(), false
+}
+
+// bare reads an unquoted value up to whitespace, a backslash escaping the next byte.
+func (k *keywordScanner) bare() string {
+	var b strings.Builder
+	for !k.done() && !unicode.IsSpace(rune(k.s[k.i])) {
+		if k.s[k.i] == '\\' && k.i+1 < len(k.s) {
+			k.i++
+		}
+		b.WriteByte(k.s[k.i])
+		k.i++
+	}
+	return b.String()
 }
 
 // parseError keeps what pgconn says is wrong and drops the connection string it quotes:

@@ -56,25 +56,33 @@ func (e *ECS) updateService(ctx context.Context, in *ecs.UpdateServiceInput) (*e
 	var r *Rollout
 	var dctx context.Context
 	if in.ForceNewDeployment || newDef {
-		now := e.now()
-		d := &deployment{
-			id: newDeploymentID(), status: StatusPrimary, rollout: types.DeploymentRolloutStateInProgress,
-			taskDef: svc.taskDef, created: now, updated: now,
-		}
-		d.reason = "ECS deployment " + d.id + " in progress."
-		dctx, d.cancel = context.WithCancel(e.ctx)
-		for _, old := range svc.deployments {
-			if old.status == StatusPrimary {
-				old.status, old.updated = StatusActive, now
-				if old.cancel != nil {
-					old.cancel() // superseded: its controller stops
-				}
-			}
-		}
-		svc.deployments = append([]*deployment{d}, svc.deployments...)
-		r = &Rollout{e: e, cluster: svc.cluster, service: svc.name, id: d.id}
+		r, dctx = e.startDeployment(svc)
 	}
 	return &ecs.UpdateServiceOutput{Service: e.describe(svc)}, r, dctx, nil
+}
+
+// startDeployment makes a new primary deployment of svc's task definition, supersedes the
+// primary one, and returns the rollout with the context that stops its controller. The
+// caller holds e.mu.
+func (e *ECS) startDeployment(svc *service) (*Rollout, context.Context) {
+	now := e.now()
+	d := &deployment{
+		id: newDeploymentID(), status: StatusPrimary, rollout: types.DeploymentRolloutStateInProgress,
+		taskDef: svc.taskDef, created: now, updated: now,
+	}
+	d.reason = "ECS deployment " + d.id + " in progress."
+	var dctx context.Context
+	dctx, d.cancel = context.WithCancel(e.ctx)
+	for _, old := range svc.deployments {
+		if old.status == StatusPrimary {
+			old.status, old.updated = StatusActive, now
+			if old.cancel != nil {
+				old.cancel() // superseded: its controller stops
+			}
+		}
+	}
+	svc.deployments = append([]*deployment{d}, svc.deployments...)
+	return &Rollout{e: e, cluster: svc.cluster, service: svc.name, id: d.id}, dctx
 }
 
 // DescribeServices describes up to 10 services of a cluster, by name or ARN. Unknown
@@ -181,24 +189,9 @@ func (e *ECS) listTasks(ctx context.Context, in *ecs.ListTasksInput) (*ecs.ListT
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	limit := 100
-	if in.MaxResults != nil {
-		if *in.MaxResults < 1 || *in.MaxResults > 100 {
-			return nil, &types.InvalidParameterException{Message: aws.String("MaxResults must be between 1 and 100.")}
-		}
-		limit = int(*in.MaxResults)
-	}
-	start := 0
-	if in.NextToken != nil {
-		n, err := strconv.Atoi(*in.NextToken)
-		if err != nil || n < 0 {
-			return nil, &types.InvalidParameterException{Message: aws.String("Invalid NextToken.")}
-		}
-		start = n
-	}
-	want := string(in.DesiredStatus)
-	if want == "" {
-		want = TaskRunning
+	limit, start, want, err := checkListTasks(in)
+	if err != nil {
+		return nil, err
 	}
 
 	e.mu.Lock()
@@ -216,12 +209,9 @@ func (e *ECS) listTasks(ctx context.Context, in *ecs.ListTasksInput) (*ecs.ListT
 	}
 	var all []string
 	for _, arn := range e.taskOrder {
-		t := e.tasks[arn]
-		if t.cluster != cluster || (name != "" && t.service != name) || t.desired != want ||
-			(in.StartedBy != nil && t.deploymentID != *in.StartedBy) {
-			continue
+		if e.tasks[arn].listed(cluster, name, want, in.StartedBy) {
+			all = append(all, arn)
 		}
-		all = append(all, arn)
 	}
 	if start > len(all) {
 		return nil, &types.InvalidParameterException{Message: aws.String("Invalid NextToken.")}
@@ -232,6 +222,37 @@ func (e *ECS) listTasks(ctx context.Context, in *ecs.ListTasksInput) (*ecs.ListT
 		out.NextToken = aws.String(strconv.Itoa(end))
 	}
 	return out, nil
+}
+
+// checkListTasks checks ListTasks' parameters and returns the page size, the index the page
+// starts at, and the desired status to list.
+func checkListTasks(in *ecs.ListTasksInput) (limit, start int, want string, err error) {
+	limit = 100
+	if in.MaxResults != nil {
+		if *in.MaxResults < 1 || *in.MaxResults > 100 {
+			return 0, 0, "", &types.InvalidParameterException{Message: aws.String("MaxResults must be between 1 and 100.")}
+		}
+		limit = int(*in.MaxResults)
+	}
+	if in.NextToken != nil {
+		n, err := strconv.Atoi(*in.NextToken)
+		if err != nil || n < 0 {
+			return 0, 0, "", &types.InvalidParameterException{Message: aws.String("Invalid NextToken.")}
+		}
+		start = n
+	}
+	want = string(in.DesiredStatus)
+	if want == "" {
+		want = TaskRunning
+	}
+	return limit, start, want, nil
+}
+
+// listed reports whether ListTasks lists t for these filters (service "" and startedBy nil
+// match every task).
+func (t *task) listed(cluster, service, desired string, startedBy *string) bool {
+	return t.cluster == cluster && (service == "" || t.service == service) && t.desired == desired &&
+		(startedBy == nil || t.deploymentID == *startedBy)
 }
 
 // DescribeTasks describes up to 100 tasks of a cluster, by ARN or id. Unknown tasks are

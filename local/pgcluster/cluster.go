@@ -115,29 +115,10 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 		return nil, err
 	}
 
-	if err := run.run(ctx, nil, "initdb", "-D", c.Primary.DataDir, "-N", "-U", superuser,
-		"-E", "UTF8", "--locale=C", "--auth-local=trust", "--auth-host=reject"); err != nil {
-		return nil, fmt.Errorf("initdb primary: %w", err)
-	}
-	if err := c.configure(c.Primary.DataDir); err != nil {
+	if err := c.startPrimary(ctx, replPassword); err != nil {
 		return nil, err
 	}
-	if err := c.startServer(ctx, c.Primary); err != nil {
-		return nil, err
-	}
-	if err := c.createRole(ctx, replicationUser, "LOGIN REPLICATION", replPassword); err != nil {
-		return nil, err
-	}
-
-	// pg_basebackup -R stores this conninfo, password included, in the
-	// replica's postgresql.auto.conf: the replica streams over verify-full TLS.
-	conninfo := fmt.Sprintf("host=%s port=%d user=%s sslmode=verify-full sslrootcert=%s",
-		c.Primary.Host, c.Primary.Port, replicationUser, quoteValue(c.CAFile))
-	if err := run.run(ctx, []string{"PGPASSWORD=" + replPassword}, "pg_basebackup",
-		"-D", c.Replica.DataDir, "-R", "-X", "stream", "-c", "fast", "-w", "-d", conninfo); err != nil {
-		return nil, fmt.Errorf("clone replica: %w", err)
-	}
-	if err := c.startServer(ctx, c.Replica); err != nil {
+	if err := c.startReplica(ctx, replPassword); err != nil {
 		return nil, err
 	}
 
@@ -154,29 +135,41 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 	return c, nil
 }
 
+// startPrimary initialises and starts the primary, with the replication user.
+func (c *Cluster) startPrimary(ctx context.Context, replPassword string) error {
+	if err := c.run.run(ctx, nil, "initdb", "-D", c.Primary.DataDir, "-N", "-U", superuser,
+		"-E", "UTF8", "--locale=C", "--auth-local=trust", "--auth-host=reject"); err != nil {
+		return fmt.Errorf("initdb primary: %w", err)
+	}
+	if err := c.configure(c.Primary.DataDir); err != nil {
+		return err
+	}
+	if err := c.startServer(ctx, c.Primary); err != nil {
+		return err
+	}
+	return c.createRole(ctx, replicationUser, "LOGIN REPLICATION", replPassword)
+}
+
+// startReplica clones the primary into the replica and starts it streaming.
+func (c *Cluster) startReplica(ctx context.Context, replPassword string) error {
+	// pg_basebackup -R stores this conninfo, password included, in the
+	// replica's postgresql.auto.conf: the replica streams over verify-full TLS.
+	conninfo := fmt.Sprintf("host=%s port=%d user=%s sslmode=verify-full sslrootcert=%s",
+		c.Primary.Host, c.Primary.Port, replicationUser, quoteValue(c.CAFile))
+	if err := c.run.run(ctx, []string{"PGPASSWORD=" + replPassword}, "pg_basebackup",
+		"-D", c.Replica.DataDir, "-R", "-X", "stream", "-c", "fast", "-w", "-d", conninfo); err != nil {
+		return fmt.Errorf("clone replica: %w", err)
+	}
+	return c.startServer(ctx, c.Replica)
+}
+
 // makeDirs lays out the cluster directory and writes the TLS files.
 func (c *Cluster) makeDirs(dir string) error {
-	if dir == "" {
-		d, err := os.MkdirTemp("", "pgcluster-")
-		if err != nil {
-			return fmt.Errorf("create cluster dir: %w", err)
-		}
-		c.ownDir = true
-		dir = d
-		// Others need to read ca.pem and reach the data dirs.
-		if err := os.Chmod(dir, 0o755); err != nil {
-			return fmt.Errorf("chmod cluster dir: %w", err)
-		}
-	} else {
-		d, err := filepath.Abs(dir)
-		if err != nil {
-			return fmt.Errorf("cluster dir: %w", err)
-		}
-		dir = d
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return fmt.Errorf("create cluster dir: %w", err)
-		}
+	dir, own, err := makeClusterDir(dir)
+	if err != nil {
+		return err
 	}
+	c.ownDir = own
 	c.Dir = dir
 	if c.run.cred != nil {
 		if err := ensureTraversable(dir); err != nil {
@@ -195,23 +188,7 @@ func (c *Cluster) makeDirs(dir string) error {
 		return err
 	}
 
-	files, err := newTLSFiles(time.Now())
-	if err != nil {
-		return err
-	}
-	c.CAFile = filepath.Join(dir, "ca.pem")
-	if err := c.run.writeFile(c.CAFile, files.caPEM, 0o644); err != nil {
-		return err
-	}
-	tlsDir := filepath.Join(dir, "tls")
-	if err := c.run.mkdir(tlsDir, 0o700); err != nil {
-		return err
-	}
-	if err := c.run.writeFile(filepath.Join(tlsDir, "server.crt"), files.certPEM, 0o644); err != nil {
-		return err
-	}
-	// PostgreSQL refuses a key readable by group or others.
-	if err := c.run.writeFile(filepath.Join(tlsDir, "server.key"), files.keyPEM, 0o600); err != nil {
+	if err := c.writeTLSFiles(dir); err != nil {
 		return err
 	}
 
@@ -231,6 +208,51 @@ func (c *Cluster) makeDirs(dir string) error {
 		}
 	}
 	return nil
+}
+
+// makeClusterDir creates dir (absolute), or a temporary directory when dir is "": then own
+// is true, and Close removes it.
+func makeClusterDir(dir string) (_ string, own bool, _ error) {
+	if dir == "" {
+		d, err := os.MkdirTemp("", "pgcluster-")
+		if err != nil {
+			return "", false, fmt.Errorf("create cluster dir: %w", err)
+		}
+		// Others need to read ca.pem and reach the data dirs.
+		if err := os.Chmod(d, 0o755); err != nil {
+			return d, true, fmt.Errorf("chmod cluster dir: %w", err)
+		}
+		return d, true, nil
+	}
+	d, err := filepath.Abs(dir)
+	if err != nil {
+		return "", false, fmt.Errorf("cluster dir: %w", err)
+	}
+	if err := os.MkdirAll(d, 0o755); err != nil {
+		return "", false, fmt.Errorf("create cluster dir: %w", err)
+	}
+	return d, false, nil
+}
+
+// writeTLSFiles writes the CA certificate (c.CAFile) and the servers' certificate and key.
+func (c *Cluster) writeTLSFiles(dir string) error {
+	files, err := newTLSFiles(time.Now())
+	if err != nil {
+		return err
+	}
+	c.CAFile = filepath.Join(dir, "ca.pem")
+	if err := c.run.writeFile(c.CAFile, files.caPEM, 0o644); err != nil {
+		return err
+	}
+	tlsDir := filepath.Join(dir, "tls")
+	if err := c.run.mkdir(tlsDir, 0o700); err != nil {
+		return err
+	}
+	if err := c.run.writeFile(filepath.Join(tlsDir, "server.crt"), files.certPEM, 0o644); err != nil {
+		return err
+	}
+	// PostgreSQL refuses a key readable by group or others.
+	return c.run.writeFile(filepath.Join(tlsDir, "server.key"), files.keyPEM, 0o600)
 }
 
 // configure writes pg_hba.conf and makes postgresql.conf include

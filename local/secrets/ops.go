@@ -157,31 +157,9 @@ func (s *Store) putSecretValue(ctx context.Context, in *secretsmanager.PutSecret
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	switch {
-	case in.SecretString == nil && in.SecretBinary == nil:
-		return nil, invalidParameter("You must provide either SecretString or SecretBinary.")
-	case in.SecretString != nil && in.SecretBinary != nil:
-		return nil, invalidParameter("You can't specify both SecretString and SecretBinary.")
-	}
-	token := aws.ToString(in.ClientRequestToken)
-	if token == "" {
-		token = newUUID()
-	} else if err := validateToken(token); err != nil {
+	token, stages, err := checkPut(in)
+	if err != nil {
 		return nil, err
-	}
-	if in.RotationToken != nil {
-		if err := validateRotationToken(*in.RotationToken); err != nil {
-			return nil, err
-		}
-	}
-	stages := in.VersionStages
-	if len(stages) == 0 {
-		stages = []string{StageCurrent}
-	}
-	for _, st := range stages {
-		if err := validateStage(st); err != nil {
-			return nil, err
-		}
 	}
 
 	s.mu.Lock()
@@ -215,6 +193,38 @@ func (s *Store) putSecretValue(ctx context.Context, in *secretsmanager.PutSecret
 	}
 	sec.changed = now
 	return out(v), nil
+}
+
+// checkPut checks PutSecretValue's parameters and returns the version id (ClientRequestToken
+// or a new one) and the labels to attach (VersionStages, by default AWSCURRENT).
+func checkPut(in *secretsmanager.PutSecretValueInput) (token string, stages []string, err error) {
+	switch {
+	case in.SecretString == nil && in.SecretBinary == nil:
+		return "", nil, invalidParameter("You must provide either SecretString or SecretBinary.")
+	case in.SecretString != nil && in.SecretBinary != nil:
+		return "", nil, invalidParameter("You can't specify both SecretString and SecretBinary.")
+	}
+	token = aws.ToString(in.ClientRequestToken)
+	if token == "" {
+		token = newUUID()
+	} else if err := validateToken(token); err != nil {
+		return "", nil, err
+	}
+	if in.RotationToken != nil {
+		if err := validateRotationToken(*in.RotationToken); err != nil {
+			return "", nil, err
+		}
+	}
+	stages = in.VersionStages
+	if len(stages) == 0 {
+		stages = []string{StageCurrent}
+	}
+	for _, st := range stages {
+		if err := validateStage(st); err != nil {
+			return "", nil, err
+		}
+	}
+	return token, stages, nil
 }
 
 // DescribeSecret returns a secret's metadata and the labels of its versions (deprecated
@@ -287,13 +297,9 @@ func (s *Store) updateSecretVersionStage(ctx context.Context, in *secretsmanager
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	stage := aws.ToString(in.VersionStage)
-	if err := validateStage(stage); err != nil {
+	stage, to, from, err := checkStageMove(in)
+	if err != nil {
 		return nil, err
-	}
-	to, from := aws.ToString(in.MoveToVersionId), aws.ToString(in.RemoveFromVersionId)
-	if to == "" && from == "" {
-		return nil, invalidParameter("You must specify MoveToVersionId or RemoveFromVersionId.")
 	}
 
 	s.mu.Lock()
@@ -304,14 +310,9 @@ func (s *Store) updateSecretVersionStage(ctx context.Context, in *secretsmanager
 	}
 	out := &secretsmanager.UpdateSecretVersionStageOutput{ARN: aws.String(sec.arn), Name: aws.String(sec.name)}
 	holder := sec.holder(stage)
-	var fromV *version
-	if from != "" {
-		if fromV = sec.version(from); fromV == nil {
-			return nil, notFound(fmt.Sprintf("Secrets Manager can't find the specified secret version: %s", from))
-		}
-		if !fromV.has(stage) {
-			return nil, invalidParameter(fmt.Sprintf("The staging label %s is not attached to version %s.", stage, from))
-		}
+	fromV, err := sec.labelledVersion(from, stage)
+	if err != nil {
+		return nil, err
 	}
 
 	if to == "" { // remove only
@@ -342,6 +343,35 @@ func (s *Store) updateSecretVersionStage(ctx context.Context, in *secretsmanager
 		sec.rotated = &now
 	}
 	return out, nil
+}
+
+// checkStageMove checks UpdateSecretVersionStage's parameters and returns the label and the
+// version ids to move it to and from ("" when absent).
+func checkStageMove(in *secretsmanager.UpdateSecretVersionStageInput) (stage, to, from string, err error) {
+	stage = aws.ToString(in.VersionStage)
+	if err := validateStage(stage); err != nil {
+		return "", "", "", err
+	}
+	to, from = aws.ToString(in.MoveToVersionId), aws.ToString(in.RemoveFromVersionId)
+	if to == "" && from == "" {
+		return "", "", "", invalidParameter("You must specify MoveToVersionId or RemoveFromVersionId.")
+	}
+	return stage, to, from, nil
+}
+
+// labelledVersion is the version id, which must carry stage; nil when id is "".
+func (sec *secret) labelledVersion(id, stage string) (*version, error) {
+	if id == "" {
+		return nil, nil
+	}
+	v := sec.version(id)
+	if v == nil {
+		return nil, notFound(fmt.Sprintf("Secrets Manager can't find the specified secret version: %s", id))
+	}
+	if !v.has(stage) {
+		return nil, invalidParameter(fmt.Sprintf("The staging label %s is not attached to version %s.", stage, id))
+	}
+	return v, nil
 }
 
 // ListSecretVersionIds lists a secret's versions, oldest first; deprecated versions only

@@ -49,37 +49,7 @@ func randomPassword(in *secretsmanager.GetRandomPasswordInput) (string, error) {
 	if length < 1 || length > 4096 {
 		return "", invalidParameter("PasswordLength must be between 1 and 4096.")
 	}
-	exclude := aws.ToString(in.ExcludeCharacters)
-	keep := func(set string) string {
-		var b strings.Builder
-		for _, r := range set {
-			if !strings.ContainsRune(exclude, r) {
-				b.WriteRune(r)
-			}
-		}
-		return b.String()
-	}
-	var classes []string // each included, non-empty class: one character of each is required
-	for _, cl := range []struct {
-		chars    string
-		excluded bool
-	}{
-		{upperChars, aws.ToBool(in.ExcludeUppercase)},
-		{lowerChars, aws.ToBool(in.ExcludeLowercase)},
-		{digitChars, aws.ToBool(in.ExcludeNumbers)},
-		{punctuationChars, aws.ToBool(in.ExcludePunctuation)},
-	} {
-		if cl.excluded {
-			continue
-		}
-		if k := keep(cl.chars); k != "" {
-			classes = append(classes, k)
-		}
-	}
-	pool := strings.Join(classes, "")
-	if aws.ToBool(in.IncludeSpace) {
-		pool += keep(" ")
-	}
+	classes, pool := characterPool(in)
 	if pool == "" {
 		return "", invalidParameter("The password can't be generated: every character is excluded.")
 	}
@@ -96,10 +66,53 @@ func randomPassword(in *secretsmanager.GetRandomPasswordInput) (string, error) {
 	for int64(len(out)) < length {
 		out = append(out, pool[randIndex(len(pool))])
 	}
-	// Shuffle (Fisher-Yates) so the required characters are not always first.
-	for i := len(out) - 1; i > 0; i-- {
-		j := randIndex(i + 1)
-		out[i], out[j] = out[j], out[i]
-	}
+	shuffle(out)
 	return string(out), nil
+}
+
+// characterPool returns the included, non-empty character classes (one character of each
+// is required unless RequireEachIncludedType is false) and every character a password may
+// hold.
+func characterPool(in *secretsmanager.GetRandomPasswordInput) (classes []string, pool string) {
+	exclude := aws.ToString(in.ExcludeCharacters)
+	for _, cl := range []struct {
+		chars    string
+		excluded bool
+	}{
+		{upperChars, aws.ToBool(in.ExcludeUppercase)},
+		{lowerChars, aws.ToBool(in.ExcludeLowercase)},
+		{digitChars, aws.ToBool(in.ExcludeNumbers)},
+		{punctuationChars, aws.ToBool(in.ExcludePunctuation)},
+	} {
+		if cl.excluded {
+			continue
+		}
+		if k := without(cl.chars, exclude); k != "" {
+			classes = append(classes, k)
+		}
+	}
+	pool = strings.Join(classes, "")
+	if aws.ToBool(in.IncludeSpace) {
+		pool += without(" ", exclude)
+	}
+	return classes, pool
+}
+
+// without returns set less the characters in exclude.
+func without(set, exclude string) string {
+	var b strings.Builder
+	for _, r := range set {
+		if !strings.ContainsRune(exclude, r) {
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
+}
+
+// shuffle permutes b (Fisher-Yates) so the required characters are not always first.
+func shuffle(b []byte) {
+	for i := len(b) - 1; i > 0; i-- {
+		j := randIndex(i + 1)
+		b[i], b[j] = b[j], b[i]
+	}
 }

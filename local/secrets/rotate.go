@@ -94,48 +94,16 @@ func (s *Store) rotateSecret(ctx context.Context, in *secretsmanager.RotateSecre
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	token := aws.ToString(in.ClientRequestToken)
-	if token == "" {
-		token = newUUID()
-	} else if err := validateToken(token); err != nil {
+	token, err := checkRotate(in)
+	if err != nil {
 		return nil, err
-	}
-	if r := in.RotationRules; r != nil && r.AutomaticallyAfterDays != nil && (*r.AutomaticallyAfterDays < 1 || *r.AutomaticallyAfterDays > 1000) {
-		return nil, invalidParameter("AutomaticallyAfterDays must be between 1 and 1000.")
 	}
 
 	s.mu.Lock()
-	sec, err := s.lookup(aws.ToString(in.SecretId))
+	sec, current, fn, err := s.configureRotation(in, token)
 	if err != nil {
 		s.mu.Unlock()
 		return nil, err
-	}
-	current := sec.holder(StageCurrent)
-	if current == nil {
-		s.mu.Unlock()
-		return nil, &types.InvalidRequestException{Message: aws.String("The secret has no AWSCURRENT version to rotate.")}
-	}
-	if p := sec.holder(StagePending); p != nil && p != current {
-		s.mu.Unlock()
-		return nil, &types.InvalidRequestException{Message: aws.String("A previous rotation isn't complete. That rotation will be reattempted.")}
-	}
-	fnARN := aws.ToString(in.RotationLambdaARN)
-	if fnARN == "" {
-		fnARN = sec.rotationARN
-	}
-	fn := s.functions[fnARN]
-	if fnARN == "" || fn == nil {
-		s.mu.Unlock()
-		return nil, &types.InvalidRequestException{Message: aws.String(fmt.Sprintf("No rotation function %q to invoke.", fnARN))}
-	}
-	if sec.version(token) != nil {
-		s.mu.Unlock()
-		return nil, &types.ResourceExistsException{Message: aws.String(fmt.Sprintf("A version with the ClientRequestToken %s already exists.", token))}
-	}
-	sec.rotation, sec.rotationARN = true, fnARN
-	if in.RotationRules != nil {
-		r := *in.RotationRules
-		sec.rules = &r
 	}
 	out := &secretsmanager.RotateSecretOutput{ARN: aws.String(sec.arn), Name: aws.String(sec.name), VersionId: aws.String(token)}
 	ev := RotationEvent{SecretID: sec.arn, ClientRequestToken: token}
@@ -145,17 +113,8 @@ func (s *Store) rotateSecret(ctx context.Context, in *secretsmanager.RotateSecre
 		sec.versions = append(sec.versions, v)
 		sec.attach(StagePending, v)
 		s.mu.Unlock()
-
-		ev.Step, ev.RotationToken = StepTest, randomString(alnum, 64)
-		testErr := fn(ctx, ev)
-
-		s.mu.Lock()
-		if v.has(StagePending) {
-			v.detach(StagePending)
-		}
-		s.mu.Unlock()
-		if testErr != nil {
-			return nil, &RotationFunctionFailed{Step: StepTest, ErrorType: errorType(testErr), ErrorMessage: testErr.Error()}
+		if err := s.testConfiguration(ctx, fn, ev, v); err != nil {
+			return nil, err
 		}
 		out.VersionId = nil // no rotation was started
 		return out, nil
@@ -174,6 +133,72 @@ func (s *Store) rotateSecret(ctx context.Context, in *secretsmanager.RotateSecre
 		}
 	}()
 	return out, nil
+}
+
+// checkRotate checks the request's parameters and returns the version id to rotate to:
+// ClientRequestToken, or a new one.
+func checkRotate(in *secretsmanager.RotateSecretInput) (string, error) {
+	token := aws.ToString(in.ClientRequestToken)
+	if token == "" {
+		token = newUUID()
+	} else if err := validateToken(token); err != nil {
+		return "", err
+	}
+	if r := in.RotationRules; r != nil && r.AutomaticallyAfterDays != nil && (*r.AutomaticallyAfterDays < 1 || *r.AutomaticallyAfterDays > 1000) {
+		return "", invalidParameter("AutomaticallyAfterDays must be between 1 and 1000.")
+	}
+	return token, nil
+}
+
+// configureRotation checks, under s.mu, that the secret can rotate to token with the
+// request's function, then records the rotation configuration. It returns the secret, its
+// AWSCURRENT version and the rotation function.
+func (s *Store) configureRotation(in *secretsmanager.RotateSecretInput, token string) (*secret, *version, RotationFunction, error) {
+	sec, err := s.lookup(aws.ToString(in.SecretId))
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	current := sec.holder(StageCurrent)
+	if current == nil {
+		return nil, nil, nil, &types.InvalidRequestException{Message: aws.String("The secret has no AWSCURRENT version to rotate.")}
+	}
+	if p := sec.holder(StagePending); p != nil && p != current {
+		return nil, nil, nil, &types.InvalidRequestException{Message: aws.String("A previous rotation isn't complete. That rotation will be reattempted.")}
+	}
+	fnARN := aws.ToString(in.RotationLambdaARN)
+	if fnARN == "" {
+		fnARN = sec.rotationARN
+	}
+	fn := s.functions[fnARN]
+	if fnARN == "" || fn == nil {
+		return nil, nil, nil, &types.InvalidRequestException{Message: aws.String(fmt.Sprintf("No rotation function %q to invoke.", fnARN))}
+	}
+	if sec.version(token) != nil {
+		return nil, nil, nil, &types.ResourceExistsException{Message: aws.String(fmt.Sprintf("A version with the ClientRequestToken %s already exists.", token))}
+	}
+	sec.rotation, sec.rotationARN = true, fnARN
+	if in.RotationRules != nil {
+		r := *in.RotationRules
+		sec.rules = &r
+	}
+	return sec, current, fn, nil
+}
+
+// testConfiguration runs the testSecret step on the test version v, which holds AWSPENDING,
+// then removes the label. The caller does not hold s.mu.
+func (s *Store) testConfiguration(ctx context.Context, fn RotationFunction, ev RotationEvent, v *version) error {
+	ev.Step, ev.RotationToken = StepTest, randomString(alnum, 64)
+	testErr := fn(ctx, ev)
+
+	s.mu.Lock()
+	if v.has(StagePending) {
+		v.detach(StagePending)
+	}
+	s.mu.Unlock()
+	if testErr != nil {
+		return &RotationFunctionFailed{Step: StepTest, ErrorType: errorType(testErr), ErrorMessage: testErr.Error()}
+	}
+	return nil
 }
 
 // errorType is the errorType a Go Lambda reports for err: the type of a

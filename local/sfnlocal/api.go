@@ -368,30 +368,9 @@ func (m *Machine) ListExecutions(ctx context.Context, in *sfn.ListExecutionsInpu
 	defer m.mu.Unlock()
 	var items []types.ExecutionListItem
 	for _, e := range slices.Backward(m.order) {
-		if m.removed(e) || (in.StatusFilter != "" && e.status != in.StatusFilter) {
-			continue
+		if m.listed(e, in.StatusFilter, in.RedriveFilter) {
+			items = append(items, m.listItem(e))
 		}
-		switch in.RedriveFilter {
-		case types.ExecutionRedriveFilterRedriven:
-			if e.redriveCount == 0 {
-				continue
-			}
-		case types.ExecutionRedriveFilterNotRedriven:
-			if e.redriveCount > 0 {
-				continue
-			}
-		}
-		item := types.ExecutionListItem{
-			ExecutionArn: aws.String(e.arn), StateMachineArn: aws.String(m.arn), Name: aws.String(e.name),
-			Status: e.status, StartDate: aws.Time(e.startDate), RedriveCount: aws.Int32(e.redriveCount),
-		}
-		if terminal(e.status) {
-			item.StopDate = aws.Time(e.stopDate)
-		}
-		if !e.redriveDate.IsZero() {
-			item.RedriveDate = aws.Time(e.redriveDate)
-		}
-		items = append(items, item)
 	}
 	start := 0
 	if in.NextToken != nil {
@@ -411,6 +390,36 @@ func (m *Machine) ListExecutions(ctx context.Context, in *sfn.ListExecutionsInpu
 		out.NextToken = aws.String(strconv.Itoa(end))
 	}
 	return out, nil
+}
+
+// listed reports whether ListExecutions lists e with these filters ("" matches every
+// execution). The caller holds m.mu.
+func (m *Machine) listed(e *execution, status types.ExecutionStatus, redrive types.ExecutionRedriveFilter) bool {
+	if m.removed(e) || (status != "" && e.status != status) {
+		return false
+	}
+	switch redrive {
+	case types.ExecutionRedriveFilterRedriven:
+		return e.redriveCount > 0
+	case types.ExecutionRedriveFilterNotRedriven:
+		return e.redriveCount == 0
+	}
+	return true
+}
+
+// listItem is e as ListExecutions lists it. The caller holds m.mu.
+func (m *Machine) listItem(e *execution) types.ExecutionListItem {
+	item := types.ExecutionListItem{
+		ExecutionArn: aws.String(e.arn), StateMachineArn: aws.String(m.arn), Name: aws.String(e.name),
+		Status: e.status, StartDate: aws.Time(e.startDate), RedriveCount: aws.Int32(e.redriveCount),
+	}
+	if terminal(e.status) {
+		item.StopDate = aws.Time(e.stopDate)
+	}
+	if !e.redriveDate.IsZero() {
+		item.RedriveDate = aws.Time(e.redriveDate)
+	}
+	return item
 }
 
 // DescribeStateMachine describes this machine: a STANDARD state machine, ACTIVE, with its

@@ -54,48 +54,63 @@ func (d *definition) collect(scope map[string]any, where string) error {
 		if !ok {
 			return fmt.Errorf("parse definition: state %q is not an object", name)
 		}
-		if _, ok := s["Retry"]; ok && !slices.Contains(d.retryable, name) {
-			d.retryable = append(d.retryable, name)
+		if err := d.collectState(name, s); err != nil {
+			return err
 		}
-		switch s["Type"] {
-		case "Task":
-			resource, _ := s["Resource"].(string)
-			if resource == "" {
-				return fmt.Errorf("parse definition: Task %q has no Resource", name)
-			}
-			spec := taskSpec{Resource: resource, TimeoutSeconds: defaultTaskTimeoutSeconds}
-			if t, ok := s["TimeoutSeconds"].(float64); ok && t > 0 {
-				spec.TimeoutSeconds = int(t)
-			}
-			if prev, ok := d.tasks[name]; ok && prev != spec {
-				return fmt.Errorf("parse definition: two Task states named %q with different resources or timeouts", name)
-			}
-			d.tasks[name] = spec
-		case "Wait":
-			if !slices.Contains(d.waits, name) {
-				d.waits = append(d.waits, name)
-			}
-		case "Map":
-			for _, key := range []string{"ItemProcessor", "Iterator"} {
-				if sub, ok := s[key].(map[string]any); ok {
-					if err := d.collect(sub, fmt.Sprintf("Map %q", name)); err != nil {
-						return err
-					}
-				}
-			}
-		case "Parallel":
-			branches, _ := s["Branches"].([]any)
-			for i, b := range branches {
-				sub, ok := b.(map[string]any)
-				if !ok {
-					return fmt.Errorf("parse definition: Parallel %q branch %d is not an object", name, i)
-				}
-				if err := d.collect(sub, fmt.Sprintf("Parallel %q branch %d", name, i)); err != nil {
+	}
+	return nil
+}
+
+// collectState records what the simulation needs of one state, and walks the scopes of a
+// Map or Parallel state.
+func (d *definition) collectState(name string, s map[string]any) error {
+	if _, ok := s["Retry"]; ok && !slices.Contains(d.retryable, name) {
+		d.retryable = append(d.retryable, name)
+	}
+	switch s["Type"] {
+	case "Task":
+		return d.collectTask(name, s)
+	case "Wait":
+		if !slices.Contains(d.waits, name) {
+			d.waits = append(d.waits, name)
+		}
+	case "Map":
+		for _, key := range []string{"ItemProcessor", "Iterator"} {
+			if sub, ok := s[key].(map[string]any); ok {
+				if err := d.collect(sub, fmt.Sprintf("Map %q", name)); err != nil {
 					return err
 				}
 			}
 		}
+	case "Parallel":
+		branches, _ := s["Branches"].([]any)
+		for i, b := range branches {
+			sub, ok := b.(map[string]any)
+			if !ok {
+				return fmt.Errorf("parse definition: Parallel %q branch %d is not an object", name, i)
+			}
+			if err := d.collect(sub, fmt.Sprintf("Parallel %q branch %d", name, i)); err != nil {
+				return err
+			}
+		}
 	}
+	return nil
+}
+
+// collectTask records a Task state's resource and timeout.
+func (d *definition) collectTask(name string, s map[string]any) error {
+	resource, _ := s["Resource"].(string)
+	if resource == "" {
+		return fmt.Errorf("parse definition: Task %q has no Resource", name)
+	}
+	spec := taskSpec{Resource: resource, TimeoutSeconds: defaultTaskTimeoutSeconds}
+	if t, ok := s["TimeoutSeconds"].(float64); ok && t > 0 {
+		spec.TimeoutSeconds = int(t)
+	}
+	if prev, ok := d.tasks[name]; ok && prev != spec {
+		return fmt.Errorf("parse definition: two Task states named %q with different resources or timeouts", name)
+	}
+	d.tasks[name] = spec
 	return nil
 }
 

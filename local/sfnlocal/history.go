@@ -13,22 +13,25 @@ import (
 // libEvent is an event of aws-local-stepfunctions' event log (docs/execution-event-logs.md
 // of that package).
 type libEvent struct {
-	Type      string          `json:"type"`
-	Timestamp int64           `json:"timestamp"`
-	Input     json.RawMessage `json:"input"`
-	Output    json.RawMessage `json:"output"`
-	Error     string          `json:"Error"`
-	Cause     json.RawMessage `json:"Cause"`
-	Index     *int32          `json:"index"`
-	State     *struct {
-		Name   string          `json:"name"`
-		Type   string          `json:"type"`
-		Input  json.RawMessage `json:"input"`
-		Output json.RawMessage `json:"output"`
-	} `json:"state"`
+	Type        string          `json:"type"`
+	Timestamp   int64           `json:"timestamp"`
+	Input       json.RawMessage `json:"input"`
+	Output      json.RawMessage `json:"output"`
+	Error       string          `json:"Error"`
+	Cause       json.RawMessage `json:"Cause"`
+	Index       *int32          `json:"index"`
+	State       *libState       `json:"state"`
 	ParentState *struct {
 		Name string `json:"name"`
 	} `json:"parentState"`
+}
+
+// libState is the state an event of the log is about.
+type libState struct {
+	Name   string          `json:"name"`
+	Type   string          `json:"type"`
+	Input  json.RawMessage `json:"input"`
+	Output json.RawMessage `json:"output"`
 }
 
 // openState is a top-level state entered and not exited: where a redrive resumes.
@@ -207,52 +210,69 @@ func (c *converter) event(ev libEvent) {
 // Functions (TaskStateEntered, MapStateExited, …). A caught error still exits its state,
 // with the error output, as on AWS.
 func (c *converter) stateEvent(at time.Time, ev libEvent) {
-	s := ev.State
-	topLevel := ev.Index == nil && c.m.def.topLevelState(s.Name)
+	topLevel := ev.Index == nil && c.m.def.topLevelState(ev.State.Name)
 	switch ev.Type {
 	case "StateEntered":
-		if topLevel {
-			c.open = &openState{name: s.Name, input: s.Input}
-		}
-		if s.Type == "Map" {
-			delete(c.e.mapFailed, s.Name)
-		}
-		c.e.add(at, types.HistoryEvent{Type: types.HistoryEventType(s.Type + "StateEntered"), StateEnteredEventDetails: &types.StateEnteredEventDetails{
-			Name: aws.String(s.Name), Input: str(s.Input), InputDetails: notTruncated,
-		}})
+		c.stateEntered(at, ev.State, topLevel)
 	case "StateExited":
-		if topLevel && c.open != nil && c.open.name == s.Name {
-			c.open = nil
-		}
-		if s.Type == "Map" && !c.e.mapFailed[s.Name] {
-			c.e.add(at, types.HistoryEvent{Type: types.HistoryEventTypeMapStateSucceeded})
-		}
-		delete(c.e.mapFailed, s.Name)
-		c.e.add(at, types.HistoryEvent{Type: types.HistoryEventType(s.Type + "StateExited"), StateExitedEventDetails: &types.StateExitedEventDetails{
-			Name: aws.String(s.Name), Output: str(s.Output), OutputDetails: notTruncated,
-		}})
+		c.stateExited(at, ev.State, topLevel)
 	case "StateFailed":
-		switch {
-		case s.Type == "Map":
-			c.e.mapFailed[s.Name] = true
-			c.e.add(at, types.HistoryEvent{Type: types.HistoryEventTypeMapStateFailed})
-		case s.Type == "Task" && ev.Error == "States.Timeout":
-			// The handler's own outcome never arrived; other Task failures were recorded
-			// from the runner's task lines.
-			cause := causeString(ev.Cause)
-			resource := c.m.def.tasks[s.Name].Resource
-			if isServiceIntegration(resource) {
-				rtype, res := serviceResource(resource)
-				c.e.add(at, types.HistoryEvent{Type: types.HistoryEventTypeTaskTimedOut, TaskTimedOutEventDetails: &types.TaskTimedOutEventDetails{
-					Resource: aws.String(res), ResourceType: aws.String(rtype), Error: aws.String(ev.Error), Cause: cause,
-				}})
-			} else {
-				c.e.add(at, types.HistoryEvent{Type: types.HistoryEventTypeLambdaFunctionTimedOut, LambdaFunctionTimedOutEventDetails: &types.LambdaFunctionTimedOutEventDetails{
-					Error: aws.String(ev.Error), Cause: cause,
-				}})
-			}
-		}
+		c.stateFailed(at, ev)
 	}
+}
+
+func (c *converter) stateEntered(at time.Time, s *libState, topLevel bool) {
+	if topLevel {
+		c.open = &openState{name: s.Name, input: s.Input}
+	}
+	if s.Type == "Map" {
+		delete(c.e.mapFailed, s.Name)
+	}
+	c.e.add(at, types.HistoryEvent{Type: types.HistoryEventType(s.Type + "StateEntered"), StateEnteredEventDetails: &types.StateEnteredEventDetails{
+		Name: aws.String(s.Name), Input: str(s.Input), InputDetails: notTruncated,
+	}})
+}
+
+func (c *converter) stateExited(at time.Time, s *libState, topLevel bool) {
+	if topLevel && c.open != nil && c.open.name == s.Name {
+		c.open = nil
+	}
+	if s.Type == "Map" && !c.e.mapFailed[s.Name] {
+		c.e.add(at, types.HistoryEvent{Type: types.HistoryEventTypeMapStateSucceeded})
+	}
+	delete(c.e.mapFailed, s.Name)
+	c.e.add(at, types.HistoryEvent{Type: types.HistoryEventType(s.Type + "StateExited"), StateExitedEventDetails: &types.StateExitedEventDetails{
+		Name: aws.String(s.Name), Output: str(s.Output), OutputDetails: notTruncated,
+	}})
+}
+
+func (c *converter) stateFailed(at time.Time, ev libEvent) {
+	s := ev.State
+	switch {
+	case s.Type == "Map":
+		c.e.mapFailed[s.Name] = true
+		c.e.add(at, types.HistoryEvent{Type: types.HistoryEventTypeMapStateFailed})
+	case s.Type == "Task" && ev.Error == "States.Timeout":
+		// The handler's own outcome never arrived; other Task failures were recorded
+		// from the runner's task lines.
+		c.taskTimedOut(at, ev)
+	}
+}
+
+// taskTimedOut records a Task state's timeout as a service integration or a Lambda records it.
+func (c *converter) taskTimedOut(at time.Time, ev libEvent) {
+	cause := causeString(ev.Cause)
+	resource := c.m.def.tasks[ev.State.Name].Resource
+	if isServiceIntegration(resource) {
+		rtype, res := serviceResource(resource)
+		c.e.add(at, types.HistoryEvent{Type: types.HistoryEventTypeTaskTimedOut, TaskTimedOutEventDetails: &types.TaskTimedOutEventDetails{
+			Resource: aws.String(res), ResourceType: aws.String(rtype), Error: aws.String(ev.Error), Cause: cause,
+		}})
+		return
+	}
+	c.e.add(at, types.HistoryEvent{Type: types.HistoryEventTypeLambdaFunctionTimedOut, LambdaFunctionTimedOutEventDetails: &types.LambdaFunctionTimedOutEventDetails{
+		Error: aws.String(ev.Error), Cause: cause,
+	}})
 }
 
 // end records the run's terminal status. The caller holds m.mu.

@@ -103,15 +103,8 @@ func New(opts Options) (*Machine, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sfnlocal: %w", err)
 	}
-	var missing []string
-	for name, spec := range def.tasks {
-		if _, ok := opts.Handlers[spec.Resource]; !ok {
-			missing = append(missing, fmt.Sprintf("%s (%s)", spec.Resource, name))
-		}
-	}
-	if len(missing) > 0 {
-		slices.Sort(missing)
-		return nil, fmt.Errorf("sfnlocal: no handler for Task resource %s", strings.Join(missing, ", "))
+	if err := def.checkHandled(opts.Handlers); err != nil {
+		return nil, fmt.Errorf("sfnlocal: %w", err)
 	}
 	waits, err := overrides(opts.WaitOverrides, def.waits)
 	if err != nil {
@@ -126,18 +119,12 @@ func New(opts Options) (*Machine, error) {
 			return nil, fmt.Errorf("sfnlocal: nil handler for %s", resource)
 		}
 	}
-	scale := opts.TimeScale
-	switch {
-	case scale == 0:
-		scale = 1
-	case scale < 0:
-		return nil, fmt.Errorf("sfnlocal: negative TimeScale %v", scale)
+	scale, err := timeScale(opts.TimeScale)
+	if err != nil {
+		return nil, fmt.Errorf("sfnlocal: %w", err)
 	}
-	arn := opts.StateMachineArn
-	if arn == "" {
-		arn = DefaultStateMachineArn
-	}
-	if _, _, err := splitStateMachineArn(arn); err != nil {
+	arn, err := stateMachineArn(opts.StateMachineArn)
+	if err != nil {
 		return nil, fmt.Errorf("sfnlocal: %w", err)
 	}
 	tools, err := FindTools(opts.Node, opts.NodeModules)
@@ -365,38 +352,10 @@ func (m *Machine) runNode(cfg runConfig, stop <-chan struct{}, onLine func(runne
 	watch.Add(1)
 	go func() {
 		defer watch.Done()
-		_, _ = stdin.Write(append(first, '\n'))
-		select {
-		case <-stop:
-			_, _ = io.WriteString(stdin, "abort\n")
-			select {
-			case <-exited:
-			case <-time.After(stopGrace):
-				_ = cmd.Process.Kill()
-			case <-m.ctx.Done():
-				_ = cmd.Process.Kill()
-			}
-		case <-m.ctx.Done():
-			_ = cmd.Process.Kill()
-		case <-exited:
-		}
-		_ = stdin.Close()
+		m.feedRunner(cmd, stdin, first, stop, exited)
 	}()
 
-	sc := bufio.NewScanner(stdout)
-	sc.Buffer(make([]byte, 0, 64*1024), 256<<20)
-	var fatal string
-	for sc.Scan() {
-		var l runnerLine
-		if err := json.Unmarshal(sc.Bytes(), &l); err != nil {
-			continue // not ours; the runner writes JSON only
-		}
-		if l.Kind == "fatal" {
-			fatal = l.Message
-			continue
-		}
-		onLine(l)
-	}
+	fatal := readRunnerLines(stdout, onLine)
 	_, _ = io.Copy(io.Discard, stdout)
 	waitErr := cmd.Wait()
 	close(exited)
@@ -408,6 +367,84 @@ func (m *Machine) runNode(cfg runConfig, stop <-chan struct{}, onLine func(runne
 		return fmt.Errorf("node: %w: %s", waitErr, stderr.String())
 	}
 	return nil
+}
+
+// feedRunner sends the runner its configuration line, then "abort" when stop closes, and
+// kills it when it outstays stopGrace after that, or when the machine closes; it returns
+// once the runner has exited.
+func (m *Machine) feedRunner(cmd *exec.Cmd, stdin io.WriteCloser, first []byte, stop <-chan struct{}, exited <-chan struct{}) {
+	_, _ = stdin.Write(append(first, '\n'))
+	select {
+	case <-stop:
+		_, _ = io.WriteString(stdin, "abort\n")
+		select {
+		case <-exited:
+		case <-time.After(stopGrace):
+			_ = cmd.Process.Kill()
+		case <-m.ctx.Done():
+			_ = cmd.Process.Kill()
+		}
+	case <-m.ctx.Done():
+		_ = cmd.Process.Kill()
+	case <-exited:
+	}
+	_ = stdin.Close()
+}
+
+// readRunnerLines passes each JSON line of the runner's output to onLine, up to the end of
+// the output or a read error; it returns the message of the runner's fatal line, if any.
+func readRunnerLines(stdout io.Reader, onLine func(runnerLine)) (fatal string) {
+	sc := bufio.NewScanner(stdout)
+	sc.Buffer(make([]byte, 0, 64*1024), 256<<20)
+	for sc.Scan() {
+		var l runnerLine
+		if err := json.Unmarshal(sc.Bytes(), &l); err != nil {
+			continue // not ours; the runner writes JSON only
+		}
+		if l.Kind == "fatal" {
+			fatal = l.Message
+			continue
+		}
+		onLine(l)
+	}
+	return fatal
+}
+
+// checkHandled refuses a Task resource that handlers lacks, naming each one.
+func (d *definition) checkHandled(handlers map[string]Handler) error {
+	var missing []string
+	for name, spec := range d.tasks {
+		if _, ok := handlers[spec.Resource]; !ok {
+			missing = append(missing, fmt.Sprintf("%s (%s)", spec.Resource, name))
+		}
+	}
+	if len(missing) > 0 {
+		slices.Sort(missing)
+		return fmt.Errorf("no handler for Task resource %s", strings.Join(missing, ", "))
+	}
+	return nil
+}
+
+// timeScale is Options.TimeScale with its default, 1.
+func timeScale(scale float64) (float64, error) {
+	switch {
+	case scale == 0:
+		return 1, nil
+	case scale < 0:
+		return 0, fmt.Errorf("negative TimeScale %v", scale)
+	}
+	return scale, nil
+}
+
+// stateMachineArn is Options.StateMachineArn with its default, checked.
+func stateMachineArn(arn string) (string, error) {
+	if arn == "" {
+		arn = DefaultStateMachineArn
+	}
+	if _, _, err := splitStateMachineArn(arn); err != nil {
+		return "", err
+	}
+	return arn, nil
 }
 
 func (m *Machine) name() string {

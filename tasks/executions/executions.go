@@ -91,8 +91,8 @@ func (r *Reader) Progress(ctx context.Context, name string) (Progress, error) {
 		return Progress{}, fmt.Errorf("describe execution %s: %w", name, err)
 	}
 	p := Progress{Found: true, Status: desc.Status, Exited: map[string]time.Time{}, Entered: map[string]time.Time{}, Error: aws.ToString(desc.Error), Cause: aws.ToString(desc.Cause)}
+	scan := historyScan{p: &p}
 	var token *string
-	lastTop, failed, notified := "", "", false
 	for {
 		out, err := r.API.GetExecutionHistory(ctx, &sfn.GetExecutionHistoryInput{
 			ExecutionArn:         aws.String(arn),
@@ -104,29 +104,7 @@ func (r *Reader) Progress(ctx context.Context, name string) (Progress, error) {
 			return Progress{}, fmt.Errorf("read history of execution %s: %w", name, err)
 		}
 		for _, ev := range out.Events {
-			if ev.Type == types.HistoryEventTypeExecutionRedriven {
-				// A redrive resumes at the failed state: a new failure is a new answer.
-				notified, failed = false, ""
-			}
-			if d := ev.StateEnteredEventDetails; d != nil {
-				// The first entry: a redriven Redeploy must not move the promotion time later.
-				if _, seen := p.Entered[aws.ToString(d.Name)]; !seen {
-					p.Entered[aws.ToString(d.Name)] = aws.ToTime(ev.Timestamp)
-				}
-			}
-			if d := ev.StateEnteredEventDetails; d != nil && workflow.IsTopLevel(aws.ToString(d.Name)) {
-				if aws.ToString(d.Name) == workflow.StateNotifyFailure {
-					notified = true
-				} else if !notified {
-					lastTop = aws.ToString(d.Name)
-				}
-			}
-			if d := ev.StateExitedEventDetails; d != nil {
-				p.Exited[aws.ToString(d.Name)] = aws.ToTime(ev.Timestamp)
-			}
-			if !notified && isFailure(ev.Type) {
-				failed = lastTop
-			}
+			scan.event(ev)
 		}
 		if out.NextToken == nil {
 			break
@@ -136,12 +114,51 @@ func (r *Reader) Progress(ctx context.Context, name string) (Progress, error) {
 	if p.Ended() {
 		// The state of the last failure before NotifyFailure (earlier failures may have
 		// been retried away); an aborted execution stopped in the last state it entered.
-		p.FailedState = failed
+		p.FailedState = scan.failed
 		if p.FailedState == "" {
-			p.FailedState = lastTop
+			p.FailedState = scan.lastTop
 		}
 	}
 	return p, nil
+}
+
+// historyScan reads an execution's history, oldest event first, into p.
+type historyScan struct {
+	p        *Progress
+	lastTop  string // the last top-level state entered before NotifyFailure
+	failed   string // the top-level state of the last failure before NotifyFailure
+	notified bool   // NotifyFailure was entered since the last redrive
+}
+
+func (h *historyScan) event(ev types.HistoryEvent) {
+	if ev.Type == types.HistoryEventTypeExecutionRedriven {
+		// A redrive resumes at the failed state: a new failure is a new answer.
+		h.notified, h.failed = false, ""
+	}
+	if d := ev.StateEnteredEventDetails; d != nil {
+		h.entered(aws.ToString(d.Name), aws.ToTime(ev.Timestamp))
+	}
+	if d := ev.StateExitedEventDetails; d != nil {
+		h.p.Exited[aws.ToString(d.Name)] = aws.ToTime(ev.Timestamp)
+	}
+	if !h.notified && isFailure(ev.Type) {
+		h.failed = h.lastTop
+	}
+}
+
+func (h *historyScan) entered(name string, at time.Time) {
+	// The first entry: a redriven Redeploy must not move the promotion time later.
+	if _, seen := h.p.Entered[name]; !seen {
+		h.p.Entered[name] = at
+	}
+	if !workflow.IsTopLevel(name) {
+		return
+	}
+	if name == workflow.StateNotifyFailure {
+		h.notified = true
+	} else if !h.notified {
+		h.lastTop = name
+	}
 }
 
 // StateResumeAt is the Choice a redriven execution passes to resume at its failed state.

@@ -68,14 +68,9 @@ func (a *Admin) isAdmin(name string) bool { return name == a.user || name == a.s
 // run won the race), in which case nothing was changed.
 func (a *Admin) create(ctx context.Context, act roleInfo, p pair) (created bool, err error) {
 	clone := ident(p.clone)
-	opts := []string{"LOGIN", flag("INHERIT", act.inherit), flag("CREATEDB", act.createDB), flag("CREATEROLE", act.createRole),
-		fmt.Sprintf("CONNECTION LIMIT %d", act.connLimit)}
-	if act.validUntil.Valid {
-		lit, err := literal(a.conn, act.expires())
-		if err != nil {
-			return false, err
-		}
-		opts = append(opts, "VALID UNTIL "+lit)
+	opts, err := a.cloneOptions(act)
+	if err != nil {
+		return false, err
 	}
 	roleLit, err := literal(a.conn, p.base)
 	if err != nil {
@@ -111,25 +106,8 @@ func (a *Admin) create(ctx context.Context, act roleInfo, p pair) (created bool,
 	if _, err := tx.Exec(ctx, "ALTER ROLE "+clone+" SET role = "+roleLit); err != nil {
 		return false, fmt.Errorf("set role of %s: %w", p.clone, err)
 	}
-	// Each copied grant is best effort: the admin may lack the right to give it, and the
-	// parity check that follows names what is missing.
-	for _, m := range members[act.oid] {
-		stmt := "GRANT " + ident(m.role) + " TO " + clone
-		if m.adminOption {
-			stmt += " WITH ADMIN OPTION"
-		}
-		if err := tryExec(ctx, tx, stmt); err != nil {
-			return false, fmt.Errorf("grant membership in %s to %s: %w", m.role, p.clone, err)
-		}
-	}
-	for _, g := range grants[act.oid] {
-		stmt, err := grantStatement(g, clone)
-		if err != nil {
-			return false, err
-		}
-		if err := tryExec(ctx, tx, stmt); err != nil {
-			return false, fmt.Errorf("grant %s to %s: %w", g.key(), p.clone, err)
-		}
+	if err := copyGrants(ctx, tx, members[act.oid], grants[act.oid], p.clone); err != nil {
+		return false, err
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return false, fmt.Errorf("commit: %w", err)
@@ -137,44 +115,59 @@ func (a *Admin) create(ctx context.Context, act roleInfo, p pair) (created bool,
 	return true, nil
 }
 
+// cloneOptions are the CREATE ROLE options that give the clone the active user's attributes.
+func (a *Admin) cloneOptions(act roleInfo) ([]string, error) {
+	opts := []string{"LOGIN", flag("INHERIT", act.inherit), flag("CREATEDB", act.createDB), flag("CREATEROLE", act.createRole),
+		fmt.Sprintf("CONNECTION LIMIT %d", act.connLimit)}
+	if act.validUntil.Valid {
+		lit, err := literal(a.conn, act.expires())
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, "VALID UNTIL "+lit)
+	}
+	return opts, nil
+}
+
+// copyGrants gives the role cloneName the active user's memberships and direct grants. Each
+// is best effort: the admin may lack the right to give it, and the parity check that
+// follows names what is missing.
+func copyGrants(ctx context.Context, tx pgx.Tx, members []membership, grants []grant, cloneName string) error {
+	clone := ident(cloneName)
+	for _, m := range members {
+		stmt := "GRANT " + ident(m.role) + " TO " + clone
+		if m.adminOption {
+			stmt += " WITH ADMIN OPTION"
+		}
+		if err := tryExec(ctx, tx, stmt); err != nil {
+			return fmt.Errorf("grant membership in %s to %s: %w", m.role, cloneName, err)
+		}
+	}
+	for _, g := range grants {
+		stmt, err := grantStatement(g, clone)
+		if err != nil {
+			return err
+		}
+		if err := tryExec(ctx, tx, stmt); err != nil {
+			return fmt.Errorf("grant %s to %s: %w", g.key(), cloneName, err)
+		}
+	}
+	return nil
+}
+
 // repair aligns an existing pending user with the active one. Only the pending user is
 // altered: the pair link is repaired when the pending user is the clone, and otherwise left
 // to the parity check, since it lives on the active clone.
 func (a *Admin) repair(ctx context.Context, act, pend roleInfo, p pair) error {
-	var opts []string
-	if !pend.login {
-		opts = append(opts, "LOGIN") // the pending user must log in, whatever the active one does
+	opts, err := a.attributeRepairs(act, pend)
+	if err != nil {
+		return err
 	}
-	for _, x := range []struct {
-		name string
-		a, p bool
-	}{
-		{"INHERIT", act.inherit, pend.inherit},
-		{"CREATEDB", act.createDB, pend.createDB},
-		{"CREATEROLE", act.createRole, pend.createRole},
-	} {
-		if x.a != x.p {
-			opts = append(opts, flag(x.name, x.a))
-		}
-	}
-	if act.connLimit != pend.connLimit {
-		opts = append(opts, fmt.Sprintf("CONNECTION LIMIT %d", act.connLimit))
-	}
-	// VALID UNTIL is left to SetPassword: copying the active user's here would clear a
-	// retirement while the pending user still has its old password.
-
 	var link, setting bool
 	if pend.name == p.clone {
-		members, err := memberships(ctx, a.conn, []uint32{pend.oid})
-		if err != nil {
+		if link, setting, err = a.linkRepairs(ctx, pend, p); err != nil {
 			return err
 		}
-		settings, err := roleSettings(ctx, a.conn, pend.oid)
-		if err != nil {
-			return err
-		}
-		link = !memberOf(members[pend.oid], p.base)
-		setting = settings[""] != p.base
 	}
 	if len(opts) == 0 && !link && !setting {
 		return nil
@@ -196,16 +189,65 @@ func (a *Admin) repair(ctx context.Context, act, pend roleInfo, p pair) error {
 		}
 	}
 	if setting {
-		lit, err := literal(a.conn, p.base)
-		if err != nil {
+		if err := a.setCloneRole(ctx, tx, p); err != nil {
 			return err
-		}
-		if _, err := tx.Exec(ctx, "ALTER ROLE "+ident(p.clone)+" SET role = "+lit); err != nil {
-			return fmt.Errorf("set role of %s: %w", p.clone, err)
 		}
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}
+
+// attributeRepairs are the ALTER ROLE options that give the pending user the active one's
+// attributes, and LOGIN.
+func (a *Admin) attributeRepairs(act, pend roleInfo) ([]string, error) {
+	var opts []string
+	if !pend.login {
+		opts = append(opts, "LOGIN") // the pending user must log in, whatever the active one does
+	}
+	for _, x := range []struct {
+		name string
+		a, p bool
+	}{
+		{"INHERIT", act.inherit, pend.inherit},
+		{"CREATEDB", act.createDB, pend.createDB},
+		{"CREATEROLE", act.createRole, pend.createRole},
+	} {
+		if x.a != x.p {
+			opts = append(opts, flag(x.name, x.a))
+		}
+	}
+	if act.connLimit != pend.connLimit {
+		opts = append(opts, fmt.Sprintf("CONNECTION LIMIT %d", act.connLimit))
+	}
+	// VALID UNTIL is left to SetPassword: copying the active user's here would clear a
+	// retirement while the pending user still has its old password.
+	return opts, nil
+}
+
+// linkRepairs reports whether the clone pend lacks membership in the base user (link) or
+// its "SET role" to it (setting).
+func (a *Admin) linkRepairs(ctx context.Context, pend roleInfo, p pair) (link, setting bool, err error) {
+	members, err := memberships(ctx, a.conn, []uint32{pend.oid})
+	if err != nil {
+		return false, false, err
+	}
+	settings, err := roleSettings(ctx, a.conn, pend.oid)
+	if err != nil {
+		return false, false, err
+	}
+	return !memberOf(members[pend.oid], p.base), settings[""] != p.base, nil
+}
+
+// setCloneRole makes the clone's sessions act as the base user.
+func (a *Admin) setCloneRole(ctx context.Context, tx pgx.Tx, p pair) error {
+	lit, err := literal(a.conn, p.base)
+	if err != nil {
+		return err
+	}
+	if _, err := tx.Exec(ctx, "ALTER ROLE "+ident(p.clone)+" SET role = "+lit); err != nil {
+		return fmt.Errorf("set role of %s: %w", p.clone, err)
 	}
 	return nil
 }

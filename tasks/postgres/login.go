@@ -172,13 +172,8 @@ func (a *Admin) ensureLogin(ctx context.Context, user string, opts LoginOptions,
 func (a *Admin) planLogin(ctx context.Context, user string, opts LoginOptions) (loginPlan, error) {
 	alt := workflow.Alternate(user)
 	isClone := alt+workflow.CloneSuffix == user
-	for _, name := range []string{user, alt} {
-		if why := reservedRole(name); why != "" {
-			return loginPlan{}, &RefusedRole{Role: user, Reason: fmt.Sprintf("%q: %s", name, why)}
-		}
-		if a.isAdmin(name) {
-			return loginPlan{}, &RefusedRole{Role: user, Reason: fmt.Sprintf("%q is the admin user pgrotate connects as; the app users must not be", name)}
-		}
+	if err := a.refuseReserved(user, alt); err != nil {
+		return loginPlan{}, err
 	}
 	var p loginPlan
 	if err := a.conn.QueryRow(ctx, "SELECT current_database()::text").Scan(&p.db); err != nil {
@@ -213,14 +208,36 @@ func (a *Admin) planLogin(ctx context.Context, user string, opts LoginOptions) (
 	}
 	p.create = missing
 	p.giveLogin = !missing && !u.login
-	for _, g := range grantees {
-		need, err := missingPrivileges(ctx, a.conn, p.db, g, g == user && missing)
-		if err != nil {
-			return p, err
+	p.grants, err = a.plannedGrants(ctx, p.db, grantees, user, missing)
+	return p, err
+}
+
+// refuseReserved refuses the pair of user and its alternate alt when either is a reserved
+// role or the admin pgrotate connects as.
+func (a *Admin) refuseReserved(user, alt string) error {
+	for _, name := range []string{user, alt} {
+		if why := reservedRole(name); why != "" {
+			return &RefusedRole{Role: user, Reason: fmt.Sprintf("%q: %s", name, why)}
 		}
-		p.grants = append(p.grants, need...)
+		if a.isAdmin(name) {
+			return &RefusedRole{Role: user, Reason: fmt.Sprintf("%q is the admin user pgrotate connects as; the app users must not be", name)}
+		}
 	}
-	return p, nil
+	return nil
+}
+
+// plannedGrants are the privileges on db that the grantees lack; user is about to be created
+// when missing.
+func (a *Admin) plannedGrants(ctx context.Context, db string, grantees []string, user string, missing bool) ([]privilegeGrant, error) {
+	var grants []privilegeGrant
+	for _, g := range grantees {
+		need, err := missingPrivileges(ctx, a.conn, db, g, g == user && missing)
+		if err != nil {
+			return grants, err
+		}
+		grants = append(grants, need...)
+	}
+	return grants, nil
 }
 
 // checkTakeover refuses an existing role of the pair that pgrotate must not change: a

@@ -78,22 +78,11 @@ func differences(ctx context.Context, q queryer, active, pending string) ([]stri
 	if !memberOf(members[clone.oid], base.name) {
 		diffs = append(diffs, fmt.Sprintf("membership: %q is not a member of %q (GRANT %s TO %s)", clone.name, base.name, ident(base.name), ident(clone.name)))
 	}
-	settings, err := roleSettings(ctx, q, clone.oid)
+	settingDiffs, err := roleSettingDiffs(ctx, q, base, clone)
 	if err != nil {
 		return nil, fmt.Errorf("check parity of %s and %s: %w", active, pending, err)
 	}
-	if got, ok := settings[""]; !ok || got != base.name {
-		have := "none"
-		if ok {
-			have = fmt.Sprintf("%q", got)
-		}
-		diffs = append(diffs, fmt.Sprintf("role setting: %q must have role = %q (ALTER ROLE %s SET role = '%s'), has %s", clone.name, base.name, ident(clone.name), base.name, have))
-	}
-	for _, db := range sortedKeys(settings) {
-		if got := settings[db]; db != "" && got != base.name {
-			diffs = append(diffs, fmt.Sprintf("role setting: %q has role = %q in database %q, overriding role = %q", clone.name, got, db, base.name))
-		}
-	}
+	diffs = append(diffs, settingDiffs...)
 
 	// Memberships in other roles.
 	diffs = append(diffs, setDiffs("membership in role", "WITH ADMIN OPTION", act.name, pend.name,
@@ -113,6 +102,29 @@ func differences(ctx context.Context, q queryer, active, pending string) ([]stri
 	}
 	for _, o := range owned {
 		diffs = append(diffs, fmt.Sprintf("ownership: %s is owned by %q, not %q, so %q cannot use it (ALTER … OWNER TO %s)", o, clone.name, base.name, base.name, ident(base.name)))
+	}
+	return diffs, nil
+}
+
+// roleSettingDiffs checks that the clone runs as the base user: role = base in every
+// database, and no per-database setting overriding it.
+func roleSettingDiffs(ctx context.Context, q queryer, base, clone roleInfo) ([]string, error) {
+	settings, err := roleSettings(ctx, q, clone.oid)
+	if err != nil {
+		return nil, err
+	}
+	var diffs []string
+	if got, ok := settings[""]; !ok || got != base.name {
+		have := "none"
+		if ok {
+			have = fmt.Sprintf("%q", got)
+		}
+		diffs = append(diffs, fmt.Sprintf("role setting: %q must have role = %q (ALTER ROLE %s SET role = '%s'), has %s", clone.name, base.name, ident(clone.name), base.name, have))
+	}
+	for _, db := range sortedKeys(settings) {
+		if got := settings[db]; db != "" && got != base.name {
+			diffs = append(diffs, fmt.Sprintf("role setting: %q has role = %q in database %q, overriding role = %q", clone.name, got, db, base.name))
+		}
 	}
 	return diffs, nil
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/assertions"
+	"github.com/aws/aws-cdk-go/awscdk/v2/cxapi"
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
 	"github.com/cdklabs/cdk-nag-go/cdknag/v2"
@@ -44,15 +45,25 @@ func Template(t testing.TB, stack awscdk.Stack) map[string]any {
 	return tmpl
 }
 
+// Message renders a synthesis annotation as "<construct path>: <text>".
+//
+//lint:ignore SA1019 the Go assertions API returns only this type (see below)
+func Message(m *cxapi.SynthesisMessage) string {
+	// The Go assertions API returns only this type, whose fields are marked deprecated because
+	// its definition moved to @aws-cdk/cloud-assembly-api; there is nothing newer to read.
+	//lint:ignore SA1019 the assertions API offers no other type
+	return fmt.Sprintf("%s: %v", *m.Id, m.Entry.Data)
+}
+
 // NagFindings returns the unsuppressed AwsSolutions errors and warnings on stack.
 func NagFindings(stack awscdk.Stack) (errs, warnings []string) {
 	ann := assertions.Annotations_FromStack(stack)
 	match := assertions.Match_StringLikeRegexp(jsii.String("AwsSolutions-.*"))
 	for _, m := range *ann.FindError(jsii.String("*"), match) {
-		errs = append(errs, fmt.Sprintf("%s: %v", *m.Id, m.Entry.Data))
+		errs = append(errs, Message(m))
 	}
 	for _, m := range *ann.FindWarning(jsii.String("*"), match) {
-		warnings = append(warnings, fmt.Sprintf("%s: %v", *m.Id, m.Entry.Data))
+		warnings = append(warnings, Message(m))
 	}
 	return errs, warnings
 }
@@ -296,31 +307,9 @@ func collectRefs(v any, resources map[string]map[string]any, set map[string]bool
 	switch v := v.(type) {
 	case map[string]any:
 		for k, x := range v {
-			switch k {
-			case "Ref":
-				if s, ok := x.(string); ok && resources[s] != nil {
-					set[s] = true
-				}
-			case "Fn::GetAtt":
-				if a, ok := x.([]any); ok && len(a) > 0 {
-					if s, ok := a[0].(string); ok && resources[s] != nil {
-						set[s] = true
-					}
-				}
-			case "Fn::Sub":
-				var text string
-				switch s := x.(type) {
-				case string:
-					text = s
-				case []any:
-					if len(s) > 0 {
-						text, _ = s[0].(string)
-					}
-				}
-				for _, m := range subRef.FindAllStringSubmatch(text, -1) {
-					if resources[m[1]] != nil {
-						set[m[1]] = true
-					}
+			for _, id := range refTargets(k, x) {
+				if resources[id] != nil {
+					set[id] = true
 				}
 			}
 			collectRefs(x, resources, set)
@@ -330,6 +319,44 @@ func collectRefs(v any, resources map[string]map[string]any, set map[string]bool
 			collectRefs(x, resources, set)
 		}
 	}
+}
+
+// refTargets names the logical ids that the intrinsic function fn (Ref, Fn::GetAtt, Fn::Sub)
+// refers to with arg; they may name parameters or pseudo parameters rather than resources.
+func refTargets(fn string, arg any) []string {
+	switch fn {
+	case "Ref":
+		if s, ok := arg.(string); ok {
+			return []string{s}
+		}
+	case "Fn::GetAtt":
+		if a, ok := arg.([]any); ok && len(a) > 0 {
+			if s, ok := a[0].(string); ok {
+				return []string{s}
+			}
+		}
+	case "Fn::Sub":
+		var ids []string
+		for _, m := range subRef.FindAllStringSubmatch(subText(arg), -1) {
+			ids = append(ids, m[1])
+		}
+		return ids
+	}
+	return nil
+}
+
+// subText is the template string of an Fn::Sub: its argument, or the first of its list.
+func subText(arg any) string {
+	switch s := arg.(type) {
+	case string:
+		return s
+	case []any:
+		if len(s) > 0 {
+			text, _ := s[0].(string)
+			return text
+		}
+	}
+	return ""
 }
 
 // dynamicRef is a CloudFormation dynamic reference to Secrets Manager.
@@ -344,47 +371,74 @@ var passwordKey = regexp.MustCompile(`(?i)password$`)
 // template or an Fn::Join'ed document) with a literal value, an ECS-style {"Name": "…PASSWORD",
 // "Value": literal} pair, or a MasterUserPassword that is not a dynamic reference.
 func LiteralPasswords(tmpl map[string]any) []string {
-	var found []string
-	var walk func(path string, v any)
-	walk = func(path string, v any) {
-		switch v := v.(type) {
-		case map[string]any:
-			if name, ok := v["Name"].(string); ok && passwordKey.MatchString(name) {
-				if val, ok := v["Value"].(string); ok && val != "" && !dynamicRef.MatchString(val) {
-					found = append(found, path+".Value")
-				}
-			}
-			for k, x := range v {
-				p := path + "." + k
-				switch {
-				case k == "MasterUserPassword":
-					if !isDynamicRef(x) {
-						found = append(found, p)
-					}
-				case passwordKey.MatchString(k):
-					if s, ok := x.(string); ok && s != "" && !dynamicRef.MatchString(s) {
-						found = append(found, p)
-					}
-				}
-				walk(p, x)
-			}
-		case []any:
-			for i, x := range v {
-				walk(fmt.Sprintf("%s[%d]", path, i), x)
-			}
-		case string:
-			// JSON inside a string (a secret template, a policy document…).
-			trimmed := strings.TrimSpace(v)
-			if strings.HasPrefix(trimmed, "{") || strings.HasPrefix(trimmed, "[") {
-				var inner any
-				if json.Unmarshal([]byte(trimmed), &inner) == nil {
-					walk(path+"<json>", inner)
-				}
-			}
+	var scan passwordScan
+	scan.walk("", tmpl)
+	found := append(scan.found, joinedLiteralPasswords(tmpl)...)
+	sort.Strings(found)
+	return found
+}
+
+// passwordScan walks a template and collects the paths of literal passwords.
+type passwordScan struct{ found []string }
+
+func (s *passwordScan) walk(path string, v any) {
+	switch v := v.(type) {
+	case map[string]any:
+		s.object(path, v)
+	case []any:
+		for i, x := range v {
+			s.walk(fmt.Sprintf("%s[%d]", path, i), x)
+		}
+	case string:
+		s.embeddedJSON(path, v)
+	}
+}
+
+func (s *passwordScan) object(path string, v map[string]any) {
+	if name, ok := v["Name"].(string); ok && passwordKey.MatchString(name) && isLiteral(v["Value"]) {
+		s.found = append(s.found, path+".Value")
+	}
+	for k, x := range v {
+		p := path + "." + k
+		if literalPassword(k, x) {
+			s.found = append(s.found, p)
+		}
+		s.walk(p, x)
+	}
+}
+
+// embeddedJSON walks JSON held in a string (a secret template, a policy document…).
+func (s *passwordScan) embeddedJSON(path, v string) {
+	trimmed := strings.TrimSpace(v)
+	if strings.HasPrefix(trimmed, "{") || strings.HasPrefix(trimmed, "[") {
+		var inner any
+		if json.Unmarshal([]byte(trimmed), &inner) == nil {
+			s.walk(path+"<json>", inner)
 		}
 	}
-	walk("", tmpl)
-	// Fn::Join'ed JSON: scan the joined literal pieces for "…password":"<literal>".
+}
+
+// literalPassword reports whether the value x of key k is a password in clear.
+func literalPassword(k string, x any) bool {
+	switch {
+	case k == "MasterUserPassword":
+		return !isDynamicRef(x)
+	case passwordKey.MatchString(k):
+		return isLiteral(x)
+	}
+	return false
+}
+
+// isLiteral reports whether x is a non-empty string other than a dynamic reference.
+func isLiteral(x any) bool {
+	s, ok := x.(string)
+	return ok && s != "" && !dynamicRef.MatchString(s)
+}
+
+// joinedLiteralPasswords scans the literal pieces of Fn::Join'ed JSON for
+// "…password":"<literal>".
+func joinedLiteralPasswords(tmpl map[string]any) []string {
+	var found []string
 	literal := regexp.MustCompile(`(?i)\\?"[a-z_]*password\\?"\s*:\s*\\?"([^"\\]+)`)
 	walkJoin(tmpl, func(joined string) {
 		for _, m := range literal.FindAllStringSubmatch(joined, -1) {
@@ -393,7 +447,6 @@ func LiteralPasswords(tmpl map[string]any) []string {
 			}
 		}
 	})
-	sort.Strings(found)
 	return found
 }
 
