@@ -33,9 +33,9 @@ func TestRotationRetirement(t *testing.T) {
 		{name: "on", after: "1h0m0s", wantStatus: types.ExecutionStatusSucceeded, wantRetired: 1,
 			wantStates: []string{"Redeploy", "RetirementPolicy", "RetireOrDone", "RetirePrevious", "Done"}},
 		{name: "on, the redeploy fails", after: "1h0m0s", failDeploy: true, wantStatus: types.ExecutionStatusFailed,
-			wantStates: []string{"Redeploy", "CaughtRedeploy", "NotifyFailure", "RotationFailed"}},
+			wantStates: []string{"Redeploy", "CaughtRedeploy", "NotifyFailure", "Rethrow", "RotationFailed"}},
 		{name: "on, RetirePrevious fails", after: "1s", failRetire: true, wantStatus: types.ExecutionStatusFailed, wantRetired: 1,
-			wantStates: []string{"Redeploy", "RetirementPolicy", "RetireOrDone", "RetirePrevious", "CaughtRetirePrevious", "NotifyFailure", "RotationFailed"}},
+			wantStates: []string{"Redeploy", "RetirementPolicy", "RetireOrDone", "RetirePrevious", "CaughtRetirePrevious", "NotifyFailure", "Rethrow", "RotationFailed"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

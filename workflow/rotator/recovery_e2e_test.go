@@ -2,6 +2,7 @@ package rotator
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"sync"
 	"testing"
@@ -50,9 +51,14 @@ func TestRotationResumesPastTheRedriveWindowEndToEnd(t *testing.T) {
 			return r, nil
 		},
 	}
-	values := map[string]string{statemachine.AlarmTopicArn: "arn:aws:sns:local:000000000000:alarms"}
+	// Retirement is off: RetirePrevious is never entered, but the interpreter needs a handler
+	// for every Task resource.
+	const retireARN = "arn:aws:lambda:local:000000000000:function:retireprevious"
+	values := map[string]string{statemachine.AlarmTopicArn: "arn:aws:sns:local:000000000000:alarms",
+		statemachine.RetirePreviousAfter: statemachine.RetireOff, statemachine.RetirePreviousFunctionArn: retireARN}
 	handlers := map[string]sfnlocal.Handler{
 		"arn:aws:states:::sns:publish": func(context.Context, []byte) ([]byte, error) { return []byte(`{"MessageId":"m-1"}`), nil },
+		retireARN:                      func(context.Context, []byte) ([]byte, error) { return nil, errors.New("retirement is off") },
 	}
 	for key, fn := range funcs {
 		arn := "arn:aws:lambda:local:000000000000:function:" + strings.TrimSuffix(key, "FunctionArn")
