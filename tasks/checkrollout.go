@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 
-	"github.com/pgrotate/pgrotate/tasks/ecsservice"
+	"github.com/pgrotate/pgrotate/adapters/ecsservice"
 	"github.com/pgrotate/pgrotate/workflow"
 )
 

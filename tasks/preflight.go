@@ -7,7 +7,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/pgrotate/pgrotate/tasks/ecsservice"
+	"github.com/pgrotate/pgrotate/adapters/ecsservice"
 	"github.com/pgrotate/pgrotate/workflow"
 )
 

@@ -10,10 +10,10 @@ import (
 	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
+	"github.com/pgrotate/pgrotate/adapters/postgres"
+	"github.com/pgrotate/pgrotate/adapters/secretstore"
 	"github.com/pgrotate/pgrotate/internal/lambdaenv"
 	"github.com/pgrotate/pgrotate/tasks"
-	"github.com/pgrotate/pgrotate/tasks/postgres"
-	"github.com/pgrotate/pgrotate/tasks/secretstore"
 )
 
 func main() {

@@ -8,9 +8,9 @@ import (
 	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
 
+	"github.com/pgrotate/pgrotate/adapters/ecsservice"
 	"github.com/pgrotate/pgrotate/internal/lambdaenv"
 	"github.com/pgrotate/pgrotate/tasks"
-	"github.com/pgrotate/pgrotate/tasks/ecsservice"
 )
 
 func main() {

@@ -10,12 +10,12 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/aws-sdk-go-v2/service/sfn"
 
+	"github.com/pgrotate/pgrotate/adapters/ecsservice"
+	"github.com/pgrotate/pgrotate/adapters/executions"
+	"github.com/pgrotate/pgrotate/adapters/postgres"
+	"github.com/pgrotate/pgrotate/adapters/secretstore"
 	"github.com/pgrotate/pgrotate/internal/lambdaenv"
 	"github.com/pgrotate/pgrotate/tasks"
-	"github.com/pgrotate/pgrotate/tasks/ecsservice"
-	"github.com/pgrotate/pgrotate/tasks/executions"
-	"github.com/pgrotate/pgrotate/tasks/postgres"
-	"github.com/pgrotate/pgrotate/tasks/secretstore"
 )
 
 func main() {

@@ -10,10 +10,10 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/aws-sdk-go-v2/service/sfn"
 
+	"github.com/pgrotate/pgrotate/adapters/ecsservice"
+	"github.com/pgrotate/pgrotate/adapters/secretstore"
 	"github.com/pgrotate/pgrotate/internal/lambdaenv"
-	"github.com/pgrotate/pgrotate/tasks/ecsservice"
-	"github.com/pgrotate/pgrotate/tasks/secretstore"
-	"github.com/pgrotate/pgrotate/workflow/rotator"
+	"github.com/pgrotate/pgrotate/rotator"
 )
 
 func main() {

@@ -16,7 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
 
-	"github.com/pgrotate/pgrotate/tasks/postgres"
+	"github.com/pgrotate/pgrotate/adapters/postgres"
 	"github.com/pgrotate/pgrotate/workflow"
 )
 

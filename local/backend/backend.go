@@ -22,18 +22,18 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sfn"
 	"github.com/aws/aws-sdk-go-v2/service/sfn/types"
 
+	"github.com/pgrotate/pgrotate/adapters/ecsservice"
+	"github.com/pgrotate/pgrotate/adapters/executions"
+	"github.com/pgrotate/pgrotate/adapters/postgres"
+	"github.com/pgrotate/pgrotate/adapters/secretstore"
 	"github.com/pgrotate/pgrotate/local/ecs"
 	"github.com/pgrotate/pgrotate/local/pgcluster"
 	"github.com/pgrotate/pgrotate/local/secrets"
 	"github.com/pgrotate/pgrotate/local/sfnlocal"
+	"github.com/pgrotate/pgrotate/rotator"
 	"github.com/pgrotate/pgrotate/statemachine"
 	"github.com/pgrotate/pgrotate/tasks"
-	"github.com/pgrotate/pgrotate/tasks/ecsservice"
-	"github.com/pgrotate/pgrotate/tasks/executions"
-	"github.com/pgrotate/pgrotate/tasks/postgres"
-	"github.com/pgrotate/pgrotate/tasks/secretstore"
 	"github.com/pgrotate/pgrotate/workflow"
-	"github.com/pgrotate/pgrotate/workflow/rotator"
 )
 
 // Fake ARNs of the local deployment.

@@ -27,8 +27,8 @@ import (
 	"github.com/pgrotate/pgrotate/local/pgcluster/pgtest"
 	"github.com/pgrotate/pgrotate/local/probe"
 	"github.com/pgrotate/pgrotate/local/sfnlocal"
+	"github.com/pgrotate/pgrotate/rotator"
 	"github.com/pgrotate/pgrotate/workflow"
-	"github.com/pgrotate/pgrotate/workflow/rotator"
 )
 
 // idleMessage is the Invoke API's description of ResourceNotReadyException

@@ -16,9 +16,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sfn/types"
 
 	"github.com/pgrotate/pgrotate/local/sfnlocal"
+	"github.com/pgrotate/pgrotate/rotator"
 	"github.com/pgrotate/pgrotate/statemachine"
 	"github.com/pgrotate/pgrotate/workflow"
-	"github.com/pgrotate/pgrotate/workflow/rotator"
 )
 
 const (

@@ -30,7 +30,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sfn"
 	"github.com/aws/aws-sdk-go-v2/service/sfn/types"
 
-	"github.com/pgrotate/pgrotate/tasks/executions"
+	"github.com/pgrotate/pgrotate/adapters/executions"
 	"github.com/pgrotate/pgrotate/workflow"
 )
 

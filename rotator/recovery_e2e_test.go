@@ -9,9 +9,9 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/service/sfn/types"
 
+	"github.com/pgrotate/pgrotate/adapters/executions"
 	"github.com/pgrotate/pgrotate/local/sfnlocal"
 	"github.com/pgrotate/pgrotate/statemachine"
-	"github.com/pgrotate/pgrotate/tasks/executions"
 	"github.com/pgrotate/pgrotate/workflow"
 )
 
