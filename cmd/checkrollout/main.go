@@ -10,12 +10,13 @@ import (
 
 	"github.com/pgrotate/pgrotate/adapters/ecsservice"
 	"github.com/pgrotate/pgrotate/internal/lambdaenv"
+	"github.com/pgrotate/pgrotate/lambdas/spec"
 	"github.com/pgrotate/pgrotate/tasks"
 )
 
 func main() {
 	env := lambdaenv.FromOS()
-	max := env.Int("PGROTATE_ROLLOUT_MAX_CHECKS", tasks.DefaultMaxRolloutChecks)
+	max := env.Int(spec.EnvRolloutMaxChecks, tasks.DefaultMaxRolloutChecks)
 	cfg := lambdaenv.Setup(context.Background(), env)
 	h := &tasks.CheckRollout{ECS: ecsservice.New(ecs.NewFromConfig(cfg)), MaxChecks: max}
 	lambda.Start(h.Handle)

@@ -15,14 +15,15 @@ import (
 	"github.com/pgrotate/pgrotate/adapters/postgres"
 	"github.com/pgrotate/pgrotate/adapters/secretstore"
 	"github.com/pgrotate/pgrotate/internal/lambdaenv"
+	"github.com/pgrotate/pgrotate/lambdas/spec"
 	"github.com/pgrotate/pgrotate/tasks"
 )
 
 func main() {
 	env := lambdaenv.FromOS()
 	pg := postgres.PG{Options: env.Postgres()}
-	machine := env.Required("PGROTATE_STATE_MACHINE_ARN")
-	replicas := env.Endpoints("PGROTATE_REPLICAS")
+	machine := env.Required(spec.EnvStateMachineARN)
+	replicas := env.Endpoints(spec.EnvReplicas)
 	cfg := lambdaenv.Setup(context.Background(), env)
 	secrets := secretstore.New(secretsmanager.NewFromConfig(cfg))
 	h := &tasks.Preflight{

@@ -13,16 +13,17 @@ import (
 	"github.com/pgrotate/pgrotate/adapters/ecsservice"
 	"github.com/pgrotate/pgrotate/adapters/secretstore"
 	"github.com/pgrotate/pgrotate/internal/lambdaenv"
+	"github.com/pgrotate/pgrotate/lambdas/spec"
 	"github.com/pgrotate/pgrotate/rotator"
 )
 
 func main() {
 	env := lambdaenv.FromOS()
 	conf := rotator.Config{
-		StateMachineARN:   env.Required("PGROTATE_STATE_MACHINE_ARN"),
-		Services:          env.Services("PGROTATE_SERVICES"),
-		PasswordLength:    env.Int("PGROTATE_PASSWORD_LENGTH", 32),
-		ExcludeCharacters: env.Optional("PGROTATE_EXCLUDE_CHARACTERS", rotator.DefaultExcludeCharacters),
+		StateMachineARN:   env.Required(spec.EnvStateMachineARN),
+		Services:          env.Services(spec.EnvServices),
+		PasswordLength:    env.Int(spec.EnvPasswordLength, 32),
+		ExcludeCharacters: env.Optional(spec.EnvExcludeCharacters, rotator.DefaultExcludeCharacters),
 	}
 	cfg := lambdaenv.Setup(context.Background(), env)
 	r := &rotator.Rotator{

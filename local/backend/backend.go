@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sort"
 	"sync"
 	"time"
 
@@ -26,6 +27,7 @@ import (
 	"github.com/pgrotate/pgrotate/adapters/executions"
 	"github.com/pgrotate/pgrotate/adapters/postgres"
 	"github.com/pgrotate/pgrotate/adapters/secretstore"
+	"github.com/pgrotate/pgrotate/lambdas/spec"
 	"github.com/pgrotate/pgrotate/local/ecs"
 	"github.com/pgrotate/pgrotate/local/pgcluster"
 	"github.com/pgrotate/pgrotate/local/secrets"
@@ -43,7 +45,7 @@ const (
 	functionPrefix  = "arn:aws:lambda:local:000000000000:function:pgrotate-"
 	snsPublish      = "arn:aws:states:::sns:publish"
 	// RotationFunctionARN is the rotation function, as Secrets Manager knows it.
-	RotationFunctionARN = functionPrefix + "rotator"
+	RotationFunctionARN = functionPrefix + spec.Rotator
 )
 
 // Database is how the backend reaches PostgreSQL: an admin login on the primary, the
@@ -185,30 +187,76 @@ func (b *Backend) log() *slog.Logger {
 	return slog.Default()
 }
 
+// wiring builds each function's handler, keyed by its registry name (lambdas/spec): the
+// state machine's functions must be exactly those of spec.Steps.
+var wiring = map[string]func(b *Backend, d wiringDeps) sfnlocal.Handler{
+	spec.Preflight: func(b *Backend, d wiringDeps) sfnlocal.Handler {
+		return sfnlocal.LambdaFunc((&tasks.Preflight{Secrets: b.Store, Dates: b.Store, DB: b.pg, ECS: d.ecs, Promotions: d.promotions, Log: d.log}).Handle)
+	},
+	spec.CloneUser: func(b *Backend, d wiringDeps) sfnlocal.Handler {
+		return sfnlocal.LambdaFunc((&tasks.CloneUser{Secrets: b.Store, DB: b.pg, Log: d.log}).Handle)
+	},
+	spec.SetPassword: func(b *Backend, d wiringDeps) sfnlocal.Handler {
+		return sfnlocal.LambdaFunc((&tasks.SetPassword{Secrets: b.Store, DB: b.pg, Log: d.log}).Handle)
+	},
+	spec.TestLogin: func(b *Backend, d wiringDeps) sfnlocal.Handler {
+		return sfnlocal.LambdaFunc((&tasks.TestLogin{Secrets: b.Store, DB: b.pg, Log: d.log}).Handle)
+	},
+	spec.CheckReplicas: func(b *Backend, d wiringDeps) sfnlocal.Handler {
+		return sfnlocal.LambdaFunc((&tasks.CheckReplicas{Secrets: b.Store, DB: b.pg, Log: d.log}).Handle)
+	},
+	spec.Rotator: func(b *Backend, _ wiringDeps) sfnlocal.Handler { return sfnlocal.LambdaFunc(b.Rotator.Handle) },
+	spec.Redeploy: func(_ *Backend, d wiringDeps) sfnlocal.Handler {
+		return sfnlocal.LambdaFunc((&tasks.Redeploy{ECS: d.ecs, Log: d.log}).Handle)
+	},
+	spec.CheckRollout: func(_ *Backend, d wiringDeps) sfnlocal.Handler {
+		return sfnlocal.LambdaFunc((&tasks.CheckRollout{ECS: d.ecs, Log: d.log}).Handle)
+	},
+}
+
+// wiringDeps are the clients the handlers share.
+type wiringDeps struct {
+	ecs        *ecsservice.Services
+	promotions *lazyReader
+	log        *slog.Logger
+}
+
+// WiredFunctions names the functions the local state machine wires, sorted (the registry
+// consistency test compares them with lambdas/spec).
+func WiredFunctions() []string {
+	names := make([]string, 0, len(wiring))
+	for n := range wiring {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
 // startMachine renders rotation.asl.json with local ARNs and wires every Task to its Go
 // handler, exactly as the deployed Lambdas are wired in cmd/.
 func (b *Backend) startMachine() error {
 	log := b.log()
-	ecsSvc := ecsservice.New(b.ECS)
-	promotions := &lazyReader{}
+	d := wiringDeps{ecs: ecsservice.New(b.ECS), promotions: &lazyReader{}, log: log}
 	arn := func(name string) string { return functionPrefix + name }
-	handlers := map[string]sfnlocal.Handler{
-		arn("preflight"):     sfnlocal.LambdaFunc((&tasks.Preflight{Secrets: b.Store, Dates: b.Store, DB: b.pg, ECS: ecsSvc, Promotions: promotions, Log: log}).Handle),
-		arn("cloneuser"):     sfnlocal.LambdaFunc((&tasks.CloneUser{Secrets: b.Store, DB: b.pg, Log: log}).Handle),
-		arn("setpassword"):   sfnlocal.LambdaFunc((&tasks.SetPassword{Secrets: b.Store, DB: b.pg, Log: log}).Handle),
-		arn("testlogin"):     sfnlocal.LambdaFunc((&tasks.TestLogin{Secrets: b.Store, DB: b.pg, Log: log}).Handle),
-		arn("checkreplicas"): sfnlocal.LambdaFunc((&tasks.CheckReplicas{Secrets: b.Store, DB: b.pg, Log: log}).Handle),
-		arn("redeploy"):      sfnlocal.LambdaFunc((&tasks.Redeploy{ECS: ecsSvc, Log: log}).Handle),
-		arn("checkrollout"):  sfnlocal.LambdaFunc((&tasks.CheckRollout{ECS: ecsSvc, Log: log}).Handle),
-		snsPublish:           b.publish,
-	}
 	b.Rotator = &rotator.Rotator{
 		Secrets: b.Store,
-		ECS:     ecsSvc,
+		ECS:     d.ecs,
 		Config:  rotator.Config{StateMachineARN: StateMachineARN, Services: b.opts.Services, PollInterval: 20 * time.Millisecond},
 		Log:     log,
 	}
-	handlers[arn("rotator")] = sfnlocal.LambdaFunc(b.Rotator.Handle)
+	handlers := map[string]sfnlocal.Handler{snsPublish: b.publish}
+	subs := map[string]string{statemachine.AlarmTopicArn: AlarmTopicARN}
+	for _, f := range spec.Steps() {
+		build, ok := wiring[f.Name]
+		if !ok {
+			return fmt.Errorf("local backend: no handler wired for function %s", f.Name)
+		}
+		handlers[arn(f.Name)] = build(b, d)
+		subs[f.Placeholder] = arn(f.Name)
+	}
+	if len(wiring) != len(spec.Steps()) {
+		return fmt.Errorf("local backend: wires %v, the registry lists %d state machine functions", WiredFunctions(), len(spec.Steps()))
+	}
 	// Secrets Manager invokes the same function for the rotation steps (RotateSecret).
 	b.Secrets.RegisterFunction(RotationFunctionARN, func(ctx context.Context, ev localsecrets.RotationEvent) error {
 		_, err := b.Rotator.Handle(ctx, rotator.Event{Step: ev.Step, SecretID: ev.SecretID, ClientRequestToken: ev.ClientRequestToken, RotationToken: workflow.NewPassword(ev.RotationToken)})
@@ -219,17 +267,7 @@ func (b *Backend) startMachine() error {
 			handlers[res] = b.opts.Intercept(res, h)
 		}
 	}
-	def, err := statemachine.Render(map[string]string{
-		statemachine.PreflightFunctionArn:     arn("preflight"),
-		statemachine.CloneUserFunctionArn:     arn("cloneuser"),
-		statemachine.SetPasswordFunctionArn:   arn("setpassword"),
-		statemachine.TestLoginFunctionArn:     arn("testlogin"),
-		statemachine.CheckReplicasFunctionArn: arn("checkreplicas"),
-		statemachine.RotationFunctionArn:      arn("rotator"),
-		statemachine.RedeployFunctionArn:      arn("redeploy"),
-		statemachine.CheckRolloutFunctionArn:  arn("checkrollout"),
-		statemachine.AlarmTopicArn:            AlarmTopicARN,
-	})
+	def, err := statemachine.Render(subs)
 	if err != nil {
 		return err
 	}
@@ -246,7 +284,7 @@ func (b *Backend) startMachine() error {
 	}
 	b.Machine = m
 	b.Rotator.SFN = m
-	promotions.set(&executions.Reader{API: m, StateMachineARN: StateMachineARN})
+	d.promotions.set(&executions.Reader{API: m, StateMachineARN: StateMachineARN})
 	return nil
 }
 
