@@ -48,6 +48,7 @@ const (
 	RotationFunctionArn      = "RotationFunctionArn"
 	RedeployFunctionArn      = "RedeployFunctionArn"
 	CheckRolloutFunctionArn  = "CheckRolloutFunctionArn"
+	RethrowFunctionArn       = "RethrowFunctionArn"
 	AlarmTopicArn            = "AlarmTopicArn"
 )
 
@@ -62,6 +63,7 @@ func Keys() []string {
 		RotationFunctionArn,
 		RedeployFunctionArn,
 		CheckRolloutFunctionArn,
+		RethrowFunctionArn,
 		AlarmTopicArn,
 	}
 }

@@ -56,6 +56,7 @@ func (r *Rotation) suppressNag() {
 		CheckReplicas: {suppression("AwsSolutions-IAM5", reasonENI+" "+reasonXRay, star)},
 		Redeploy:      {suppression("AwsSolutions-IAM5", reasonXRay, star)},
 		CheckRollout:  {suppression("AwsSolutions-IAM5", reasonXRay, star)},
+		Rethrow:       {suppression("AwsSolutions-IAM5", reasonXRay, star)},
 	}
 	for name, sups := range byFunction {
 		cdknag.NagSuppressions_AddResourceSuppressions(roleOf(r.Functions[name]), &sups, jsii.Bool(true))

@@ -46,6 +46,7 @@ const (
 	CheckReplicas = spec.CheckReplicas
 	Redeploy      = spec.Redeploy
 	CheckRollout  = spec.CheckRollout
+	Rethrow       = spec.Rethrow
 )
 
 // Environment variables the functions read (see package lambdas/spec).

@@ -88,6 +88,7 @@ func TestStateMachine(t *testing.T) {
 		statemachine.CheckReplicasFunctionArn: rotation.CheckReplicas,
 		statemachine.RedeployFunctionArn:      rotation.Redeploy,
 		statemachine.CheckRolloutFunctionArn:  rotation.CheckRollout,
+		statemachine.RethrowFunctionArn:       rotation.Rethrow,
 	}
 	for key, name := range byKey {
 		wantRef := fmt.Sprintf(`{"Fn::GetAtt":["%s","Arn"]}`, cdktest.LogicalID(stack, r.Functions[name]))
@@ -167,6 +168,8 @@ func wantActions(withKey bool) map[string][]string {
 		rotation.CheckReplicas: db,
 		rotation.Redeploy:      cat(base, []string{"ecs:UpdateService", "ecs:DescribeServices"}),
 		rotation.CheckRollout:  cat(base, []string{"ecs:DescribeServices"}),
+		// RotationFailed's rethrow: its logs and traces, nothing on the secrets.
+		rotation.Rethrow: base,
 	}
 }
 
@@ -193,8 +196,8 @@ func TestLeastPrivilege(t *testing.T) {
 				}
 				roles[role] = name
 			}
-			if len(roles) != 8 {
-				t.Fatalf("functions: got %d roles, want 8", len(roles))
+			if want := len(rotation.FunctionNames()); len(roles) != want {
+				t.Fatalf("functions: got %d roles, want %d", len(roles), want)
 			}
 			got := map[string][]string{}
 			for _, s := range stmts {
@@ -400,8 +403,8 @@ func TestFunctions(t *testing.T) {
 	})
 	tmpl := cdktest.Template(t, stack)
 	fns := cdktest.Resources(tmpl, "AWS::Lambda::Function")
-	if len(fns) != 8 {
-		t.Fatalf("functions: got %d, want 8", len(fns))
+	if want := len(rotation.FunctionNames()); len(fns) != want {
+		t.Fatalf("functions: got %d, want %d", len(fns), want)
 	}
 	database := map[string]bool{rotation.Preflight: true, rotation.CloneUser: true, rotation.SetPassword: true,
 		rotation.TestLogin: true, rotation.CheckReplicas: true}

@@ -16,6 +16,7 @@ const (
 	CheckReplicas = "checkreplicas"
 	Redeploy      = "redeploy"
 	CheckRollout  = "checkrollout"
+	Rethrow       = "rethrow"
 	Bootstrap     = "bootstrap"
 )
 
@@ -127,6 +128,9 @@ var functions = []Function{
 	{Name: CheckRollout, ID: "CheckRollout", Placeholder: "CheckRolloutFunctionArn",
 		Description: "pgrotate CheckRollout: follow the forced deployment's rollout",
 		Env:         []string{EnvRolloutMaxChecks}, Rights: []Right{DescribeServices}},
+	// RotationFailed's rethrow: no rights but its logs (it only returns the caught error).
+	{Name: Rethrow, ID: "Rethrow", Placeholder: "RethrowFunctionArn",
+		Description: "pgrotate RotationFailed: rethrow the caught failure, or resume a redriven execution"},
 	{Name: Bootstrap, ID: "Bootstrap",
 		Description: "pgrotate bootstrap: create the app secret's user in the database at deploy (custom resource)",
 		Env:         withDB(), Rights: []Right{ReadAppSecret, ReadAdminSecret, Database}},

@@ -212,6 +212,9 @@ var wiring = map[string]func(b *Backend, d wiringDeps) sfnlocal.Handler{
 	spec.CheckRollout: func(_ *Backend, d wiringDeps) sfnlocal.Handler {
 		return sfnlocal.LambdaFunc((&tasks.CheckRollout{ECS: d.ecs, Log: d.log}).Handle)
 	},
+	spec.Rethrow: func(_ *Backend, d wiringDeps) sfnlocal.Handler {
+		return sfnlocal.LambdaFunc((&tasks.Rethrow{Log: d.log}).Handle)
+	},
 }
 
 // wiringDeps are the clients the handlers share.
