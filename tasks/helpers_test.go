@@ -283,7 +283,7 @@ type dbCall struct {
 }
 
 // fakeDB is a hand-written PostgreSQL stand-in for the step handlers (the SQL itself is
-// tested in tasks/postgres): one password per role, shared by the primary and replicas,
+// tested in adapters/postgres): one password per role, shared by the primary and replicas,
 // with per-host refusals, session counts and replay lag.
 type fakeDB struct {
 	mu       sync.Mutex
