@@ -169,7 +169,7 @@ func wantActions(withKey bool) map[string][]string {
 		rotation.Redeploy:      cat(base, []string{"ecs:UpdateService", "ecs:DescribeServices"}),
 		rotation.CheckRollout:  cat(base, []string{"ecs:DescribeServices"}),
 		// RotationFailed's rethrow: its logs and traces, nothing on the secrets.
-		rotation.Rethrow: base,
+		rotation.Rethrow: cat(base),
 	}
 }
 

@@ -3,16 +3,8 @@
 package main
 
 import (
-	"context"
-
-	"github.com/aws/aws-lambda-go/lambda"
-
-	"github.com/pgrotate/pgrotate/internal/lambdaenv"
-	"github.com/pgrotate/pgrotate/tasks"
+	"github.com/pgrotate/pgrotate/lambdas"
+	"github.com/pgrotate/pgrotate/lambdas/spec"
 )
 
-func main() {
-	lambdaenv.Setup(context.Background(), lambdaenv.FromOS())
-	h := &tasks.Rethrow{}
-	lambda.Start(h.Handle)
-}
+func main() { lambdas.Main(spec.Rethrow) }

@@ -71,16 +71,18 @@ func layer(r string) (int, bool) {
 		return 1, true
 	case r == "tasks", r == "rotator":
 		return 2, true // the handlers
-	case r == "lambdas", r == "internal/lambdaenv":
-		return 3, true // the wiring the mains share
+	case r == "internal/lambdaenv":
+		return 3, true // reading a Lambda's environment
+	case r == "lambdas":
+		return 4, true // the constructors the mains and local/ share
 	case under(r, "cmd") && r != "cmd/pgrotate":
-		return 4, true // the Lambda mains
+		return 5, true // the Lambda mains
 	}
 	return 0, false
 }
 
 // Layer names, for the messages.
-var layerName = []string{"workflow (contract)", "adapters", "handlers", "wiring", "mains"}
+var layerName = []string{"workflow (contract)", "adapters", "handlers", "environment", "constructors", "mains"}
 
 func TestImportsPointDown(t *testing.T) {
 	for _, p := range listPackages(t) {

@@ -10,13 +10,14 @@ import (
 	"testing"
 
 	"github.com/pgrotate/pgrotate/cdk/rotation"
+	"github.com/pgrotate/pgrotate/lambdas"
 	"github.com/pgrotate/pgrotate/lambdas/spec"
-	"github.com/pgrotate/pgrotate/local/backend"
 	"github.com/pgrotate/pgrotate/statemachine"
 )
 
 // The registry is the one list: the Makefile, the cmd/ directories, the ASL placeholders,
-// the CDK's functions and the local wiring must all agree with it.
+// the CDK's functions and the constructors (through which cmd/ and local/backend wire the
+// handlers; local/backend wires exactly spec.Steps) must all agree with it.
 func TestRegistryConsistency(t *testing.T) {
 	var steps, placeholders []string
 	for _, f := range spec.Steps() {
@@ -32,7 +33,7 @@ func TestRegistryConsistency(t *testing.T) {
 		{"ASL ${…FunctionArn} placeholders", aslPlaceholders(t), sorted(placeholders)},
 		{"statemachine.Keys", functionKeys(statemachine.Keys()), sorted(placeholders)},
 		{"cdk/rotation functions", sorted(rotation.FunctionNames()), sorted(steps)},
-		{"local/backend wiring", backend.WiredFunctions(), sorted(steps)},
+		{"lambdas constructors (cmd/ and local/backend wire through them)", sorted(lambdas.Names()), sorted(spec.Names())},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

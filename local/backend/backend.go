@@ -13,7 +13,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sort"
 	"sync"
 	"time"
 
@@ -23,10 +22,11 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sfn"
 	"github.com/aws/aws-sdk-go-v2/service/sfn/types"
 
-	"github.com/pgrotate/pgrotate/adapters/ecsservice"
 	"github.com/pgrotate/pgrotate/adapters/executions"
 	"github.com/pgrotate/pgrotate/adapters/postgres"
 	"github.com/pgrotate/pgrotate/adapters/secretstore"
+	"github.com/pgrotate/pgrotate/internal/lambdaenv"
+	"github.com/pgrotate/pgrotate/lambdas"
 	"github.com/pgrotate/pgrotate/lambdas/spec"
 	"github.com/pgrotate/pgrotate/local/ecs"
 	"github.com/pgrotate/pgrotate/local/pgcluster"
@@ -34,7 +34,6 @@ import (
 	"github.com/pgrotate/pgrotate/local/sfnlocal"
 	"github.com/pgrotate/pgrotate/rotator"
 	"github.com/pgrotate/pgrotate/statemachine"
-	"github.com/pgrotate/pgrotate/tasks"
 	"github.com/pgrotate/pgrotate/workflow"
 )
 
@@ -187,78 +186,41 @@ func (b *Backend) log() *slog.Logger {
 	return slog.Default()
 }
 
-// wiring builds each function's handler, keyed by its registry name (lambdas/spec): the
-// state machine's functions must be exactly those of spec.Steps.
-var wiring = map[string]func(b *Backend, d wiringDeps) sfnlocal.Handler{
-	spec.Preflight: func(b *Backend, d wiringDeps) sfnlocal.Handler {
-		return sfnlocal.LambdaFunc((&tasks.Preflight{Secrets: b.Store, Dates: b.Store, DB: b.pg, ECS: d.ecs, Promotions: d.promotions, Log: d.log}).Handle)
-	},
-	spec.CloneUser: func(b *Backend, d wiringDeps) sfnlocal.Handler {
-		return sfnlocal.LambdaFunc((&tasks.CloneUser{Secrets: b.Store, DB: b.pg, Log: d.log}).Handle)
-	},
-	spec.SetPassword: func(b *Backend, d wiringDeps) sfnlocal.Handler {
-		return sfnlocal.LambdaFunc((&tasks.SetPassword{Secrets: b.Store, DB: b.pg, Log: d.log}).Handle)
-	},
-	spec.TestLogin: func(b *Backend, d wiringDeps) sfnlocal.Handler {
-		return sfnlocal.LambdaFunc((&tasks.TestLogin{Secrets: b.Store, DB: b.pg, Log: d.log}).Handle)
-	},
-	spec.CheckReplicas: func(b *Backend, d wiringDeps) sfnlocal.Handler {
-		return sfnlocal.LambdaFunc((&tasks.CheckReplicas{Secrets: b.Store, DB: b.pg, Log: d.log}).Handle)
-	},
-	spec.Rotator: func(b *Backend, _ wiringDeps) sfnlocal.Handler { return sfnlocal.LambdaFunc(b.Rotator.Handle) },
-	spec.Redeploy: func(_ *Backend, d wiringDeps) sfnlocal.Handler {
-		return sfnlocal.LambdaFunc((&tasks.Redeploy{ECS: d.ecs, Log: d.log}).Handle)
-	},
-	spec.CheckRollout: func(_ *Backend, d wiringDeps) sfnlocal.Handler {
-		return sfnlocal.LambdaFunc((&tasks.CheckRollout{ECS: d.ecs, Log: d.log}).Handle)
-	},
-	spec.Rethrow: func(_ *Backend, d wiringDeps) sfnlocal.Handler {
-		return sfnlocal.LambdaFunc((&tasks.Rethrow{Log: d.log}).Handle)
-	},
-}
-
-// wiringDeps are the clients the handlers share.
-type wiringDeps struct {
-	ecs        *ecsservice.Services
-	promotions *lazyReader
-	log        *slog.Logger
-}
-
-// WiredFunctions names the functions the local state machine wires, sorted (the registry
-// consistency test compares them with lambdas/spec).
-func WiredFunctions() []string {
-	names := make([]string, 0, len(wiring))
-	for n := range wiring {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	return names
-}
-
 // startMachine renders rotation.asl.json with local ARNs and wires every Task to its Go
-// handler, exactly as the deployed Lambdas are wired in cmd/.
+// handler through the registry's constructors (package lambdas), exactly as the deployed
+// Lambdas are wired in cmd/, with the local models as their AWS clients.
 func (b *Backend) startMachine() error {
 	log := b.log()
-	d := wiringDeps{ecs: ecsservice.New(b.ECS), promotions: &lazyReader{}, log: log}
 	arn := func(name string) string { return functionPrefix + name }
-	b.Rotator = &rotator.Rotator{
-		Secrets: b.Store,
-		ECS:     d.ecs,
-		Config:  rotator.Config{StateMachineARN: StateMachineARN, Services: b.opts.Services, PollInterval: 20 * time.Millisecond},
-		Log:     log,
+	env, err := b.functionEnv()
+	if err != nil {
+		return err
 	}
+	late := &lateSFN{}
+	deps := func() lambdas.Deps {
+		return lambdas.Deps{
+			Env:     &lambdaenv.Env{Lookup: func(k string) (string, bool) { v, ok := env[k]; return v, ok }},
+			Clients: lambdas.Clients{SecretsManager: b.Secrets, StepFunctions: late, ECS: b.ECS},
+			Log:     log,
+		}
+	}
+	d := deps()
+	b.Rotator = lambdas.NewRotator(d)
+	if err := d.Env.Err(); err != nil {
+		return fmt.Errorf("local rotation function: %w", err)
+	}
+	b.Rotator.Config.PollInterval = 20 * time.Millisecond
 	handlers := map[string]sfnlocal.Handler{snsPublish: b.publish}
 	subs := map[string]string{statemachine.AlarmTopicArn: AlarmTopicARN}
 	for _, f := range spec.Steps() {
-		build, ok := wiring[f.Name]
-		if !ok {
-			return fmt.Errorf("local backend: no handler wired for function %s", f.Name)
+		var h any = b.Rotator.Handle
+		if f.Name != spec.Rotator {
+			if h, err = lambdas.Handler(f.Name, deps()); err != nil {
+				return fmt.Errorf("local %s function: %w", f.Name, err)
+			}
 		}
-		handlers[arn(f.Name)] = build(b, d)
+		handlers[arn(f.Name)] = sfnlocal.LambdaFunc(h)
 		subs[f.Placeholder] = arn(f.Name)
-	}
-	if len(wiring) != len(spec.Steps()) {
-		return fmt.Errorf("local backend: wires %v, the registry lists %d state machine functions", WiredFunctions(), len(spec.Steps()))
 	}
 	// Secrets Manager invokes the same function for the rotation steps (RotateSecret).
 	b.Secrets.RegisterFunction(RotationFunctionARN, func(ctx context.Context, ev localsecrets.RotationEvent) error {
@@ -286,9 +248,29 @@ func (b *Backend) startMachine() error {
 		return err
 	}
 	b.Machine = m
-	b.Rotator.SFN = m
-	d.promotions.set(&executions.Reader{API: m, StateMachineARN: StateMachineARN})
+	late.set(m)
 	return nil
+}
+
+// functionEnv is the functions' environment, as the CDK sets it (lambdas/spec).
+func (b *Backend) functionEnv() (map[string]string, error) {
+	services, err := json.Marshal(b.opts.Services)
+	if err != nil {
+		return nil, fmt.Errorf("local function environment: %w", err)
+	}
+	replicas, err := json.Marshal(b.opts.Database.Replicas)
+	if err != nil {
+		return nil, fmt.Errorf("local function environment: %w", err)
+	}
+	env := map[string]string{
+		spec.EnvStateMachineARN: StateMachineARN,
+		spec.EnvServices:        string(services),
+		spec.EnvReplicas:        string(replicas),
+	}
+	if b.opts.Database.CAFile != "" {
+		env[spec.EnvCABundle] = b.opts.Database.CAFile
+	}
+	return env, nil
 }
 
 // publish is the SNS topic: it keeps the alarm messages.
@@ -472,23 +454,78 @@ func newToken() (string, error) {
 	return h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:], nil
 }
 
-// lazyReader breaks the cycle between Preflight (which reads executions) and the machine
-// (which needs Preflight's handler to start).
-type lazyReader struct {
+// lateSFN is the handlers' Step Functions client: the interpreter, which starts after them
+// (it needs their handlers to start).
+type lateSFN struct {
 	mu sync.Mutex
-	r  *executions.Reader
+	m  rotator.StepFunctions
 }
 
-func (l *lazyReader) set(r *executions.Reader) { l.mu.Lock(); l.r = r; l.mu.Unlock() }
+func (l *lateSFN) set(m rotator.StepFunctions) { l.mu.Lock(); l.m = m; l.mu.Unlock() }
 
-func (l *lazyReader) PromotedAt(ctx context.Context, version string) (time.Time, bool, error) {
+func (l *lateSFN) get() (rotator.StepFunctions, error) {
 	l.mu.Lock()
-	r := l.r
-	l.mu.Unlock()
-	if r == nil {
-		return time.Time{}, false, errors.New("state machine not started")
+	defer l.mu.Unlock()
+	if l.m == nil {
+		return nil, errors.New("state machine not started")
 	}
-	return r.PromotedAt(ctx, version)
+	return l.m, nil
+}
+
+func (l *lateSFN) DescribeExecution(ctx context.Context, in *sfn.DescribeExecutionInput, o ...func(*sfn.Options)) (*sfn.DescribeExecutionOutput, error) {
+	m, err := l.get()
+	if err != nil {
+		return nil, err
+	}
+	return m.DescribeExecution(ctx, in, o...)
+}
+
+func (l *lateSFN) GetExecutionHistory(ctx context.Context, in *sfn.GetExecutionHistoryInput, o ...func(*sfn.Options)) (*sfn.GetExecutionHistoryOutput, error) {
+	m, err := l.get()
+	if err != nil {
+		return nil, err
+	}
+	return m.GetExecutionHistory(ctx, in, o...)
+}
+
+func (l *lateSFN) StartExecution(ctx context.Context, in *sfn.StartExecutionInput, o ...func(*sfn.Options)) (*sfn.StartExecutionOutput, error) {
+	m, err := l.get()
+	if err != nil {
+		return nil, err
+	}
+	return m.StartExecution(ctx, in, o...)
+}
+
+func (l *lateSFN) StopExecution(ctx context.Context, in *sfn.StopExecutionInput, o ...func(*sfn.Options)) (*sfn.StopExecutionOutput, error) {
+	m, err := l.get()
+	if err != nil {
+		return nil, err
+	}
+	return m.StopExecution(ctx, in, o...)
+}
+
+func (l *lateSFN) RedriveExecution(ctx context.Context, in *sfn.RedriveExecutionInput, o ...func(*sfn.Options)) (*sfn.RedriveExecutionOutput, error) {
+	m, err := l.get()
+	if err != nil {
+		return nil, err
+	}
+	return m.RedriveExecution(ctx, in, o...)
+}
+
+func (l *lateSFN) ListExecutions(ctx context.Context, in *sfn.ListExecutionsInput, o ...func(*sfn.Options)) (*sfn.ListExecutionsOutput, error) {
+	m, err := l.get()
+	if err != nil {
+		return nil, err
+	}
+	return m.ListExecutions(ctx, in, o...)
+}
+
+func (l *lateSFN) DescribeStateMachine(ctx context.Context, in *sfn.DescribeStateMachineInput, o ...func(*sfn.Options)) (*sfn.DescribeStateMachineOutput, error) {
+	m, err := l.get()
+	if err != nil {
+		return nil, err
+	}
+	return m.DescribeStateMachine(ctx, in, o...)
 }
 
 func describe(arn string) *sfn.DescribeExecutionInput {
