@@ -101,6 +101,10 @@ func TestImportsPointDown(t *testing.T) {
 				t.Errorf("%s (%s) imports %s, which is outside the layers", from, layerName[lf], to)
 				continue
 			}
+			if from == "tasks" && under(to, "adapters") {
+				// The state handlers declare the interfaces they need; the mains bring the adapters.
+				t.Errorf("tasks imports %s: a state handler imports no adapter", to)
+			}
 			if lt >= lf {
 				t.Errorf("back-arrow: %s (%s) imports %s (%s); arrows point mains → handlers → adapters → workflow",
 					from, layerName[lf], to, layerName[lt])
