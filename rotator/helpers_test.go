@@ -239,8 +239,6 @@ func (f *fixture) waitForPolls(name string, n int) {
 	}
 }
 
-func contains(list []string, s string) bool { return slices.Contains(list, s) }
-
 // wantErrContains fails unless err is non-nil and its text holds every part.
 func wantErrContains(t *testing.T, err error, parts ...string) {
 	t.Helper()
