@@ -1,6 +1,6 @@
 # pgrotate: build the Lambda bootstraps, run the tests, lint, run the demo.
 SHELL   := /bin/bash
-LAMBDAS := rotator preflight cloneuser setpassword testlogin checkreplicas redeploy checkrollout retireprevious bootstrap evidence
+LAMBDAS := rotator preflight cloneuser setpassword testlogin checkreplicas redeploy checkrollout retireprevious rethrow bootstrap evidence
 BUILD   := build
 GOFLAGS_LAMBDA := -tags lambda.norpc -trimpath -ldflags '-s -w'
 

@@ -49,6 +49,7 @@ const (
 	RotationFunctionArn      = "RotationFunctionArn"
 	RedeployFunctionArn      = "RedeployFunctionArn"
 	CheckRolloutFunctionArn  = "CheckRolloutFunctionArn"
+	RethrowFunctionArn       = "RethrowFunctionArn"
 	AlarmTopicArn            = "AlarmTopicArn"
 	// RetirePreviousFunctionArn runs RetirePrevious, which the state machine enters only
 	// when RetirePreviousAfter is not RetireOff.
@@ -72,6 +73,7 @@ func Keys() []string {
 		RotationFunctionArn,
 		RedeployFunctionArn,
 		CheckRolloutFunctionArn,
+		RethrowFunctionArn,
 		AlarmTopicArn,
 		RetirePreviousFunctionArn,
 		RetirePreviousAfter,

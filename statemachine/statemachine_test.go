@@ -514,13 +514,13 @@ func TestFailurePath(t *testing.T) {
 	if !ok {
 		t.Fatal("no RotationFailed state")
 	}
-	// A Task that rethrows the caught error (see rotator.Fail), so a redrive re-runs it and
+	// A Task that rethrows the caught error (see tasks.Rethrow), so a redrive re-runs it and
 	// resumes at the failed state; a Fail state would only fail again.
 	want := map[string]any{"action": "fail", "error.$": "$.error.Error", "cause.$": "$.error.Cause", "failedState.$": "$.failure.state",
 		"failedInRedrive.$": "$.failure.redriveCount", "redriveCount.$": "$$.Execution.RedriveCount"}
-	if fail["Type"] != "Task" || fail["Resource"] != testValues()[statemachine.RotationFunctionArn] || !reflect.DeepEqual(fail["Parameters"], want) ||
+	if fail["Type"] != "Task" || fail["Resource"] != testValues()[statemachine.RethrowFunctionArn] || !reflect.DeepEqual(fail["Parameters"], want) ||
 		fail["ResultPath"] != nil || fail["Next"] != "ResumeAt" {
-		t.Errorf("RotationFailed = %v, want the rotation function's fail action, then ResumeAt", fail)
+		t.Errorf("RotationFailed = %v, want the rethrow function's fail action, then ResumeAt", fail)
 	}
 	resume := states["ResumeAt"].(map[string]any)
 	targets := map[string]bool{}

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 
-	"github.com/pgrotate/pgrotate/tasks/ecsservice"
 	"github.com/pgrotate/pgrotate/workflow"
 )
 
@@ -17,7 +16,7 @@ const DefaultMaxRolloutChecks = 120
 // gone (a circuit-breaker rollback) fails the rotation, anything else loops until the bound.
 type CheckRollout struct {
 	ECS interface {
-		Deployments(ctx context.Context, svc workflow.Service) ([]ecsservice.Deployment, error)
+		Deployments(ctx context.Context, svc workflow.Service) ([]workflow.Deployment, error)
 	}
 	MaxChecks int
 	Log       *slog.Logger
@@ -43,7 +42,7 @@ func (h *CheckRollout) Handle(ctx context.Context, ro workflow.Rollout) (workflo
 	if err != nil {
 		return h.fail(ctx, ro, fmt.Errorf("describe service %s: %w", ro.Service, err))
 	}
-	var ours *ecsservice.Deployment
+	var ours *workflow.Deployment
 	for i := range deps {
 		if deps[i].ID == ro.DeploymentID {
 			ours = &deps[i]
@@ -52,9 +51,9 @@ func (h *CheckRollout) Handle(ctx context.Context, ro workflow.Rollout) (workflo
 	switch {
 	case ours == nil:
 		return h.fail(ctx, ro, &workflow.DeploymentFailed{Service: ro.Service.String(), Deployment: ro.DeploymentID, Reason: "the deployment is gone (rolled back or replaced)"})
-	case ours.RolloutState == "FAILED":
+	case ours.RolloutState == workflow.RolloutFailed:
 		return h.fail(ctx, ro, &workflow.DeploymentFailed{Service: ro.Service.String(), Deployment: ro.DeploymentID, Reason: orUnknown(ours.RolloutStateReason)})
-	case ours.RolloutState == "COMPLETED":
+	case ours.RolloutState == workflow.RolloutCompleted:
 		ro.RolloutState, ro.Done = ours.RolloutState, true
 		logger(h.Log).InfoContext(ctx, "deployment completed", "service", ro.Service.String(), "deployment", ro.DeploymentID, "checks", ro.Checks)
 		return ro, nil

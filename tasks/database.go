@@ -9,7 +9,7 @@ import (
 )
 
 // The PostgreSQL operations the steps use, each declared where it is needed and satisfied by
-// PG (tasks/postgres). Admin operations take the admin secret already pointed at the right
+// PG (adapters/postgres). Admin operations take the admin secret already pointed at the right
 // server and database (see adminAt).
 
 type loginChecker interface {

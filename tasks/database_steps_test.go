@@ -84,7 +84,7 @@ func TestCloneUser(t *testing.T) {
 		{name: "twins", prepare: func(*fakeDB) {}},
 		{
 			name: "the active user does not exist",
-			// The adapter wraps its errors with the action, as tasks/postgres does.
+			// The adapter wraps its errors with the action, as adapters/postgres does.
 			prepare: func(db *fakeDB) {
 				db.cloneErr = fmt.Errorf("clone role: %w", &workflow.ActiveUserMissing{User: "app_user"})
 			},

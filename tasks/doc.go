@@ -6,7 +6,7 @@
 // version id in every step; the State carries references only.
 //
 // Each handler declares the small interfaces it needs (secrets, database, ECS), satisfied
-// by the adapters in tasks/secretstore, tasks/postgres and tasks/ecsservice and by
+// by the adapters in adapters/secretstore, adapters/postgres and adapters/ecsservice and by
 // hand-written fakes in tests. A handler returns its named workflow error unwrapped, so the
 // errorType Step Functions sees is the name the state machine matches.
 package tasks

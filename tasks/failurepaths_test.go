@@ -15,11 +15,11 @@ import (
 	smtypes "github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/pgrotate/pgrotate/adapters/ecsservice"
 	localecs "github.com/pgrotate/pgrotate/local/ecs"
 	localsecrets "github.com/pgrotate/pgrotate/local/secrets"
 	"github.com/pgrotate/pgrotate/local/sfnlocal"
 	"github.com/pgrotate/pgrotate/statemachine"
-	"github.com/pgrotate/pgrotate/tasks/ecsservice"
 	"github.com/pgrotate/pgrotate/workflow"
 )
 

@@ -14,11 +14,11 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
+	"github.com/pgrotate/pgrotate/adapters/ecsservice"
+	"github.com/pgrotate/pgrotate/adapters/secretstore"
 	localecs "github.com/pgrotate/pgrotate/local/ecs"
 	localsecrets "github.com/pgrotate/pgrotate/local/secrets"
 	"github.com/pgrotate/pgrotate/local/sfnlocal"
-	"github.com/pgrotate/pgrotate/tasks/ecsservice"
-	"github.com/pgrotate/pgrotate/tasks/secretstore"
 	"github.com/pgrotate/pgrotate/workflow"
 )
 
@@ -283,7 +283,7 @@ type dbCall struct {
 }
 
 // fakeDB is a hand-written PostgreSQL stand-in for the step handlers (the SQL itself is
-// tested in tasks/postgres): one password per role, shared by the primary and replicas,
+// tested in adapters/postgres): one password per role, shared by the primary and replicas,
 // with per-host refusals, session counts and replay lag.
 type fakeDB struct {
 	mu       sync.Mutex

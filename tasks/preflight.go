@@ -7,13 +7,12 @@ import (
 	"strings"
 	"time"
 
-	"github.com/pgrotate/pgrotate/tasks/ecsservice"
 	"github.com/pgrotate/pgrotate/workflow"
 )
 
 // serviceReader reads what Preflight needs to know about an ECS service.
 type serviceReader interface {
-	Deployments(ctx context.Context, svc workflow.Service) ([]ecsservice.Deployment, error)
+	Deployments(ctx context.Context, svc workflow.Service) ([]workflow.Deployment, error)
 	TaskLaunchTimes(ctx context.Context, svc workflow.Service) ([]time.Time, error)
 }
 
@@ -140,7 +139,7 @@ func (h *Preflight) checkService(ctx context.Context, svc workflow.Service, sinc
 	if len(deps) != 1 {
 		return &workflow.ServiceNotSteady{Service: svc.String(), Reason: fmt.Sprintf("%d deployments in progress, want 1", len(deps))}
 	}
-	if d := deps[0]; d.RolloutState != "COMPLETED" {
+	if d := deps[0]; d.RolloutState != workflow.RolloutCompleted {
 		return &workflow.ServiceNotSteady{Service: svc.String(), Reason: fmt.Sprintf("deployment %s is %s, want COMPLETED", d.ID, orUnknown(d.RolloutState))}
 	}
 	launched, err := h.ECS.TaskLaunchTimes(ctx, svc)

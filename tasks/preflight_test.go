@@ -12,7 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
-	"github.com/pgrotate/pgrotate/tasks/ecsservice"
+	"github.com/pgrotate/pgrotate/adapters/ecsservice"
 	"github.com/pgrotate/pgrotate/workflow"
 )
 

@@ -5,13 +5,12 @@ import (
 	"fmt"
 	"log/slog"
 
-	"github.com/pgrotate/pgrotate/tasks/ecsservice"
 	"github.com/pgrotate/pgrotate/workflow"
 )
 
 // deployer forces a new deployment of a service.
 type deployer interface {
-	Deployments(ctx context.Context, svc workflow.Service) ([]ecsservice.Deployment, error)
+	Deployments(ctx context.Context, svc workflow.Service) ([]workflow.Deployment, error)
 	ForceDeployment(ctx context.Context, svc workflow.Service) (string, error)
 }
 
@@ -37,7 +36,7 @@ func (h *Redeploy) Handle(ctx context.Context, ro workflow.Rollout) (workflow.Ro
 	}
 	for _, d := range deps {
 		// A FAILED one is not reused: a re-drive after DeploymentFailed would only fail again.
-		if d.Status == "PRIMARY" && d.RolloutState != "FAILED" && d.CreatedAt.After(ro.PromotedAt) {
+		if d.Status == workflow.DeploymentPrimary && d.RolloutState != workflow.RolloutFailed && d.CreatedAt.After(ro.PromotedAt) {
 			ro.DeploymentID = d.ID
 			logger(h.Log).InfoContext(ctx, "reusing a deployment created after the promotion", "service", ro.Service.String(), "deployment", d.ID)
 			return ro, nil

@@ -6,8 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pgrotate/pgrotate/adapters/ecsservice"
 	localecs "github.com/pgrotate/pgrotate/local/ecs"
-	"github.com/pgrotate/pgrotate/tasks/ecsservice"
 	"github.com/pgrotate/pgrotate/workflow"
 )
 

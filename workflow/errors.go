@@ -159,7 +159,7 @@ type StepFailed struct {
 }
 
 // Error is the reason alone: the execution's failure already names the state (see
-// rotator.Fail), and the handlers log it.
+// tasks.Rethrow), and the handlers log it.
 func (e *StepFailed) Error() string {
 	if e.Reason == "" {
 		return "step failed"

@@ -11,7 +11,7 @@ import (
 )
 
 // StateMachineAlias is the alias of the rotation function through which the state machine
-// (Promote, RotationFailed) invokes it. Secrets Manager invokes the unqualified function.
+// (Promote) invokes it. Secrets Manager invokes the unqualified function.
 const StateMachineAlias = "statemachine"
 
 // Service principals that publish to the alarm topic.
@@ -39,7 +39,7 @@ func (r *Rotation) newStateMachineAlias() {
 	r.StateMachineAlias = awslambda.NewAlias(r.Construct, jsii.String("RotatorStateMachineAlias"), &awslambda.AliasProps{
 		AliasName:   jsii.String(StateMachineAlias),
 		Version:     fn.LatestVersion(),
-		Description: jsii.String("pgrotate: the state machine's calls of the rotation function (Promote, RotationFailed)"),
+		Description: jsii.String("pgrotate: the state machine's calls of the rotation function (Promote)"),
 	})
 }
 
@@ -50,8 +50,8 @@ func (r *Rotation) newStateMachineAlias() {
 //   - RotationFunctionErrors: the rotation function failed when Secrets Manager called it
 //     (createSecret, StartExecution, the configuration test, a timeout), outside any
 //     execution. Its errors through the state machine's alias are subtracted: those end the
-//     execution, which FailedRotations already reports (the RotationFailed rethrow returns
-//     an error by design, after every caught failure). setSecret, testSecret and
+//     execution, which FailedRotations already reports. (The RotationFailed rethrow, which
+//     returns an error by design after every caught failure, is a function of its own.) setSecret, testSecret and
 //     finishSecret wait for the execution, so one that fails before Promote fails them too;
 //   - RotationFailedEvents: Secrets Manager reports the rotation of the app secret failed.
 //

@@ -150,8 +150,8 @@ func dims(metric map[string]any) []string {
 }
 
 // TestRotationFunctionErrorsAlarm: errors of the rotation function alarm the topic unless
-// they come through the state machine's alias, whose failures (the RotationFailed rethrow
-// on every caught failure, a failed Promote) FailedRotations already reports.
+// they come through the state machine's alias, whose failures (a failed Promote)
+// FailedRotations already reports.
 func TestRotationFunctionErrorsAlarm(t *testing.T) {
 	stack, r := newStack(t, nil)
 	tmpl := cdktest.Template(t, stack)

@@ -5,11 +5,13 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2/awslambda"
 	"github.com/aws/jsii-runtime-go"
 	"github.com/cdklabs/cdk-nag-go/cdknag/v2"
+
+	"github.com/pgrotate/pgrotate/lambdas/spec"
 )
 
 // BootstrapFunction is the bootstrap function's name: cmd/bootstrap, built to
 // <AssetDir>/bootstrap/bootstrap.
-const BootstrapFunction = "bootstrap"
+const BootstrapFunction = spec.Bootstrap
 
 // BootstrapResourceType is the custom resource's type; PropAppSecretArn its property naming
 // the app secret (tasks.PropAppSecretARN, which the handler reads), PropAdoptExistingUser
@@ -41,8 +43,10 @@ type Bootstrap struct {
 	Resource awscdk.CustomResource
 }
 
-var bootstrapFunction = function{BootstrapFunction, "Bootstrap",
-	"pgrotate bootstrap: create the app secret's user in the database at deploy (custom resource)", "", true}
+var bootstrapFunction = func() function {
+	f, _ := spec.Lookup(spec.Bootstrap)
+	return fromSpec(f)
+}()
 
 // newBootstrap deploys the bootstrap function and its custom resource, CloudFormation
 // invoking the function directly (it answers the response URL itself: cfn.LambdaWrap).

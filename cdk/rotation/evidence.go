@@ -13,6 +13,8 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2/awssqs"
 	"github.com/aws/jsii-runtime-go"
 	"github.com/cdklabs/cdk-nag-go/cdknag/v2"
+
+	"github.com/pgrotate/pgrotate/lambdas/spec"
 )
 
 // EvidenceFunction is the evidence function's name: cmd/evidence, built to
@@ -52,8 +54,8 @@ func EvidenceEvents() (sources, detailTypes, statuses, failures []string) {
 
 // Environment variables of the evidence function (cmd/evidence).
 const (
-	EnvEvidenceBucket = "PGROTATE_EVIDENCE_BUCKET"
-	EnvEvidencePrefix = "PGROTATE_EVIDENCE_PREFIX"
+	EnvEvidenceBucket = spec.EnvEvidenceBucket
+	EnvEvidencePrefix = spec.EnvEvidencePrefix
 )
 
 // EvidenceProps configure the evidence store. The zero value creates a bucket with Object

@@ -11,6 +11,7 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsstepfunctions"
 	"github.com/aws/jsii-runtime-go"
 
+	"github.com/pgrotate/pgrotate/lambdas/spec"
 	"github.com/pgrotate/pgrotate/statemachine"
 )
 
@@ -23,9 +24,20 @@ const executionTimeoutHours = 12
 // CheckConfiguration: the admin secret the app secret names must parse and name the same
 // primary).
 var (
-	appSecretReaders   = []string{Preflight, CloneUser, SetPassword, TestLogin, CheckReplicas, RetirePrevious}
-	adminSecretReaders = []string{Rotator, Preflight, CloneUser, SetPassword, CheckReplicas, RetirePrevious}
+	appSecretReaders   = stepsWith(spec.ReadAppSecret)
+	adminSecretReaders = stepsWith(spec.ReadAdminSecret)
 )
+
+// stepsWith names the state machine's functions that need right r (package lambdas/spec).
+func stepsWith(r spec.Right) []string {
+	var out []string
+	for _, f := range spec.Steps() {
+		if f.Has(r) {
+			out = append(out, f.Name)
+		}
+	}
+	return out
+}
 
 func statement(sid string, actions []string, resources []*string, conditions map[string]interface{}) awsiam.PolicyStatement {
 	props := &awsiam.PolicyStatementProps{Sid: jsii.String(sid), Actions: jsii.Strings(actions...), Resources: &resources}

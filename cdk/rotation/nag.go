@@ -56,6 +56,7 @@ func (r *Rotation) suppressNag() {
 		CheckReplicas: {suppression("AwsSolutions-IAM5", reasonENI+" "+reasonXRay, star)},
 		Redeploy:      {suppression("AwsSolutions-IAM5", reasonXRay, star)},
 		CheckRollout:  {suppression("AwsSolutions-IAM5", reasonXRay, star)},
+		Rethrow:       {suppression("AwsSolutions-IAM5", reasonXRay, star)},
 	}
 	byFunction[RetirePrevious] = []*cdknag.NagPackSuppression{suppression("AwsSolutions-IAM5", reasonENI+" "+reasonXRay, star)}
 	for name, sups := range byFunction {

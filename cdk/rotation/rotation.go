@@ -33,34 +33,37 @@ import (
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
 
+	"github.com/pgrotate/pgrotate/lambdas/spec"
 	"github.com/pgrotate/pgrotate/statemachine"
 )
 
-// Function names: the cmd/<name> directories and the <AssetDir>/<name>/bootstrap files.
+// Function names: the cmd/<name> directories and the <AssetDir>/<name>/bootstrap files
+// (package lambdas/spec, the one list).
 const (
-	Rotator       = "rotator"
-	Preflight     = "preflight"
-	CloneUser     = "cloneuser"
-	SetPassword   = "setpassword"
-	TestLogin     = "testlogin"
-	CheckReplicas = "checkreplicas"
-	Redeploy      = "redeploy"
-	CheckRollout  = "checkrollout"
+	Rotator       = spec.Rotator
+	Preflight     = spec.Preflight
+	CloneUser     = spec.CloneUser
+	SetPassword   = spec.SetPassword
+	TestLogin     = spec.TestLogin
+	CheckReplicas = spec.CheckReplicas
+	Redeploy      = spec.Redeploy
+	CheckRollout  = spec.CheckRollout
+	Rethrow       = spec.Rethrow
 	// RetirePrevious runs only when Props.RetirePreviousAfter is set, but is always
 	// deployed: the definition names it either way.
-	RetirePrevious = "retireprevious"
+	RetirePrevious = spec.RetirePrevious
 )
 
-// Environment variables the functions read (see the handlers' main packages).
+// Environment variables the functions read (see package lambdas/spec).
 const (
-	EnvStateMachineARN      = "PGROTATE_STATE_MACHINE_ARN"
-	EnvServices             = "PGROTATE_SERVICES"
-	EnvPasswordLength       = "PGROTATE_PASSWORD_LENGTH"
-	EnvExcludeCharacters    = "PGROTATE_EXCLUDE_CHARACTERS"
-	EnvCABundle             = "PGROTATE_CA_BUNDLE"
-	EnvConnectTimeout       = "PGROTATE_CONNECT_TIMEOUT"
-	EnvRolloutMaxChecks     = "PGROTATE_ROLLOUT_MAX_CHECKS"
-	EnvReplicas             = "PGROTATE_REPLICAS"
+	EnvStateMachineARN      = spec.EnvStateMachineARN
+	EnvServices             = spec.EnvServices
+	EnvPasswordLength       = spec.EnvPasswordLength
+	EnvExcludeCharacters    = spec.EnvExcludeCharacters
+	EnvCABundle             = spec.EnvCABundle
+	EnvConnectTimeout       = spec.EnvConnectTimeout
+	EnvRolloutMaxChecks     = spec.EnvRolloutMaxChecks
+	EnvReplicas             = spec.EnvReplicas
 	lambdaServicePrinc      = "lambda.amazonaws.com"
 	secretsManagerPrincipal = "secretsmanager.amazonaws.com"
 	taskTimeoutSeconds      = 100 // under the state machine's TimeoutSeconds of 120
@@ -74,19 +77,20 @@ type function struct {
 	database              bool
 }
 
-var functions = []function{
-	{Rotator, "Rotator", "pgrotate rotation function: Secrets Manager steps and promote; the only writer of the app secret", statemachine.RotationFunctionArn, false},
-	{Preflight, "Preflight", "pgrotate Preflight: validate secrets, check no one holds the pending user", statemachine.PreflightFunctionArn, true},
-	{CloneUser, "CloneUser", "pgrotate CloneUser: create or verify the alternate user", statemachine.CloneUserFunctionArn, true},
-	{SetPassword, "SetPassword", "pgrotate SetPassword: change the pending user's password", statemachine.SetPasswordFunctionArn, true},
-	{TestLogin, "TestLogin", "pgrotate TestLogin: log in on the primary with the pending version", statemachine.TestLoginFunctionArn, true},
-	{CheckReplicas, "CheckReplicas", "pgrotate CheckReplicas: replicas replayed the change and accept the login", statemachine.CheckReplicasFunctionArn, true},
-	{Redeploy, "Redeploy", "pgrotate Redeploy: force a new deployment of one ECS service", statemachine.RedeployFunctionArn, false},
-	{CheckRollout, "CheckRollout", "pgrotate CheckRollout: follow the forced deployment's rollout", statemachine.CheckRolloutFunctionArn, false},
-	{RetirePrevious, "RetirePrevious", "pgrotate RetirePrevious: expire the previous user's password after the grace (opt-in)", statemachine.RetirePreviousFunctionArn, true},
+func fromSpec(f spec.Function) function {
+	return function{f.Name, f.ID, f.Description, f.Placeholder, f.Has(spec.Database)}
 }
 
-// FunctionNames returns the names of the nine functions, in state machine order.
+// functions are the state machine's functions of the registry, in its order.
+var functions = func() []function {
+	var out []function
+	for _, f := range spec.Steps() {
+		out = append(out, fromSpec(f))
+	}
+	return out
+}()
+
+// FunctionNames returns the names of the state machine's functions, in its order.
 func FunctionNames() []string {
 	names := make([]string, len(functions))
 	for i, f := range functions {

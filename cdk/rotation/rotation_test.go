@@ -89,6 +89,7 @@ func TestStateMachine(t *testing.T) {
 		statemachine.CheckReplicasFunctionArn: rotation.CheckReplicas,
 		statemachine.RedeployFunctionArn:      rotation.Redeploy,
 		statemachine.CheckRolloutFunctionArn:  rotation.CheckRollout,
+		statemachine.RethrowFunctionArn:       rotation.Rethrow,
 	}
 	byKey[statemachine.RetirePreviousFunctionArn] = rotation.RetirePrevious
 	for key, name := range byKey {
@@ -174,6 +175,8 @@ func wantActions(withKey bool) map[string][]string {
 		rotation.CheckRollout:  cat(base, []string{"ecs:DescribeServices"}),
 		// RetirePrevious reads both secrets and reaches the database, nothing more.
 		rotation.RetirePrevious: db,
+		// RotationFailed's rethrow: its logs and traces, nothing on the secrets.
+		rotation.Rethrow: cat(base),
 	}
 }
 
@@ -183,14 +186,16 @@ func wantSecrets() map[string][]string {
 	both := []string{app, admin}
 	sort.Strings(both)
 	return map[string][]string{
-		rotation.Rotator:       both,
-		rotation.Preflight:     both,
-		rotation.CloneUser:     both,
-		rotation.SetPassword:   both,
-		rotation.TestLogin:     {app},
-		rotation.CheckReplicas: both,
-		rotation.Redeploy:      nil,
-		rotation.CheckRollout:  nil,
+		rotation.Rotator:        both,
+		rotation.Preflight:      both,
+		rotation.CloneUser:      both,
+		rotation.SetPassword:    both,
+		rotation.TestLogin:      {app},
+		rotation.CheckReplicas:  both,
+		rotation.Redeploy:       nil,
+		rotation.CheckRollout:   nil,
+		rotation.RetirePrevious: both,
+		rotation.Rethrow:        nil,
 	}
 }
 
@@ -217,8 +222,8 @@ func TestLeastPrivilege(t *testing.T) {
 				}
 				roles[role] = name
 			}
-			if len(roles) != 9 {
-				t.Fatalf("functions: got %d roles, want 9", len(roles))
+			if want := len(rotation.FunctionNames()); len(roles) != want {
+				t.Fatalf("functions: got %d roles, want %d", len(roles), want)
 			}
 			got := map[string][]string{}
 			for _, s := range stmts {
@@ -516,8 +521,8 @@ func TestFunctions(t *testing.T) {
 	})
 	tmpl := cdktest.Template(t, stack)
 	fns := cdktest.Resources(tmpl, "AWS::Lambda::Function")
-	if len(fns) != 10 {
-		t.Fatalf("functions: got %d, want 10 (the 9 steps and evidence)", len(fns))
+	if want := len(rotation.FunctionNames()); len(fns) != want {
+		t.Fatalf("functions: got %d, want %d", len(fns), want)
 	}
 	database := map[string]bool{rotation.Preflight: true, rotation.CloneUser: true, rotation.SetPassword: true,
 		rotation.TestLogin: true, rotation.CheckReplicas: true, rotation.RetirePrevious: true}

@@ -3,21 +3,8 @@
 package main
 
 import (
-	"context"
-
-	"github.com/aws/aws-lambda-go/lambda"
-	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
-
-	"github.com/pgrotate/pgrotate/internal/lambdaenv"
-	"github.com/pgrotate/pgrotate/tasks"
-	"github.com/pgrotate/pgrotate/tasks/postgres"
-	"github.com/pgrotate/pgrotate/tasks/secretstore"
+	"github.com/pgrotate/pgrotate/lambdas"
+	"github.com/pgrotate/pgrotate/lambdas/spec"
 )
 
-func main() {
-	env := lambdaenv.FromOS()
-	pg := postgres.PG{Options: env.Postgres()}
-	cfg := lambdaenv.Setup(context.Background(), env)
-	h := &tasks.CloneUser{Secrets: secretstore.New(secretsmanager.NewFromConfig(cfg)), DB: pg}
-	lambda.Start(h.Handle)
-}
+func main() { lambdas.Main(spec.CloneUser) }

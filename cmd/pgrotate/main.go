@@ -20,8 +20,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/pgrotate/pgrotate/adapters/postgres"
 	"github.com/pgrotate/pgrotate/local/demo"
-	"github.com/pgrotate/pgrotate/tasks/postgres"
 )
 
 // Exit statuses.

@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pgrotate/pgrotate/adapters/postgres"
 	"github.com/pgrotate/pgrotate/local/backend"
-	"github.com/pgrotate/pgrotate/tasks/postgres"
 )
 
 // The command line's own behaviour; the demo itself is tested in local/demo.

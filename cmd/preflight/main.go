@@ -3,35 +3,8 @@
 package main
 
 import (
-	"context"
-
-	"github.com/aws/aws-lambda-go/lambda"
-	"github.com/aws/aws-sdk-go-v2/service/ecs"
-	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
-	"github.com/aws/aws-sdk-go-v2/service/sfn"
-
-	"github.com/pgrotate/pgrotate/internal/lambdaenv"
-	"github.com/pgrotate/pgrotate/tasks"
-	"github.com/pgrotate/pgrotate/tasks/ecsservice"
-	"github.com/pgrotate/pgrotate/tasks/executions"
-	"github.com/pgrotate/pgrotate/tasks/postgres"
-	"github.com/pgrotate/pgrotate/tasks/secretstore"
+	"github.com/pgrotate/pgrotate/lambdas"
+	"github.com/pgrotate/pgrotate/lambdas/spec"
 )
 
-func main() {
-	env := lambdaenv.FromOS()
-	pg := postgres.PG{Options: env.Postgres()}
-	machine := env.Required("PGROTATE_STATE_MACHINE_ARN")
-	replicas := env.Endpoints("PGROTATE_REPLICAS")
-	cfg := lambdaenv.Setup(context.Background(), env)
-	secrets := secretstore.New(secretsmanager.NewFromConfig(cfg))
-	h := &tasks.Preflight{
-		Secrets:    secrets,
-		Dates:      secrets,
-		DB:         pg,
-		ECS:        ecsservice.New(ecs.NewFromConfig(cfg)),
-		Promotions: &executions.Reader{API: sfn.NewFromConfig(cfg), StateMachineARN: machine},
-		Replicas:   replicas,
-	}
-	lambda.Start(h.Handle)
-}
+func main() { lambdas.Main(spec.Preflight) }

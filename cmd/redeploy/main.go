@@ -3,18 +3,8 @@
 package main
 
 import (
-	"context"
-
-	"github.com/aws/aws-lambda-go/lambda"
-	"github.com/aws/aws-sdk-go-v2/service/ecs"
-
-	"github.com/pgrotate/pgrotate/internal/lambdaenv"
-	"github.com/pgrotate/pgrotate/tasks"
-	"github.com/pgrotate/pgrotate/tasks/ecsservice"
+	"github.com/pgrotate/pgrotate/lambdas"
+	"github.com/pgrotate/pgrotate/lambdas/spec"
 )
 
-func main() {
-	cfg := lambdaenv.Setup(context.Background(), lambdaenv.FromOS())
-	h := &tasks.Redeploy{ECS: ecsservice.New(ecs.NewFromConfig(cfg))}
-	lambda.Start(h.Handle)
-}
+func main() { lambdas.Main(spec.Redeploy) }

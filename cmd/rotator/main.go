@@ -3,34 +3,8 @@
 package main
 
 import (
-	"context"
-
-	"github.com/aws/aws-lambda-go/lambda"
-	"github.com/aws/aws-sdk-go-v2/service/ecs"
-	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
-	"github.com/aws/aws-sdk-go-v2/service/sfn"
-
-	"github.com/pgrotate/pgrotate/internal/lambdaenv"
-	"github.com/pgrotate/pgrotate/tasks/ecsservice"
-	"github.com/pgrotate/pgrotate/tasks/secretstore"
-	"github.com/pgrotate/pgrotate/workflow/rotator"
+	"github.com/pgrotate/pgrotate/lambdas"
+	"github.com/pgrotate/pgrotate/lambdas/spec"
 )
 
-func main() {
-	env := lambdaenv.FromOS()
-	conf := rotator.Config{
-		StateMachineARN:   env.Required("PGROTATE_STATE_MACHINE_ARN"),
-		Services:          env.Services("PGROTATE_SERVICES"),
-		PasswordLength:    env.Int("PGROTATE_PASSWORD_LENGTH", 32),
-		ExcludeCharacters: env.Optional("PGROTATE_EXCLUDE_CHARACTERS", rotator.DefaultExcludeCharacters),
-	}
-	cfg := lambdaenv.Setup(context.Background(), env)
-	r := &rotator.Rotator{
-		Secrets: secretstore.New(secretsmanager.NewFromConfig(cfg)),
-		SFN:     sfn.NewFromConfig(cfg),
-		// The configuration test only describes the services (ecs:DescribeServices).
-		ECS:    ecsservice.New(ecs.NewFromConfig(cfg)),
-		Config: conf,
-	}
-	lambda.Start(r.Handle)
-}
+func main() { lambdas.Main(spec.Rotator) }

@@ -16,7 +16,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
 
-	"github.com/pgrotate/pgrotate/tasks/postgres"
+	"github.com/pgrotate/pgrotate/adapters/postgres"
+	"github.com/pgrotate/pgrotate/lambdas/spec"
 	"github.com/pgrotate/pgrotate/workflow"
 )
 
@@ -107,8 +108,8 @@ func (e *Env) Endpoints(name string) []workflow.Endpoint {
 // Postgres reads the database connection settings shared by the database-facing steps.
 func (e *Env) Postgres() postgres.Options {
 	return postgres.Options{
-		CABundle:       e.Optional("PGROTATE_CA_BUNDLE", ""),
-		ConnectTimeout: e.Duration("PGROTATE_CONNECT_TIMEOUT", postgres.DefaultConnectTimeout),
+		CABundle:       e.Optional(spec.EnvCABundle, ""),
+		ConnectTimeout: e.Duration(spec.EnvConnectTimeout, postgres.DefaultConnectTimeout),
 	}
 }
 

@@ -50,21 +50,24 @@ const failEvent = `{"action":"fail","error":"ReplicaNotReady","cause":"{\"errorM
 var invocations = map[string][]invocation{
 	"rotator": {
 		{name: "promote without secretArn", payload: `{"action":"promote"}`, wantType: "InvalidSecret", wantMessage: "secretArn"},
-		{name: "fail rethrows the caught error", payload: strings.Replace(failEvent, "%s", "0", 1), wantType: "ReplicaNotReady", wantMessage: "CheckReplicas failed: replica r:5432 not ready"},
-		{name: "fail in a redrive resumes", payload: strings.Replace(failEvent, "%s", "1", 1), wantBody: "null"},
 		{
 			name:        "unknown step with a RotationToken",
 			payload:     `{"Step":"bogus","SecretId":"arn:aws:secretsmanager:us-east-1:123456789012:secret:app-AbCdEf","ClientRequestToken":"0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0","RotationToken":"` + rotationToken + `"}`,
 			wantMessage: "bogus",
 		},
 	},
-	"preflight":      {noSecretARN},
-	"cloneuser":      {noSecretARN},
-	"setpassword":    {noSecretARN},
-	"testlogin":      {noSecretARN},
-	"checkreplicas":  {noSecretARN},
-	"redeploy":       {noService},
-	"checkrollout":   {noService},
+	"preflight":     {noSecretARN},
+	"cloneuser":     {noSecretARN},
+	"setpassword":   {noSecretARN},
+	"testlogin":     {noSecretARN},
+	"checkreplicas": {noSecretARN},
+	"redeploy":      {noService},
+	"checkrollout":  {noService},
+	// RotationFailed's own function (the rotation function no longer takes "fail").
+	"rethrow": {
+		{name: "fail rethrows the caught error", payload: strings.Replace(failEvent, "%s", "0", 1), wantType: "ReplicaNotReady", wantMessage: "CheckReplicas failed: replica r:5432 not ready"},
+		{name: "fail in a redrive resumes", payload: strings.Replace(failEvent, "%s", "1", 1), wantBody: "null"},
+	},
 	"retireprevious": {noSecretARN},
 	"evidence": {
 		{name: "not an EventBridge event", payload: `[]`, wantType: "InvalidEvent", wantMessage: "not an EventBridge event"},

@@ -17,7 +17,7 @@ import (
 const emulatorPkg = "github.com/aws/aws-lambda-runtime-interface-emulator/cmd/aws-lambda-rie"
 
 // lambdas are the mains under test, as the Makefile builds them (but for this machine).
-var lambdas = []string{"rotator", "preflight", "cloneuser", "setpassword", "testlogin", "checkreplicas", "redeploy", "checkrollout", "retireprevious", "evidence"}
+var lambdas = []string{"rotator", "preflight", "cloneuser", "setpassword", "testlogin", "checkreplicas", "redeploy", "checkrollout", "retireprevious", "rethrow", "evidence"}
 
 // binDir holds aws-lambda-rie and <name>/bootstrap, built once by TestMain.
 var binDir string

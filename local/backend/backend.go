@@ -22,18 +22,19 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sfn"
 	"github.com/aws/aws-sdk-go-v2/service/sfn/types"
 
+	"github.com/pgrotate/pgrotate/adapters/executions"
+	"github.com/pgrotate/pgrotate/adapters/postgres"
+	"github.com/pgrotate/pgrotate/adapters/secretstore"
+	"github.com/pgrotate/pgrotate/internal/lambdaenv"
+	"github.com/pgrotate/pgrotate/lambdas"
+	"github.com/pgrotate/pgrotate/lambdas/spec"
 	"github.com/pgrotate/pgrotate/local/ecs"
 	"github.com/pgrotate/pgrotate/local/pgcluster"
 	"github.com/pgrotate/pgrotate/local/secrets"
 	"github.com/pgrotate/pgrotate/local/sfnlocal"
+	"github.com/pgrotate/pgrotate/rotator"
 	"github.com/pgrotate/pgrotate/statemachine"
-	"github.com/pgrotate/pgrotate/tasks"
-	"github.com/pgrotate/pgrotate/tasks/ecsservice"
-	"github.com/pgrotate/pgrotate/tasks/executions"
-	"github.com/pgrotate/pgrotate/tasks/postgres"
-	"github.com/pgrotate/pgrotate/tasks/secretstore"
 	"github.com/pgrotate/pgrotate/workflow"
-	"github.com/pgrotate/pgrotate/workflow/rotator"
 )
 
 // Fake ARNs of the local deployment.
@@ -43,7 +44,7 @@ const (
 	functionPrefix  = "arn:aws:lambda:local:000000000000:function:pgrotate-"
 	snsPublish      = "arn:aws:states:::sns:publish"
 	// RotationFunctionARN is the rotation function, as Secrets Manager knows it.
-	RotationFunctionARN = functionPrefix + "rotator"
+	RotationFunctionARN = functionPrefix + spec.Rotator
 )
 
 // Database is how the backend reaches PostgreSQL: an admin login on the primary, the
@@ -189,30 +190,41 @@ func (b *Backend) log() *slog.Logger {
 }
 
 // startMachine renders rotation.asl.json with local ARNs and wires every Task to its Go
-// handler, exactly as the deployed Lambdas are wired in cmd/.
+// handler through the registry's constructors (package lambdas), exactly as the deployed
+// Lambdas are wired in cmd/, with the local models as their AWS clients.
 func (b *Backend) startMachine() error {
 	log := b.log()
-	ecsSvc := ecsservice.New(b.ECS)
-	promotions := &lazyReader{}
 	arn := func(name string) string { return functionPrefix + name }
-	handlers := map[string]sfnlocal.Handler{
-		arn("preflight"):     sfnlocal.LambdaFunc((&tasks.Preflight{Secrets: b.Store, Dates: b.Store, DB: b.pg, ECS: ecsSvc, Promotions: promotions, Log: log}).Handle),
-		arn("cloneuser"):     sfnlocal.LambdaFunc((&tasks.CloneUser{Secrets: b.Store, DB: b.pg, Log: log}).Handle),
-		arn("setpassword"):   sfnlocal.LambdaFunc((&tasks.SetPassword{Secrets: b.Store, DB: b.pg, Log: log}).Handle),
-		arn("testlogin"):     sfnlocal.LambdaFunc((&tasks.TestLogin{Secrets: b.Store, DB: b.pg, Log: log}).Handle),
-		arn("checkreplicas"): sfnlocal.LambdaFunc((&tasks.CheckReplicas{Secrets: b.Store, DB: b.pg, Log: log}).Handle),
-		arn("redeploy"):      sfnlocal.LambdaFunc((&tasks.Redeploy{ECS: ecsSvc, Log: log}).Handle),
-		arn("checkrollout"):  sfnlocal.LambdaFunc((&tasks.CheckRollout{ECS: ecsSvc, Log: log}).Handle),
-		snsPublish:           b.publish,
+	env, err := b.functionEnv()
+	if err != nil {
+		return err
 	}
-	b.Rotator = &rotator.Rotator{
-		Secrets: b.Store,
-		ECS:     ecsSvc,
-		Config:  rotator.Config{StateMachineARN: StateMachineARN, Services: b.opts.Services, PollInterval: 20 * time.Millisecond},
-		Log:     log,
+	late := &lateSFN{}
+	deps := func() lambdas.Deps {
+		return lambdas.Deps{
+			Env:     &lambdaenv.Env{Lookup: func(k string) (string, bool) { v, ok := env[k]; return v, ok }},
+			Clients: lambdas.Clients{SecretsManager: b.Secrets, StepFunctions: late, ECS: b.ECS},
+			Log:     log,
+		}
 	}
-	handlers[arn("rotator")] = sfnlocal.LambdaFunc(b.Rotator.Handle)
-	handlers[arn("retireprevious")] = sfnlocal.LambdaFunc((&tasks.RetirePrevious{Secrets: b.Store, DB: b.pg, Log: log}).Handle)
+	d := deps()
+	b.Rotator = lambdas.NewRotator(d)
+	if err := d.Env.Err(); err != nil {
+		return fmt.Errorf("local rotation function: %w", err)
+	}
+	b.Rotator.Config.PollInterval = 20 * time.Millisecond
+	handlers := map[string]sfnlocal.Handler{snsPublish: b.publish}
+	subs := map[string]string{statemachine.AlarmTopicArn: AlarmTopicARN}
+	for _, f := range spec.Steps() {
+		var h any = b.Rotator.Handle
+		if f.Name != spec.Rotator {
+			if h, err = lambdas.Handler(f.Name, deps()); err != nil {
+				return fmt.Errorf("local %s function: %w", f.Name, err)
+			}
+		}
+		handlers[arn(f.Name)] = sfnlocal.LambdaFunc(h)
+		subs[f.Placeholder] = arn(f.Name)
+	}
 	// Secrets Manager invokes the same function for the rotation steps (RotateSecret).
 	b.Secrets.RegisterFunction(RotationFunctionARN, func(ctx context.Context, ev localsecrets.RotationEvent) error {
 		_, err := b.Rotator.Handle(ctx, rotator.Event{Step: ev.Step, SecretID: ev.SecretID, ClientRequestToken: ev.ClientRequestToken, RotationToken: workflow.NewPassword(ev.RotationToken)})
@@ -223,23 +235,11 @@ func (b *Backend) startMachine() error {
 			handlers[res] = b.opts.Intercept(res, h)
 		}
 	}
-	values := map[string]string{
-		statemachine.PreflightFunctionArn:     arn("preflight"),
-		statemachine.CloneUserFunctionArn:     arn("cloneuser"),
-		statemachine.SetPasswordFunctionArn:   arn("setpassword"),
-		statemachine.TestLoginFunctionArn:     arn("testlogin"),
-		statemachine.CheckReplicasFunctionArn: arn("checkreplicas"),
-		statemachine.RotationFunctionArn:      arn("rotator"),
-		statemachine.RedeployFunctionArn:      arn("redeploy"),
-		statemachine.CheckRolloutFunctionArn:  arn("checkrollout"),
-		statemachine.AlarmTopicArn:            AlarmTopicARN,
-	}
-	values[statemachine.RetirePreviousFunctionArn] = arn("retireprevious")
-	values[statemachine.RetirePreviousAfter] = statemachine.RetireOff
+	subs[statemachine.RetirePreviousAfter] = statemachine.RetireOff
 	if b.opts.RetirePreviousAfter > 0 {
-		values[statemachine.RetirePreviousAfter] = b.opts.RetirePreviousAfter.String()
+		subs[statemachine.RetirePreviousAfter] = b.opts.RetirePreviousAfter.String()
 	}
-	def, err := statemachine.Render(values)
+	def, err := statemachine.Render(subs)
 	if err != nil {
 		return err
 	}
@@ -255,9 +255,29 @@ func (b *Backend) startMachine() error {
 		return err
 	}
 	b.Machine = m
-	b.Rotator.SFN = m
-	promotions.set(&executions.Reader{API: m, StateMachineARN: StateMachineARN})
+	late.set(m)
 	return nil
+}
+
+// functionEnv is the functions' environment, as the CDK sets it (lambdas/spec).
+func (b *Backend) functionEnv() (map[string]string, error) {
+	services, err := json.Marshal(b.opts.Services)
+	if err != nil {
+		return nil, fmt.Errorf("local function environment: %w", err)
+	}
+	replicas, err := json.Marshal(b.opts.Database.Replicas)
+	if err != nil {
+		return nil, fmt.Errorf("local function environment: %w", err)
+	}
+	env := map[string]string{
+		spec.EnvStateMachineARN: StateMachineARN,
+		spec.EnvServices:        string(services),
+		spec.EnvReplicas:        string(replicas),
+	}
+	if b.opts.Database.CAFile != "" {
+		env[spec.EnvCABundle] = b.opts.Database.CAFile
+	}
+	return env, nil
 }
 
 // publish is the SNS topic: it keeps the alarm messages.
@@ -451,23 +471,78 @@ func newToken() (string, error) {
 	return h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:], nil
 }
 
-// lazyReader breaks the cycle between Preflight (which reads executions) and the machine
-// (which needs Preflight's handler to start).
-type lazyReader struct {
+// lateSFN is the handlers' Step Functions client: the interpreter, which starts after them
+// (it needs their handlers to start).
+type lateSFN struct {
 	mu sync.Mutex
-	r  *executions.Reader
+	m  rotator.StepFunctions
 }
 
-func (l *lazyReader) set(r *executions.Reader) { l.mu.Lock(); l.r = r; l.mu.Unlock() }
+func (l *lateSFN) set(m rotator.StepFunctions) { l.mu.Lock(); l.m = m; l.mu.Unlock() }
 
-func (l *lazyReader) PromotedAt(ctx context.Context, version string) (time.Time, bool, error) {
+func (l *lateSFN) get() (rotator.StepFunctions, error) {
 	l.mu.Lock()
-	r := l.r
-	l.mu.Unlock()
-	if r == nil {
-		return time.Time{}, false, errors.New("state machine not started")
+	defer l.mu.Unlock()
+	if l.m == nil {
+		return nil, errors.New("state machine not started")
 	}
-	return r.PromotedAt(ctx, version)
+	return l.m, nil
+}
+
+func (l *lateSFN) DescribeExecution(ctx context.Context, in *sfn.DescribeExecutionInput, o ...func(*sfn.Options)) (*sfn.DescribeExecutionOutput, error) {
+	m, err := l.get()
+	if err != nil {
+		return nil, err
+	}
+	return m.DescribeExecution(ctx, in, o...)
+}
+
+func (l *lateSFN) GetExecutionHistory(ctx context.Context, in *sfn.GetExecutionHistoryInput, o ...func(*sfn.Options)) (*sfn.GetExecutionHistoryOutput, error) {
+	m, err := l.get()
+	if err != nil {
+		return nil, err
+	}
+	return m.GetExecutionHistory(ctx, in, o...)
+}
+
+func (l *lateSFN) StartExecution(ctx context.Context, in *sfn.StartExecutionInput, o ...func(*sfn.Options)) (*sfn.StartExecutionOutput, error) {
+	m, err := l.get()
+	if err != nil {
+		return nil, err
+	}
+	return m.StartExecution(ctx, in, o...)
+}
+
+func (l *lateSFN) StopExecution(ctx context.Context, in *sfn.StopExecutionInput, o ...func(*sfn.Options)) (*sfn.StopExecutionOutput, error) {
+	m, err := l.get()
+	if err != nil {
+		return nil, err
+	}
+	return m.StopExecution(ctx, in, o...)
+}
+
+func (l *lateSFN) RedriveExecution(ctx context.Context, in *sfn.RedriveExecutionInput, o ...func(*sfn.Options)) (*sfn.RedriveExecutionOutput, error) {
+	m, err := l.get()
+	if err != nil {
+		return nil, err
+	}
+	return m.RedriveExecution(ctx, in, o...)
+}
+
+func (l *lateSFN) ListExecutions(ctx context.Context, in *sfn.ListExecutionsInput, o ...func(*sfn.Options)) (*sfn.ListExecutionsOutput, error) {
+	m, err := l.get()
+	if err != nil {
+		return nil, err
+	}
+	return m.ListExecutions(ctx, in, o...)
+}
+
+func (l *lateSFN) DescribeStateMachine(ctx context.Context, in *sfn.DescribeStateMachineInput, o ...func(*sfn.Options)) (*sfn.DescribeStateMachineOutput, error) {
+	m, err := l.get()
+	if err != nil {
+		return nil, err
+	}
+	return m.DescribeStateMachine(ctx, in, o...)
 }
 
 func describe(arn string) *sfn.DescribeExecutionInput {

@@ -11,8 +11,8 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/service/sfn/types"
 
+	"github.com/pgrotate/pgrotate/adapters/postgres"
 	"github.com/pgrotate/pgrotate/local/pgcluster/pgtest"
-	"github.com/pgrotate/pgrotate/tasks/postgres"
 	"github.com/pgrotate/pgrotate/workflow"
 )
 

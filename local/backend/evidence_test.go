@@ -27,9 +27,9 @@ import (
 	"github.com/aws/smithy-go"
 
 	"github.com/pgrotate/pgrotate/local/sfnlocal"
+	"github.com/pgrotate/pgrotate/rotator"
 	"github.com/pgrotate/pgrotate/tasks/evidence"
 	"github.com/pgrotate/pgrotate/workflow"
-	"github.com/pgrotate/pgrotate/workflow/rotator"
 )
 
 // objectLockBucket is a versioned bucket with Object Lock: a PUT adds a version and no

@@ -27,8 +27,9 @@ import (
 	"github.com/pgrotate/pgrotate/local/pgcluster/pgtest"
 	"github.com/pgrotate/pgrotate/local/probe"
 	"github.com/pgrotate/pgrotate/local/sfnlocal"
+	"github.com/pgrotate/pgrotate/rotator"
+	"github.com/pgrotate/pgrotate/tasks"
 	"github.com/pgrotate/pgrotate/workflow"
-	"github.com/pgrotate/pgrotate/workflow/rotator"
 )
 
 // idleMessage is the Invoke API's description of ResourceNotReadyException
@@ -366,7 +367,7 @@ func maps(a, b map[string]string) bool {
 // original error) and RotationFailed, which runs once: the rethrown error is not retried as
 // if RotationFailed's own invocation had failed.
 func TestRethrownLambdaErrorIsNotRetried(t *testing.T) {
-	var fails atomic.Int32 // invocations of the rotation function's fail action
+	var fails atomic.Int32 // invocations of RotationFailed's rethrow function
 	f := newFixture(t, "exec_rethrow_user", Options{
 		Services: []workflow.Service{{Cluster: "prod", Service: "api"}},
 		Intercept: func(res string, next sfnlocal.Handler) sfnlocal.Handler {
@@ -375,10 +376,10 @@ func TestRethrownLambdaErrorIsNotRetried(t *testing.T) {
 				return sfnlocal.ServiceErrors(next, func([]byte) *sfnlocal.ServiceError {
 					return &sfnlocal.ServiceError{Code: "ServiceException", Message: "Lambda service error (injected)"}
 				})
-			case resource("rotator"):
+			case resource("rethrow"):
 				return func(ctx context.Context, payload []byte) ([]byte, error) {
 					var ev struct{ Action string }
-					if json.Unmarshal(payload, &ev) == nil && ev.Action == rotator.ActionFail {
+					if json.Unmarshal(payload, &ev) == nil && ev.Action == tasks.ActionFail {
 						fails.Add(1)
 					}
 					return next(ctx, payload)

@@ -17,8 +17,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
 	"github.com/aws/aws-sdk-go-v2/service/sfn/types"
 
+	"github.com/pgrotate/pgrotate/adapters/postgres"
 	localecs "github.com/pgrotate/pgrotate/local/ecs"
-	"github.com/pgrotate/pgrotate/tasks/postgres"
 	"github.com/pgrotate/pgrotate/workflow"
 )
 

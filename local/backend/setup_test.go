@@ -13,9 +13,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sfn/types"
 	"github.com/jackc/pgx/v5"
 
+	"github.com/pgrotate/pgrotate/adapters/postgres"
 	"github.com/pgrotate/pgrotate/local/pgcluster"
 	"github.com/pgrotate/pgrotate/local/pgcluster/pgtest"
-	"github.com/pgrotate/pgrotate/tasks/postgres"
 	"github.com/pgrotate/pgrotate/workflow"
 )
 

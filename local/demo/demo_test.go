@@ -18,11 +18,11 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/pgrotate/pgrotate/adapters/postgres"
 	"github.com/pgrotate/pgrotate/local/fleet"
 	"github.com/pgrotate/pgrotate/local/pgcluster"
 	"github.com/pgrotate/pgrotate/local/pgcluster/pgtest"
 	"github.com/pgrotate/pgrotate/local/probe"
-	"github.com/pgrotate/pgrotate/tasks/postgres"
 	"github.com/pgrotate/pgrotate/workflow"
 )
 

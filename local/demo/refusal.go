@@ -3,8 +3,8 @@ package demo
 import (
 	"errors"
 
+	"github.com/pgrotate/pgrotate/adapters/postgres"
 	"github.com/pgrotate/pgrotate/local/backend"
-	"github.com/pgrotate/pgrotate/tasks/postgres"
 	"github.com/pgrotate/pgrotate/workflow"
 )
 

@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/pgrotate/pgrotate/tasks/postgres"
+	"github.com/pgrotate/pgrotate/adapters/postgres"
 )
 
 // MaxRetireWait bounds how long the demo waits, after its last rotation, for the previous

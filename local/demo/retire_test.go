@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pgrotate/pgrotate/tasks/postgres"
+	"github.com/pgrotate/pgrotate/adapters/postgres"
 	"github.com/pgrotate/pgrotate/workflow"
 )
 

@@ -6,8 +6,8 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/pgrotate/pgrotate/tasks/ecsservice"
-	"github.com/pgrotate/pgrotate/tasks/postgres"
+	"github.com/pgrotate/pgrotate/adapters/ecsservice"
+	"github.com/pgrotate/pgrotate/adapters/postgres"
 	"github.com/pgrotate/pgrotate/workflow"
 )
 

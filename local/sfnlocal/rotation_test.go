@@ -16,9 +16,10 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sfn/types"
 
 	"github.com/pgrotate/pgrotate/local/sfnlocal"
+	"github.com/pgrotate/pgrotate/rotator"
 	"github.com/pgrotate/pgrotate/statemachine"
+	"github.com/pgrotate/pgrotate/tasks"
 	"github.com/pgrotate/pgrotate/workflow"
-	"github.com/pgrotate/pgrotate/workflow/rotator"
 )
 
 const (
@@ -51,14 +52,14 @@ func newRotationHandlers() *rotationHandlers {
 			statemachine.TestLoginFunctionArn:     echo,
 			statemachine.CheckReplicasFunctionArn: echo,
 			statemachine.RotationFunctionArn: func(ctx context.Context, ev rotator.Event) (*workflow.PromoteResult, error) {
-				if ev.Action == rotator.ActionFail {
-					// The real rethrow: the failure decision is the rotation function's.
-					return nil, (&rotator.Rotator{}).Fail(ctx, ev)
-				}
 				if ev.Action != workflow.ActionPromote || ev.SecretARN != secretArn || ev.Token == "" {
 					return nil, &workflow.InvalidSecret{Secret: "state", Reason: "bad promote request"}
 				}
 				return &workflow.PromoteResult{PromotedAt: promotedAt}, nil
+			},
+			// The real rethrow: the failure decision is RotationFailed's own function's.
+			statemachine.RethrowFunctionArn: func(ctx context.Context, ev tasks.CaughtFailure) error {
+				return (&tasks.Rethrow{}).Handle(ctx, ev)
 			},
 			statemachine.RedeployFunctionArn: func(_ context.Context, r workflow.Rollout) (workflow.Rollout, error) {
 				r.DeploymentID = "ecs-svc/" + r.Service.Service

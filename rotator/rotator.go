@@ -25,12 +25,11 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/aws/aws-lambda-go/lambda/messages"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sfn"
 	"github.com/aws/aws-sdk-go-v2/service/sfn/types"
 
-	"github.com/pgrotate/pgrotate/tasks/executions"
+	"github.com/pgrotate/pgrotate/adapters/executions"
 	"github.com/pgrotate/pgrotate/workflow"
 )
 
@@ -53,20 +52,9 @@ type Event struct {
 	Action    string `json:"action,omitempty"`
 	SecretARN string `json:"secretArn,omitempty"`
 	Token     string `json:"token,omitempty"`
-
-	// The "fail" action: the caught error, the state that failed, the redrive count at the
-	// failure and now.
-	Error           string `json:"error,omitempty"`
-	Cause           string `json:"cause,omitempty"`
-	FailedState     string `json:"failedState,omitempty"`
-	FailedInRedrive int    `json:"failedInRedrive,omitempty"`
-	RedriveCount    int    `json:"redriveCount,omitempty"`
 }
 
-// ActionFail is the state machine's last state after a caught failure (see Fail).
-const ActionFail = "fail"
-
-// Secrets is what the rotation function does with Secrets Manager (tasks/secretstore).
+// Secrets is what the rotation function does with Secrets Manager (adapters/secretstore).
 type Secrets interface {
 	VersionStages(ctx context.Context, arn string) (map[string][]string, error)
 	AppSecret(ctx context.Context, arn, versionID string) (workflow.AppSecret, error)
@@ -88,7 +76,7 @@ type StepFunctions interface {
 	DescribeStateMachine(ctx context.Context, in *sfn.DescribeStateMachineInput, optFns ...func(*sfn.Options)) (*sfn.DescribeStateMachineOutput, error)
 }
 
-// ECS is what the configuration test asks ECS (tasks/ecsservice): whether a service exists
+// ECS is what the configuration test asks ECS (adapters/ecsservice): whether a service exists
 // and is ACTIVE.
 type ECS interface {
 	CheckService(ctx context.Context, svc workflow.Service) error
@@ -126,9 +114,6 @@ type Rotator struct {
 // Handle is the Lambda handler. For Secrets Manager steps it returns nil output; for a
 // promote request, the promotion time.
 func (r *Rotator) Handle(ctx context.Context, ev Event) (*workflow.PromoteResult, error) {
-	if ev.Action == ActionFail {
-		return nil, r.Fail(ctx, ev)
-	}
 	if ev.Action != "" {
 		if ev.Action != workflow.ActionPromote {
 			return nil, fmt.Errorf("unknown action %q", ev.Action)
@@ -451,38 +436,6 @@ func (r *Rotator) Promote(ctx context.Context, arn, token string) (workflow.Prom
 	}
 	r.log().InfoContext(ctx, "promoted", "secret", arn, "version", token, "previous", current)
 	return workflow.PromoteResult{PromotedAt: r.now()}, nil
-}
-
-// Fail ends a failed execution with the caught error: it returns the error under its
-// original name and message, so the execution fails as if the failed state had not been
-// caught (the SNS notification has gone out by then). In a redriven execution (the redrive
-// count grew since the failure) it returns nil and the state machine resumes at the failed
-// state. A Fail state could not do this: a redrive restarts the unsuccessful state, and a
-// Fail state only fails again.
-func (r *Rotator) Fail(ctx context.Context, ev Event) error {
-	if ev.RedriveCount > ev.FailedInRedrive {
-		r.log().InfoContext(ctx, "redriven: resuming", "state", ev.FailedState, "redrive", ev.RedriveCount)
-		return nil
-	}
-	name := ev.Error
-	if name == "" {
-		name = "RotationFailed"
-	}
-	msg := ev.Cause
-	var lambdaErr struct {
-		ErrorMessage string `json:"errorMessage"`
-	}
-	if json.Unmarshal([]byte(ev.Cause), &lambdaErr) == nil && lambdaErr.ErrorMessage != "" {
-		msg = lambdaErr.ErrorMessage
-	}
-	return messages.InvokeResponse_Error{Type: name, Message: fmt.Sprintf("%s failed: %s", orUnknown(ev.FailedState), msg)}
-}
-
-func orUnknown(s string) string {
-	if s == "" {
-		return "a state"
-	}
-	return s
 }
 
 func (r *Rotator) stages(ctx context.Context, arn string) (workflow.Versions, error) {

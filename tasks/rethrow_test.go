@@ -1,4 +1,4 @@
-package rotator
+package tasks
 
 import (
 	"context"
@@ -12,34 +12,30 @@ func TestFailActionRethrowsTheCaughtError(t *testing.T) {
 	lambdaCause := `{"errorMessage":"login as \"app_user_clone\" on db:5432 rejected: password authentication failed","errorType":"CredentialRejected"}`
 	tests := []struct {
 		name     string
-		ev       Event
+		ev       CaughtFailure
 		wantName string // "" means the action succeeds
 		wantMsg  []string
 	}{
 		{
 			name:     "first failure",
-			ev:       Event{Action: ActionFail, Error: "CredentialRejected", Cause: lambdaCause, FailedState: "SetPassword"},
+			ev:       CaughtFailure{Action: ActionFail, Error: "CredentialRejected", Cause: lambdaCause, FailedState: "SetPassword"},
 			wantName: "CredentialRejected",
 			wantMsg:  []string{"SetPassword failed", "password authentication failed"},
 		},
 		{
 			name:     "a cause that is not a Lambda error",
-			ev:       Event{Action: ActionFail, Error: "States.Timeout", Cause: "the task timed out", FailedState: "CheckReplicas", FailedInRedrive: 1, RedriveCount: 1},
+			ev:       CaughtFailure{Action: ActionFail, Error: "States.Timeout", Cause: "the task timed out", FailedState: "CheckReplicas", FailedInRedrive: 1, RedriveCount: 1},
 			wantName: "States.Timeout",
 			wantMsg:  []string{"CheckReplicas failed", "the task timed out"},
 		},
 		{
 			name: "redriven since the failure",
-			ev:   Event{Action: ActionFail, Error: "CredentialRejected", Cause: lambdaCause, FailedState: "SetPassword", FailedInRedrive: 0, RedriveCount: 1},
+			ev:   CaughtFailure{Action: ActionFail, Error: "CredentialRejected", Cause: lambdaCause, FailedState: "SetPassword", FailedInRedrive: 0, RedriveCount: 1},
 		},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			f := newFixture(t, Config{})
-			res, err := f.handle(context.Background(), tc.ev)
-			if res != nil {
-				t.Errorf("fail returned output %+v", res)
-			}
+			err := (&Rethrow{}).Handle(context.Background(), tc.ev)
 			if tc.wantName == "" {
 				if err != nil {
 					t.Fatalf("a redriven execution must resume: %v", err)

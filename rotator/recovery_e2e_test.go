@@ -10,9 +10,10 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/service/sfn/types"
 
+	"github.com/pgrotate/pgrotate/adapters/executions"
 	"github.com/pgrotate/pgrotate/local/sfnlocal"
 	"github.com/pgrotate/pgrotate/statemachine"
-	"github.com/pgrotate/pgrotate/tasks/executions"
+	"github.com/pgrotate/pgrotate/tasks"
 	"github.com/pgrotate/pgrotate/workflow"
 )
 
@@ -42,6 +43,7 @@ func TestRotationResumesPastTheRedriveWindowEndToEnd(t *testing.T) {
 		statemachine.TestLoginFunctionArn:     echo,
 		statemachine.CheckReplicasFunctionArn: echo,
 		statemachine.RotationFunctionArn:      f.r.Handle,
+		statemachine.RethrowFunctionArn:       (&tasks.Rethrow{}).Handle,
 		statemachine.RedeployFunctionArn: func(_ context.Context, r workflow.Rollout) (workflow.Rollout, error) {
 			r.DeploymentID = "ecs-svc/" + r.Service.Service
 			return r, nil

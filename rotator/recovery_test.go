@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pgrotate/pgrotate/tasks/executions"
+	"github.com/pgrotate/pgrotate/adapters/executions"
 	"github.com/pgrotate/pgrotate/workflow"
 )
 

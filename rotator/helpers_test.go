@@ -15,9 +15,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
+	"github.com/pgrotate/pgrotate/adapters/secretstore"
 	localsecrets "github.com/pgrotate/pgrotate/local/secrets"
 	"github.com/pgrotate/pgrotate/local/sfnlocal"
-	"github.com/pgrotate/pgrotate/tasks/secretstore"
 	"github.com/pgrotate/pgrotate/workflow"
 )
 

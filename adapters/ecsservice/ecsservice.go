@@ -31,19 +31,8 @@ type API interface {
 // describeTasksMax is DescribeTasks' limit on task ARNs per call.
 const describeTasksMax = 100
 
-// Deployment is one deployment of a service, as DescribeServices reports it.
-type Deployment struct {
-	ID     string
-	Status string // PRIMARY (the newest), ACTIVE (being replaced), INACTIVE
-	// RolloutState is IN_PROGRESS, COMPLETED or FAILED; empty for services that do not use
-	// the rolling update (ECS) deployment controller.
-	RolloutState       string
-	RolloutStateReason string
-	CreatedAt          time.Time
-	UpdatedAt          time.Time
-	Desired            int
-	Running            int
-}
+// Deployment is one deployment of a service (workflow.Deployment, which the handlers use).
+type Deployment = workflow.Deployment
 
 // ServiceMissing reports a service that does not exist, or no longer does (INACTIVE or
 // DRAINING after a deletion).

@@ -1,0 +1,133 @@
+package spec_test
+
+import (
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/pgrotate/pgrotate/cdk/rotation"
+	"github.com/pgrotate/pgrotate/lambdas"
+	"github.com/pgrotate/pgrotate/lambdas/spec"
+	"github.com/pgrotate/pgrotate/statemachine"
+)
+
+// The registry is the one list: the Makefile, the cmd/ directories, the ASL placeholders,
+// the CDK's functions and the constructors (through which cmd/ and local/backend wire the
+// handlers; local/backend wires exactly spec.Steps) must all agree with it.
+func TestRegistryConsistency(t *testing.T) {
+	var steps, placeholders []string
+	for _, f := range spec.Steps() {
+		steps = append(steps, f.Name)
+		placeholders = append(placeholders, f.Placeholder)
+	}
+	tests := []struct {
+		name      string
+		got, want []string
+	}{
+		{"Makefile LAMBDAS", makefileLambdas(t), sorted(spec.Names())},
+		{"cmd/ directories of Lambda functions", cmdDirs(t), sorted(spec.Names())},
+		{"ASL ${…FunctionArn} placeholders", aslPlaceholders(t), sorted(placeholders)},
+		{"statemachine.Keys", functionKeys(statemachine.Keys()), sorted(placeholders)},
+		{"cdk/rotation functions", sorted(rotation.FunctionNames()), sorted(steps)},
+		{"lambdas constructors (cmd/ and local/backend wire through them)", sorted(lambdas.Names()), sorted(spec.Names())},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if !slices.Equal(tc.got, tc.want) {
+				t.Errorf("%s = %v, the registry (lambdas/spec) says %v", tc.name, tc.got, tc.want)
+			}
+		})
+	}
+}
+
+func TestRegistryEntriesAreComplete(t *testing.T) {
+	seen := map[string]bool{}
+	for _, f := range spec.Functions() {
+		if f.Name == "" || f.ID == "" || f.Description == "" {
+			t.Errorf("%+v: name, id and description are required", f)
+		}
+		if seen[f.Name] {
+			t.Errorf("%s listed twice", f.Name)
+		}
+		seen[f.Name] = true
+		for _, e := range f.Env {
+			if !strings.HasPrefix(e, "PGROTATE_") {
+				t.Errorf("%s: env %q lacks the PGROTATE_ prefix", f.Name, e)
+			}
+		}
+		if f.Has(spec.Database) != (f.Reads(spec.EnvCABundle) && f.Reads(spec.EnvConnectTimeout)) {
+			t.Errorf("%s: database functions read exactly the connection settings", f.Name)
+		}
+	}
+}
+
+func repoRoot(t *testing.T) string {
+	t.Helper()
+	root, err := filepath.Abs("../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return root
+}
+
+func makefileLambdas(t *testing.T) []string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(repoRoot(t), "Makefile"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`(?m)^LAMBDAS\s*:=\s*(.*)$`).FindSubmatch(b)
+	if m == nil {
+		t.Fatal("Makefile has no LAMBDAS := line")
+	}
+	return sorted(strings.Fields(string(m[1])))
+}
+
+// cmdDirs lists cmd/<name> directories except the CLI, pgrotate.
+func cmdDirs(t *testing.T) []string {
+	t.Helper()
+	entries, err := os.ReadDir(filepath.Join(repoRoot(t), "cmd"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, e := range entries {
+		if e.IsDir() && e.Name() != "pgrotate" {
+			out = append(out, e.Name())
+		}
+	}
+	return sorted(out)
+}
+
+func aslPlaceholders(t *testing.T) []string {
+	t.Helper()
+	seen := map[string]bool{}
+	for _, m := range regexp.MustCompile(`\$\{([A-Za-z0-9]+FunctionArn)\}`).FindAllStringSubmatch(statemachine.Definition, -1) {
+		seen[m[1]] = true
+	}
+	var out []string
+	for k := range seen {
+		out = append(out, k)
+	}
+	return sorted(out)
+}
+
+func functionKeys(keys []string) []string {
+	var out []string
+	for _, k := range keys {
+		if strings.HasSuffix(k, "FunctionArn") {
+			out = append(out, k)
+		}
+	}
+	return sorted(out)
+}
+
+func sorted(s []string) []string {
+	out := slices.Clone(s)
+	sort.Strings(out)
+	return out
+}
