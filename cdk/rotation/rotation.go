@@ -269,7 +269,7 @@ func assetDir(dir string, names []string) (string, error) {
 		}
 	}
 	if len(missing) > 0 {
-		return "", fmt.Errorf("Lambda assets missing in %s: %v (run `make build`, or set AssetDir)", dir, missing)
+		return "", fmt.Errorf("missing Lambda assets in %s: %v (run `make build`, or set AssetDir)", dir, missing)
 	}
 	return dir, nil
 }
