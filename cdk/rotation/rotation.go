@@ -13,6 +13,7 @@ package rotation
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -179,35 +180,15 @@ func New(scope constructs.Construct, id string, props Props) *Rotation {
 	if p.ConnectTimeout != nil {
 		dbEnv[EnvConnectTimeout] = goDuration(p.ConnectTimeout)
 	}
-	services := servicesJSON(stack, p)
-	env := map[string]map[string]string{
-		Rotator: {
-			EnvStateMachineARN:   *r.StateMachineArn,
-			EnvServices:          services,
-			EnvPasswordLength:    strconv.Itoa(p.PasswordLength),
-			EnvExcludeCharacters: p.ExcludeCharacters,
-		},
-		Preflight:    {EnvStateMachineARN: *r.StateMachineArn},
-		CheckRollout: {},
-	}
-	if len(p.Replicas) > 0 {
-		replicas, _ := json.Marshal(p.Replicas) // []workflow.Endpoint always encodes
-		env[Preflight][EnvReplicas] = string(replicas)
-		env[CheckReplicas] = map[string]string{EnvReplicas: string(replicas)}
-	}
-	if p.RolloutMaxChecks > 0 {
-		env[CheckRollout][EnvRolloutMaxChecks] = strconv.Itoa(p.RolloutMaxChecks)
-	}
+	env := functionEnv(stack, p, *r.StateMachineArn)
 
 	for _, f := range functions {
-		vars := map[string]string{}
-		for k, v := range env[f.name] {
-			vars[k] = v
+		vars := maps.Clone(env[f.name])
+		if vars == nil {
+			vars = map[string]string{}
 		}
 		if f.database {
-			for k, v := range dbEnv {
-				vars[k] = v
-			}
+			maps.Copy(vars, dbEnv)
 		}
 		r.Functions[f.name] = newFunction(c, f, p, filepath.Join(assets, f.name), vars, layers)
 	}
@@ -236,6 +217,30 @@ func New(scope constructs.Construct, id string, props Props) *Rotation {
 	r.Evidence = r.newEvidence(p, filepath.Join(assets, EvidenceFunction), executionsArn)
 	r.suppressNag()
 	return r
+}
+
+// functionEnv is the environment each function is given beyond the database's, by function name.
+func functionEnv(stack awscdk.Stack, p Props, stateMachineArn string) map[string]map[string]string {
+	services := servicesJSON(stack, p)
+	env := map[string]map[string]string{
+		Rotator: {
+			EnvStateMachineARN:   stateMachineArn,
+			EnvServices:          services,
+			EnvPasswordLength:    strconv.Itoa(p.PasswordLength),
+			EnvExcludeCharacters: p.ExcludeCharacters,
+		},
+		Preflight:    {EnvStateMachineARN: stateMachineArn},
+		CheckRollout: {},
+	}
+	if len(p.Replicas) > 0 {
+		replicas, _ := json.Marshal(p.Replicas) // []workflow.Endpoint always encodes
+		env[Preflight][EnvReplicas] = string(replicas)
+		env[CheckReplicas] = map[string]string{EnvReplicas: string(replicas)}
+	}
+	if p.RolloutMaxChecks > 0 {
+		env[CheckRollout][EnvRolloutMaxChecks] = strconv.Itoa(p.RolloutMaxChecks)
+	}
+	return env
 }
 
 // orderSchedule makes the rotation schedule wait for what the rotation function's
