@@ -35,6 +35,8 @@ import (
 	"github.com/aws/jsii-runtime-go"
 
 	"github.com/pgrotate/pgrotate/statemachine"
+
+	"github.com/pgrotate/pgrotate/internal/modroot"
 )
 
 // Function names: the cmd/<name> directories and the <AssetDir>/<name>/bootstrap files.
@@ -261,9 +263,9 @@ func (r *Rotation) orderSchedule(p Props) {
 // assetDir resolves dir and checks that the bootstrap of every named function is there.
 func assetDir(dir string, names []string) (string, error) {
 	if !filepath.IsAbs(dir) {
-		root, err := moduleRoot()
+		root, err := modroot.Find()
 		if err != nil {
-			return "", err
+			return "", fmt.Errorf("find module root: %w (set AssetDir to an absolute path)", err)
 		}
 		dir = filepath.Join(root, dir)
 	}
@@ -277,24 +279,6 @@ func assetDir(dir string, names []string) (string, error) {
 		return "", fmt.Errorf("missing Lambda assets in %s: %v (run `make build`, or set AssetDir)", dir, missing)
 	}
 	return dir, nil
-}
-
-// moduleRoot is the nearest directory at or above the working directory holding go.mod.
-func moduleRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", fmt.Errorf("find module root: %w", err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", fmt.Errorf("find module root: no go.mod at or above the working directory (set AssetDir to an absolute path)")
-		}
-		dir = parent
-	}
 }
 
 // caBundleLayer packages file alone as a layer; Lambda mounts it under /opt.

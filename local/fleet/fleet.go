@@ -40,6 +40,8 @@ import (
 	localecs "github.com/pgrotate/pgrotate/local/ecs"
 	"github.com/pgrotate/pgrotate/local/probe"
 	"github.com/pgrotate/pgrotate/workflow"
+
+	"github.com/pgrotate/pgrotate/internal/modroot"
 )
 
 // Defaults of Options' zero values. The stop timings are the reference stack's.
@@ -423,7 +425,7 @@ func (f *Fleet) event(ev Event) {
 // Build compiles examples/app into dir and returns the binary's path. It runs `go build`
 // in the pgrotate module, found by walking up from the working directory.
 func Build(ctx context.Context, dir string) (string, error) {
-	root, err := moduleRoot()
+	root, err := modroot.Find()
 	if err != nil {
 		return "", fmt.Errorf("build examples/app: %w (run from the pgrotate module, or give a prebuilt binary)", err)
 	}
@@ -434,22 +436,4 @@ func Build(ctx context.Context, dir string) (string, error) {
 		return "", fmt.Errorf("build examples/app: %w\n%s", err, strings.TrimSpace(string(out)))
 	}
 	return bin, nil
-}
-
-// moduleRoot walks up from the working directory to the pgrotate module's go.mod.
-func moduleRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if b, err := os.ReadFile(filepath.Join(dir, "go.mod")); err == nil && strings.Contains(string(b), "module github.com/pgrotate/pgrotate\n") {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("no pgrotate go.mod above the working directory")
-		}
-		dir = parent
-	}
 }
