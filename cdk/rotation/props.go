@@ -23,8 +23,8 @@ import (
 const (
 	DefaultMaxPasswordAgeDays = 90
 	DefaultPasswordLength     = 32
-	// DefaultExcludeCharacters keeps passwords safe in URLs, DSNs and shell quoting.
-	DefaultExcludeCharacters = `:/@"'\ `
+	// DefaultExcludeCharacters is workflow.DefaultExcludeCharacters: safe in URLs, DSNs and shell quoting.
+	DefaultExcludeCharacters = workflow.DefaultExcludeCharacters
 	DefaultAssetDir          = "build"
 )
 
