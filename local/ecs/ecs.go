@@ -447,7 +447,13 @@ func (e *ECS) FailNext(op string, err error) {
 	e.Intercept(op, func() error { return err })
 }
 
-func (e *ECS) begin(op string) error { return e.rec.Begin(op) }
+// begin runs the pending interceptor of op, if any, then fails if ctx is done.
+func (e *ECS) begin(ctx context.Context, op string) error {
+	if err := e.rec.Begin(op); err != nil {
+		return err
+	}
+	return ctx.Err()
+}
 
 func (e *ECS) finish(c Call, err error) error {
 	if err != nil {

@@ -30,6 +30,7 @@
 package localsecrets
 
 import (
+	"context"
 	"crypto/rand"
 	"fmt"
 	"log/slog"
@@ -261,8 +262,13 @@ func (s *Store) FailNext(op string, err error) {
 	s.Intercept(op, func() error { return err })
 }
 
-// begin runs the pending interceptor of op, if any.
-func (s *Store) begin(op string) error { return s.rec.Begin(op) }
+// begin runs the pending interceptor of op, if any, then fails if ctx is done.
+func (s *Store) begin(ctx context.Context, op string) error {
+	if err := s.rec.Begin(op); err != nil {
+		return err
+	}
+	return ctx.Err()
+}
 
 // finish records c with err and returns err wrapped as the SDK would. The caller does not
 // hold s.mu.
