@@ -37,7 +37,11 @@ test: setup build
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
-	go vet ./...
+	@go vet ./...
+	@go tool -modfile=tools/go.mod staticcheck ./...
+	@go tool -modfile=tools/go.mod gocyclo -over 15 $$(git ls-files '*.go' | grep -v '_test\.go$$')
+	@go mod tidy -diff
+	@cd tools && go mod tidy -diff
 
 # The demo and the bench, built first into build/ (pgrotate and examples/app), so the
 # compile shows as a step of its own. ARGS passes flags: make demo ARGS='--rotations 5'.

@@ -97,8 +97,8 @@ type Config struct {
 	DeadlineMargin time.Duration
 }
 
-// DefaultExcludeCharacters are characters that break connection strings and shells.
-const DefaultExcludeCharacters = ":/@\"'\\ "
+// DefaultExcludeCharacters is workflow.DefaultExcludeCharacters, for callers of this package.
+const DefaultExcludeCharacters = workflow.DefaultExcludeCharacters
 
 // Rotator handles the events.
 type Rotator struct {

@@ -88,6 +88,34 @@ var placeholder = regexp.MustCompile(`\$\{([A-Za-z0-9_]+)\}`)
 // unknown one is most likely a typo. Values are JSON-escaped, so the result is valid JSON
 // whatever they hold.
 func Render(values map[string]string) (string, error) {
+	problems := keyProblems(values)
+	if len(problems) > 0 {
+		return "", fmt.Errorf("render state machine: substitution keys: %s", strings.Join(problems, "; "))
+	}
+
+	var renderErr error
+	out := placeholder.ReplaceAllStringFunc(Definition, func(m string) string {
+		key := placeholder.FindStringSubmatch(m)[1]
+		v, ok := values[key]
+		if !ok {
+			// Definition names a key Keys does not list: a bug in this package.
+			renderErr = fmt.Errorf("render state machine: placeholder ${%s} is not a known key", key)
+			return m
+		}
+		return jsonStringBody(v)
+	})
+	if renderErr != nil {
+		return "", renderErr
+	}
+	if !json.Valid([]byte(out)) {
+		return "", fmt.Errorf("render state machine: result is not valid JSON")
+	}
+	return out, nil
+}
+
+// keyProblems lists what is wrong with the substitution values: missing, empty and unknown
+// keys, and a RetirePreviousAfter that is neither off nor a positive duration.
+func keyProblems(values map[string]string) []string {
 	var missing, unknown, empty []string
 	for _, k := range Keys() {
 		v, ok := values[k]
@@ -119,28 +147,7 @@ func Render(values map[string]string) (string, error) {
 			problems = append(problems, fmt.Sprintf("%s %q is neither %q nor a positive Go duration", RetirePreviousAfter, v, RetireOff))
 		}
 	}
-	if len(problems) > 0 {
-		return "", fmt.Errorf("render state machine: substitution keys: %s", strings.Join(problems, "; "))
-	}
-
-	var renderErr error
-	out := placeholder.ReplaceAllStringFunc(Definition, func(m string) string {
-		key := placeholder.FindStringSubmatch(m)[1]
-		v, ok := values[key]
-		if !ok {
-			// Definition names a key Keys does not list: a bug in this package.
-			renderErr = fmt.Errorf("render state machine: placeholder ${%s} is not a known key", key)
-			return m
-		}
-		return jsonStringBody(v)
-	})
-	if renderErr != nil {
-		return "", renderErr
-	}
-	if !json.Valid([]byte(out)) {
-		return "", fmt.Errorf("render state machine: result is not valid JSON")
-	}
-	return out, nil
+	return problems
 }
 
 // jsonStringBody returns s escaped for use inside a JSON string literal.

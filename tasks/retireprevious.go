@@ -60,37 +60,11 @@ func (h *RetirePrevious) Handle(ctx context.Context, st workflow.State) (workflo
 	}
 	v := workflow.Versions(stages)
 	previousVersion := v.With(workflow.StagePrevious)
-	switch pending := v.With(workflow.StagePending); {
-	case !v.Has(st.Token, workflow.StageCurrent):
-		return skip("this execution's version is no longer AWSCURRENT")
-	case pending != "" && pending != st.Token:
-		return skip("a newer rotation has begun (another version is AWSPENDING); its password change takes the previous user over")
-	case previousVersion == "" || previousVersion != st.ActiveVersion:
-		return skip("AWSPREVIOUS is not the version this rotation replaced")
+	if reason := notRetirable(v, st, previousVersion); reason != "" {
+		return skip(reason)
 	}
-	current, err := h.Secrets.AppSecret(ctx, st.SecretARN, st.Token)
+	current, previous, admin, err := h.secrets(ctx, st, previousVersion)
 	if err != nil {
-		return fail(ctx, h.Log, workflow.StateRetirePrevious, st, fmt.Errorf("read AWSCURRENT of %s: %w", st.SecretARN, err))
-	}
-	previous, err := h.Secrets.AppSecret(ctx, st.SecretARN, previousVersion)
-	if err != nil {
-		return fail(ctx, h.Log, workflow.StateRetirePrevious, st, fmt.Errorf("read AWSPREVIOUS of %s: %w", st.SecretARN, err))
-	}
-	// Invariant 2: the user named in AWSCURRENT is never altered.
-	if previous.Username == current.Username {
-		return fail(ctx, h.Log, workflow.StateRetirePrevious, st, &workflow.InvalidSecret{Secret: "previous", Field: "username", Reason: "AWSPREVIOUS names the AWSCURRENT user"})
-	}
-	if current.Username != st.PendingUser || previous.Username != st.ActiveUser {
-		return fail(ctx, h.Log, workflow.StateRetirePrevious, st, &workflow.InvalidSecret{Secret: "previous", Field: "username", Reason: "the users differ from the execution's"})
-	}
-	if err := workflow.ValidatePending(previous, current); err != nil {
-		return fail(ctx, h.Log, workflow.StateRetirePrevious, st, err)
-	}
-	admin, err := h.Secrets.AdminSecret(ctx, current.MasterARN)
-	if err != nil {
-		return fail(ctx, h.Log, workflow.StateRetirePrevious, st, fmt.Errorf("read admin secret: %w", err))
-	}
-	if err := workflow.ValidatePair(current, admin); err != nil {
 		return fail(ctx, h.Log, workflow.StateRetirePrevious, st, err)
 	}
 
@@ -109,6 +83,47 @@ func (h *RetirePrevious) Handle(ctx context.Context, st workflow.State) (workflo
 	logger(h.Log).InfoContext(ctx, "previous password retired", "secret", st.SecretARN, "version", st.Token,
 		"user", previous.Username, "previousVersion", previousVersion, "validUntil", ret.ValidUntil, "grace", grace.String())
 	return st, nil
+}
+
+// notRetirable says why this execution must not retire AWSPREVIOUS, or "" when it may.
+func notRetirable(v workflow.Versions, st workflow.State, previousVersion string) string {
+	switch pending := v.With(workflow.StagePending); {
+	case !v.Has(st.Token, workflow.StageCurrent):
+		return "this execution's version is no longer AWSCURRENT"
+	case pending != "" && pending != st.Token:
+		return "a newer rotation has begun (another version is AWSPENDING); its password change takes the previous user over"
+	case previousVersion == "" || previousVersion != st.ActiveVersion:
+		return "AWSPREVIOUS is not the version this rotation replaced"
+	}
+	return ""
+}
+
+// secrets reads AWSCURRENT, AWSPREVIOUS and the admin secret, and checks they belong together
+// and to this execution.
+func (h *RetirePrevious) secrets(ctx context.Context, st workflow.State, previousVersion string) (current, previous workflow.AppSecret, admin workflow.AdminSecret, err error) {
+	current, err = h.Secrets.AppSecret(ctx, st.SecretARN, st.Token)
+	if err != nil {
+		return current, previous, admin, fmt.Errorf("read AWSCURRENT of %s: %w", st.SecretARN, err)
+	}
+	previous, err = h.Secrets.AppSecret(ctx, st.SecretARN, previousVersion)
+	if err != nil {
+		return current, previous, admin, fmt.Errorf("read AWSPREVIOUS of %s: %w", st.SecretARN, err)
+	}
+	// Invariant 2: the user named in AWSCURRENT is never altered.
+	if previous.Username == current.Username {
+		return current, previous, admin, &workflow.InvalidSecret{Secret: "previous", Field: "username", Reason: "AWSPREVIOUS names the AWSCURRENT user"}
+	}
+	if current.Username != st.PendingUser || previous.Username != st.ActiveUser {
+		return current, previous, admin, &workflow.InvalidSecret{Secret: "previous", Field: "username", Reason: "the users differ from the execution's"}
+	}
+	if err := workflow.ValidatePending(previous, current); err != nil {
+		return current, previous, admin, err
+	}
+	admin, err = h.Secrets.AdminSecret(ctx, current.MasterARN)
+	if err != nil {
+		return current, previous, admin, fmt.Errorf("read admin secret: %w", err)
+	}
+	return current, previous, admin, workflow.ValidatePair(current, admin)
 }
 
 // rolloutsCompleted checks what the Redeploy Map left: one COMPLETED rollout per service.

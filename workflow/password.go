@@ -8,6 +8,10 @@ import (
 // Redacted is what every printing path shows instead of a secret value.
 const Redacted = "[REDACTED]"
 
+// DefaultExcludeCharacters are left out of generated passwords: they break URLs, DSNs and
+// shell quoting. The rotation function, the CDK construct and the local demo all use it.
+const DefaultExcludeCharacters = ":/@\"'\\ "
+
 // Password holds a secret value (a password or a token). It redacts itself in fmt (%v, %+v,
 // %#v, %s, %q), in encoding/json and in log/slog; Reveal is the one way to the clear text,
 // so every use of the value is visible in review.

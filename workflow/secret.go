@@ -102,24 +102,23 @@ func (s AdminSecret) LogValue() slog.Value {
 // ParseAppSecret decodes and validates an app secret. Unknown keys are refused: a typo
 // such as "hostname" must not leave a field silently empty.
 func ParseAppSecret(data []byte) (AppSecret, error) {
-	s, bad := readApp(data)
-	if bad != nil {
-		return AppSecret{}, &InvalidSecret{Secret: "app", Field: bad.field, Reason: bad.reason}
-	}
-	if err := s.Validate(); err != nil {
-		return AppSecret{}, err
-	}
-	return s, nil
+	return parseSecret("app", data, readApp)
 }
 
 // ParseAdminSecret decodes and validates an admin secret.
 func ParseAdminSecret(data []byte) (AdminSecret, error) {
-	s, bad := readAdmin(data)
+	return parseSecret("admin", data, readAdmin)
+}
+
+// parseSecret reads data with read and validates the result; which names the secret in errors.
+func parseSecret[S interface{ Validate() error }](which string, data []byte, read func([]byte) (S, *badField)) (S, error) {
+	var zero S
+	s, bad := read(data)
 	if bad != nil {
-		return AdminSecret{}, &InvalidSecret{Secret: "admin", Field: bad.field, Reason: bad.reason}
+		return zero, &InvalidSecret{Secret: which, Field: bad.field, Reason: bad.reason}
 	}
 	if err := s.Validate(); err != nil {
-		return AdminSecret{}, err
+		return zero, err
 	}
 	return s, nil
 }

@@ -38,17 +38,8 @@ type Retired struct {
 // superuser or the admin itself is a *RefusedRole, an invalid name a
 // *workflow.InvalidRoleName, before anything changes.
 func (a *Admin) RetirePassword(ctx context.Context, user string, password workflow.Password, grace time.Duration) (Retired, error) {
-	if err := workflow.ValidateRoleName(user); err != nil {
+	if err := a.checkRetire(user, password, grace); err != nil {
 		return Retired{}, err
-	}
-	if grace <= 0 {
-		return Retired{}, fmt.Errorf("retire password of %s: grace %s is not positive", user, grace)
-	}
-	if password.IsZero() {
-		return Retired{}, fmt.Errorf("retire password of %s: the password to retire is empty", user)
-	}
-	if a.isAdmin(user) {
-		return Retired{}, &RefusedRole{Role: user, Reason: "it is the admin user pgrotate connects as"}
 	}
 	tx, err := a.conn.Begin(ctx)
 	if err != nil {
@@ -66,16 +57,8 @@ func (a *Admin) RetirePassword(ctx context.Context, user string, password workfl
 		return Retired{}, &RefusedRole{Role: user, Reason: "it is a superuser"}
 	}
 	expiry, hasExpiry := finiteExpiry(r.validUntil)
-
-	_, _, err = Login(ctx, a.ep, a.dbname, user, password, a.sslmode, a.opts)
-	var rejected *workflow.CredentialRejected
-	switch {
-	case errors.As(err, &rejected) && hasExpiry:
-		return Retired{ValidUntil: expiry, Skipped: "the password is already expired"}, nil
-	case errors.As(err, &rejected):
-		return Retired{Skipped: "the password no longer logs in: it was changed since"}, nil
-	case err != nil:
-		return Retired{}, fmt.Errorf("retire password of %s: check it still logs in: %w", user, err)
+	if skipped, err := a.notLoggingIn(ctx, user, password, expiry, hasExpiry); skipped != nil || err != nil {
+		return *skipped, err
 	}
 
 	var until time.Time
@@ -96,6 +79,39 @@ func (a *Admin) RetirePassword(ctx context.Context, user string, password workfl
 		return Retired{}, fmt.Errorf("retire password of %s: commit: %w", user, err)
 	}
 	return Retired{ValidUntil: until, Changed: true}, nil
+}
+
+// checkRetire refuses bad input and the admin user before anything is read or changed.
+func (a *Admin) checkRetire(user string, password workflow.Password, grace time.Duration) error {
+	if err := workflow.ValidateRoleName(user); err != nil {
+		return err
+	}
+	if grace <= 0 {
+		return fmt.Errorf("retire password of %s: grace %s is not positive", user, grace)
+	}
+	if password.IsZero() {
+		return fmt.Errorf("retire password of %s: the password to retire is empty", user)
+	}
+	if a.isAdmin(user) {
+		return &RefusedRole{Role: user, Reason: "it is the admin user pgrotate connects as"}
+	}
+	return nil
+}
+
+// notLoggingIn logs in with the password: when it is refused there is nothing to retire,
+// and the result says why; nil when it still logs in.
+func (a *Admin) notLoggingIn(ctx context.Context, user string, password workflow.Password, expiry time.Time, hasExpiry bool) (*Retired, error) {
+	_, _, err := Login(ctx, a.ep, a.dbname, user, password, a.sslmode, a.opts)
+	var rejected *workflow.CredentialRejected
+	switch {
+	case errors.As(err, &rejected) && hasExpiry:
+		return &Retired{ValidUntil: expiry, Skipped: "the password is already expired"}, nil
+	case errors.As(err, &rejected):
+		return &Retired{Skipped: "the password no longer logs in: it was changed since"}, nil
+	case err != nil:
+		return &Retired{}, fmt.Errorf("retire password of %s: check it still logs in: %w", user, err)
+	}
+	return nil, nil
 }
 
 // lockPassword takes, for the rest of tx, the lock that serialises changes of user's

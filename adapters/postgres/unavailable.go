@@ -88,6 +88,11 @@ func unavailableReason(err error) (string, bool) {
 		}
 		return "", false
 	}
+	return connectionLost(err)
+}
+
+// connectionLost names a timeout or a connection the server or network closed.
+func connectionLost(err error) (string, bool) {
 	var netErr net.Error
 	switch {
 	case pgconn.Timeout(err), errors.Is(err, context.DeadlineExceeded), errors.As(err, &netErr) && netErr.Timeout():

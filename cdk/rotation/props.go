@@ -23,8 +23,8 @@ import (
 const (
 	DefaultMaxPasswordAgeDays = 90
 	DefaultPasswordLength     = 32
-	// DefaultExcludeCharacters keeps passwords safe in URLs, DSNs and shell quoting.
-	DefaultExcludeCharacters = `:/@"'\ `
+	// DefaultExcludeCharacters is workflow.DefaultExcludeCharacters: safe in URLs, DSNs and shell quoting.
+	DefaultExcludeCharacters = workflow.DefaultExcludeCharacters
 	DefaultAssetDir          = "build"
 )
 
@@ -175,6 +175,20 @@ func (p Props) Validate() error {
 	bad := func(format string, args ...any) {
 		errs = append(errs, fmt.Errorf("%w: "+format, append([]any{ErrInvalidProps}, args...)...))
 	}
+	p.validateRequired(bad)
+	p.validateTargets(bad)
+	if _, err := Schedule(p.MaxPasswordAge); err != nil {
+		errs = append(errs, fmt.Errorf("%w: %w", ErrInvalidProps, err))
+	}
+	p.validateSettings(bad)
+	p.validateDurations(bad)
+	return errors.Join(errs...)
+}
+
+// problem records one invalid property; Validate joins them.
+type problem func(format string, args ...any)
+
+func (p Props) validateRequired(bad problem) {
 	for _, r := range []struct {
 		name string
 		set  bool
@@ -186,6 +200,10 @@ func (p Props) Validate() error {
 			bad("%s is required", r.name)
 		}
 	}
+}
+
+// validateTargets checks the ECS services to redeploy and the replicas to verify.
+func (p Props) validateTargets(bad problem) {
 	if len(p.Services) == 0 {
 		bad("Services: at least one ECS service is required (new tasks must pick up the new password)")
 	}
@@ -202,9 +220,9 @@ func (p Props) Validate() error {
 			bad("Replicas[%d]: host and a port from 1 to 65535 are required", i)
 		}
 	}
-	if _, err := Schedule(p.MaxPasswordAge); err != nil {
-		errs = append(errs, fmt.Errorf("%w: %w", ErrInvalidProps, err))
-	}
+}
+
+func (p Props) validateSettings(bad problem) {
 	if p.PasswordLength < MinPasswordLength || p.PasswordLength > MaxPasswordLength {
 		bad("PasswordLength %d is not from %d to %d", p.PasswordLength, MinPasswordLength, MaxPasswordLength)
 	}
@@ -223,6 +241,10 @@ func (p Props) Validate() error {
 	if p.RolloutMaxChecks < 0 {
 		bad("RolloutMaxChecks %d is negative", p.RolloutMaxChecks)
 	}
+}
+
+// validateDurations checks the durations the state machine and Lambdas are given at synth.
+func (p Props) validateDurations(bad problem) {
 	if p.RetirePreviousAfter != nil {
 		switch {
 		case *p.RetirePreviousAfter.IsUnresolved():
@@ -236,7 +258,6 @@ func (p Props) Validate() error {
 			bad("ConnectTimeout must be positive")
 		}
 	}
-	return errors.Join(errs...)
 }
 
 // Schedule returns the rotation interval for a maximum password age: half of it, because

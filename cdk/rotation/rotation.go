@@ -13,6 +13,7 @@ package rotation
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -35,6 +36,8 @@ import (
 
 	"github.com/pgrotate/pgrotate/lambdas/spec"
 	"github.com/pgrotate/pgrotate/statemachine"
+
+	"github.com/pgrotate/pgrotate/internal/modroot"
 )
 
 // Function names: the cmd/<name> directories and the <AssetDir>/<name>/bootstrap files
@@ -183,35 +186,15 @@ func New(scope constructs.Construct, id string, props Props) *Rotation {
 	if p.ConnectTimeout != nil {
 		dbEnv[EnvConnectTimeout] = goDuration(p.ConnectTimeout)
 	}
-	services := servicesJSON(stack, p)
-	env := map[string]map[string]string{
-		Rotator: {
-			EnvStateMachineARN:   *r.StateMachineArn,
-			EnvServices:          services,
-			EnvPasswordLength:    strconv.Itoa(p.PasswordLength),
-			EnvExcludeCharacters: p.ExcludeCharacters,
-		},
-		Preflight:    {EnvStateMachineARN: *r.StateMachineArn},
-		CheckRollout: {},
-	}
-	if len(p.Replicas) > 0 {
-		replicas, _ := json.Marshal(p.Replicas) // []workflow.Endpoint always encodes
-		env[Preflight][EnvReplicas] = string(replicas)
-		env[CheckReplicas] = map[string]string{EnvReplicas: string(replicas)}
-	}
-	if p.RolloutMaxChecks > 0 {
-		env[CheckRollout][EnvRolloutMaxChecks] = strconv.Itoa(p.RolloutMaxChecks)
-	}
+	env := functionEnv(stack, p, *r.StateMachineArn)
 
 	for _, f := range functions {
-		vars := map[string]string{}
-		for k, v := range env[f.name] {
-			vars[k] = v
+		vars := maps.Clone(env[f.name])
+		if vars == nil {
+			vars = map[string]string{}
 		}
 		if f.database {
-			for k, v := range dbEnv {
-				vars[k] = v
-			}
+			maps.Copy(vars, dbEnv)
 		}
 		r.Functions[f.name] = newFunction(c, f, p, filepath.Join(assets, f.name), vars, layers)
 	}
@@ -242,6 +225,30 @@ func New(scope constructs.Construct, id string, props Props) *Rotation {
 	return r
 }
 
+// functionEnv is the environment each function is given beyond the database's, by function name.
+func functionEnv(stack awscdk.Stack, p Props, stateMachineArn string) map[string]map[string]string {
+	services := servicesJSON(stack, p)
+	env := map[string]map[string]string{
+		Rotator: {
+			EnvStateMachineARN:   stateMachineArn,
+			EnvServices:          services,
+			EnvPasswordLength:    strconv.Itoa(p.PasswordLength),
+			EnvExcludeCharacters: p.ExcludeCharacters,
+		},
+		Preflight:    {EnvStateMachineARN: stateMachineArn},
+		CheckRollout: {},
+	}
+	if len(p.Replicas) > 0 {
+		replicas, _ := json.Marshal(p.Replicas) // []workflow.Endpoint always encodes
+		env[Preflight][EnvReplicas] = string(replicas)
+		env[CheckReplicas] = map[string]string{EnvReplicas: string(replicas)}
+	}
+	if p.RolloutMaxChecks > 0 {
+		env[CheckRollout][EnvRolloutMaxChecks] = strconv.Itoa(p.RolloutMaxChecks)
+	}
+	return env
+}
+
 // orderSchedule makes the rotation schedule wait for what the rotation function's
 // configuration test reads. With RotateImmediatelyOnUpdate false, creating the schedule
 // (RotateSecret with RotateImmediately false) makes Secrets Manager test the rotation
@@ -260,9 +267,9 @@ func (r *Rotation) orderSchedule(p Props) {
 // assetDir resolves dir and checks that the bootstrap of every named function is there.
 func assetDir(dir string, names []string) (string, error) {
 	if !filepath.IsAbs(dir) {
-		root, err := moduleRoot()
+		root, err := modroot.Find()
 		if err != nil {
-			return "", err
+			return "", fmt.Errorf("find module root: %w (set AssetDir to an absolute path)", err)
 		}
 		dir = filepath.Join(root, dir)
 	}
@@ -273,27 +280,9 @@ func assetDir(dir string, names []string) (string, error) {
 		}
 	}
 	if len(missing) > 0 {
-		return "", fmt.Errorf("Lambda assets missing in %s: %v (run `make build`, or set AssetDir)", dir, missing)
+		return "", fmt.Errorf("missing Lambda assets in %s: %v (run `make build`, or set AssetDir)", dir, missing)
 	}
 	return dir, nil
-}
-
-// moduleRoot is the nearest directory at or above the working directory holding go.mod.
-func moduleRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", fmt.Errorf("find module root: %w", err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", fmt.Errorf("find module root: no go.mod at or above the working directory (set AssetDir to an absolute path)")
-		}
-		dir = parent
-	}
 }
 
 // caBundleLayer packages file alone as a layer; Lambda mounts it under /opt.

@@ -117,22 +117,8 @@ func (f *flags) parse(fs *flag.FlagSet, args []string, stdout, stderr io.Writer)
 		return usageErr("unexpected argument %q", fs.Arg(0))
 	}
 	// A flag given explicitly is never replaced by its default.
-	o := f.opts
-	switch {
-	case o.Rotations < 1 || o.Rotations > demo.MaxRotations:
-		return usageErr("--rotations %d: want 1 to %d", o.Rotations, demo.MaxRotations)
-	case o.Tasks < 1 || o.Tasks > demo.MaxTasks:
-		return usageErr("--tasks %d: want 1 to %d", o.Tasks, demo.MaxTasks)
-	case o.Drain <= 0:
-		return usageErr("--drain %s: want a positive duration", o.Drain)
-	case o.StopTimeout <= 0:
-		return usageErr("--stop-timeout %s: want a positive duration", o.StopTimeout)
-	case o.ProbeInterval <= 0:
-		return usageErr("--probe-interval %s: want a positive duration", o.ProbeInterval)
-	case o.TimeScale <= 0 || o.TimeScale > 1:
-		return usageErr("--time-scale %g: want more than 0, at most 1", o.TimeScale)
-	case o.RetirePrevious < 0 || (o.RetirePrevious > 0 && o.RetirePrevious < demo.MinRetirePrevious):
-		return usageErr("--retire-previous %s: want 0 (off) or at least %s", o.RetirePrevious, demo.MinRetirePrevious)
+	if problem := flagProblem(f.opts); problem != "" {
+		return usageErr("%s", problem)
 	}
 	if err := f.opts.Check(); err != nil {
 		return usageErr("%v", err)
@@ -142,6 +128,27 @@ func (f *flags) parse(fs *flag.FlagSet, args []string, stdout, stderr io.Writer)
 		f.opts.Log = slog.New(slog.NewTextHandler(stderr, nil))
 	}
 	return 0, true
+}
+
+// flagProblem describes the first flag given out of range, or is "".
+func flagProblem(o demo.Options) string {
+	switch {
+	case o.Rotations < 1 || o.Rotations > demo.MaxRotations:
+		return fmt.Sprintf("--rotations %d: want 1 to %d", o.Rotations, demo.MaxRotations)
+	case o.Tasks < 1 || o.Tasks > demo.MaxTasks:
+		return fmt.Sprintf("--tasks %d: want 1 to %d", o.Tasks, demo.MaxTasks)
+	case o.Drain <= 0:
+		return fmt.Sprintf("--drain %s: want a positive duration", o.Drain)
+	case o.StopTimeout <= 0:
+		return fmt.Sprintf("--stop-timeout %s: want a positive duration", o.StopTimeout)
+	case o.ProbeInterval <= 0:
+		return fmt.Sprintf("--probe-interval %s: want a positive duration", o.ProbeInterval)
+	case o.TimeScale <= 0 || o.TimeScale > 1:
+		return fmt.Sprintf("--time-scale %g: want more than 0, at most 1", o.TimeScale)
+	case o.RetirePrevious < 0 || (o.RetirePrevious > 0 && o.RetirePrevious < demo.MinRetirePrevious):
+		return fmt.Sprintf("--retire-previous %s: want 0 (off) or at least %s", o.RetirePrevious, demo.MinRetirePrevious)
+	}
+	return ""
 }
 
 func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {

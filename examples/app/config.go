@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -100,16 +101,7 @@ func loadConfig(lookup func(string) (string, bool)) (config, error) {
 	if raw, ok := lookup("DB_SECRET"); ok && raw != "" {
 		var s secretJSON
 		if err := json.Unmarshal([]byte(raw), &s); err != nil {
-			// A syntax error can echo a character of the input, which may be the password.
-			var syn *json.SyntaxError
-			if errors.As(err, &syn) {
-				return config{}, fmt.Errorf("read DB_SECRET: not valid JSON (offset %d)", syn.Offset)
-			}
-			var typ *json.UnmarshalTypeError
-			if errors.As(err, &typ) {
-				return config{}, fmt.Errorf("read DB_SECRET: field %q has the wrong type", typ.Field)
-			}
-			return config{}, errors.New("read DB_SECRET: not a JSON object")
+			return config{}, secretError(err)
 		}
 		c.Primary.Host, primaryPort = s.Host, s.Port.String()
 		c.DBName, c.User, c.Password, c.SSLMode = s.DBName, s.Username, secret{s.Password}, s.SSLMode
@@ -136,41 +128,68 @@ func loadConfig(lookup func(string) (string, bool)) (config, error) {
 	drain := "30s"
 	set(&drain, "DRAIN_TIMEOUT")
 
-	if c.SSLMode == "" {
-		c.SSLMode = "verify-full"
-	}
-	if c.ListenAddr == "" {
-		c.ListenAddr = ":8080"
-	}
+	c.SSLMode = cmp.Or(c.SSLMode, "verify-full")
+	c.ListenAddr = cmp.Or(c.ListenAddr, ":8080")
 	var err error
 	if c.DrainTimeout, err = time.ParseDuration(drain); err != nil || c.DrainTimeout <= 0 {
 		return config{}, fmt.Errorf("read DRAIN_TIMEOUT: %q is not a positive duration", drain)
 	}
-	if c.Primary.Port, err = parsePort("DB_PORT", primaryPort, 5432); err != nil {
+	if err := c.ports(primaryPort, rplPort); err != nil {
 		return config{}, err
+	}
+	if err := c.check(); err != nil {
+		return config{}, err
+	}
+	return c, nil
+}
+
+// secretError describes why DB_SECRET did not decode without quoting it: a syntax
+// error can echo a character of the input, which may be the password.
+func secretError(err error) error {
+	var syn *json.SyntaxError
+	if errors.As(err, &syn) {
+		return fmt.Errorf("read DB_SECRET: not valid JSON (offset %d)", syn.Offset)
+	}
+	var typ *json.UnmarshalTypeError
+	if errors.As(err, &typ) {
+		return fmt.Errorf("read DB_SECRET: field %q has the wrong type", typ.Field)
+	}
+	return errors.New("read DB_SECRET: not a JSON object")
+}
+
+// ports reads the primary's port and, when there is a replica, the replica's (the primary's by default).
+func (c *config) ports(primaryPort, rplPort string) error {
+	var err error
+	if c.Primary.Port, err = parsePort("DB_PORT", primaryPort, 5432); err != nil {
+		return err
 	}
 	switch {
 	case c.Replica.Host == "" && rplPort != "":
-		return config{}, errors.New("read DB_REPLICA_PORT: set without DB_REPLICA_HOST")
+		return errors.New("read DB_REPLICA_PORT: set without DB_REPLICA_HOST")
 	case c.Replica.Host != "":
 		if c.Replica.Port, err = parsePort("DB_REPLICA_PORT", rplPort, c.Primary.Port); err != nil {
-			return config{}, err
+			return err
 		}
 	}
+	return nil
+}
+
+// check requires the connection fields and a TLS mode that cannot fall back to plaintext.
+func (c config) check() error {
 	for _, f := range []struct{ key, value string }{
 		{"DB_HOST", c.Primary.Host}, {"DB_NAME", c.DBName}, {"DB_USER", c.User}, {"DB_PASSWORD", c.Password.value},
 	} {
 		if f.value == "" {
-			return config{}, fmt.Errorf("read %s: missing (set it or DB_SECRET)", f.key)
+			return fmt.Errorf("read %s: missing (set it or DB_SECRET)", f.key)
 		}
 	}
 	switch c.SSLMode {
 	case "verify-full", "verify-ca", "require", "disable":
 	default:
 		// prefer and allow fall back to plaintext without a word; a TLS failure must be an error.
-		return config{}, fmt.Errorf("read DB_SSLMODE: %q is not one of verify-full, verify-ca, require, disable", c.SSLMode)
+		return fmt.Errorf("read DB_SSLMODE: %q is not one of verify-full, verify-ca, require, disable", c.SSLMode)
 	}
-	return c, nil
+	return nil
 }
 
 func parsePort(key, v string, def int) (int, error) {

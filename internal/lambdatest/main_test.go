@@ -1,7 +1,6 @@
 package lambdatest
 
 import (
-	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -10,6 +9,8 @@ import (
 	"runtime"
 	"testing"
 	"time"
+
+	"github.com/pgrotate/pgrotate/internal/modroot"
 )
 
 // emulatorPkg is the emulator's command. tools/go.mod, a module of its own, lists it as a tool,
@@ -49,7 +50,7 @@ func run(m *testing.M) int {
 // build compiles the emulator and every main for the host, each main to <dir>/<name>/bootstrap
 // with the flags of the deployed functions, for this machine instead of linux/arm64.
 func build(dir string) error {
-	root, err := moduleRoot()
+	root, err := modroot.Find()
 	if err != nil {
 		return err
 	}
@@ -89,24 +90,6 @@ func goBuild(goCmd, dir string, args ...string) error {
 		return fmt.Errorf("go %v: %w\n%s", args, err, out)
 	}
 	return nil
-}
-
-// moduleRoot walks up from the package directory to the main module's go.mod.
-func moduleRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("no go.mod above the test's directory")
-		}
-		dir = parent
-	}
 }
 
 // goBinary finds the go command; go test puts its own toolchain first on PATH.

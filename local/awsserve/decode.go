@@ -50,9 +50,6 @@ func assign(dst reflect.Value, src any, path string) error {
 	if t == timeType {
 		return assignTime(dst, src, path)
 	}
-	mismatch := func(want string) error {
-		return fmt.Errorf("member %s: expected %s, got %s", strings.TrimPrefix(path, "."), want, jsonKind(src))
-	}
 	switch t.Kind() {
 	case reflect.Pointer:
 		p := reflect.New(t.Elem())
@@ -60,88 +57,124 @@ func assign(dst reflect.Value, src any, path string) error {
 			return err
 		}
 		dst.Set(p)
+		return nil
 	case reflect.Struct:
-		obj, ok := src.(map[string]any)
-		if !ok {
-			return mismatch("an object")
-		}
-		for key, val := range obj {
-			f, ok := fieldByWireName(t, key)
-			if !ok {
-				continue
-			}
-			if err := assign(dst.FieldByIndex(f.Index), val, path+"."+key); err != nil {
-				return err
-			}
-		}
+		return assignStruct(dst, src, path)
 	case reflect.Slice:
 		if t.Elem().Kind() == reflect.Uint8 {
-			s, ok := src.(string)
-			if !ok {
-				return mismatch("a base64 string")
-			}
-			b, err := base64.StdEncoding.DecodeString(s)
-			if err != nil {
-				return fmt.Errorf("member %s: %w", strings.TrimPrefix(path, "."), err)
-			}
-			dst.SetBytes(b)
-			return nil
+			return assignBlob(dst, src, path)
 		}
-		arr, ok := src.([]any)
-		if !ok {
-			return mismatch("an array")
-		}
-		out := reflect.MakeSlice(t, len(arr), len(arr))
-		for i, val := range arr {
-			if err := assign(out.Index(i), val, fmt.Sprintf("%s[%d]", path, i)); err != nil {
-				return err
-			}
-		}
-		dst.Set(out)
+		return assignSlice(dst, src, path)
 	case reflect.Map:
-		obj, ok := src.(map[string]any)
-		if !ok || t.Key().Kind() != reflect.String {
-			return mismatch("an object")
+		return assignMap(dst, src, path)
+	default:
+		return assignScalar(dst, src, path)
+	}
+}
+
+// mismatch is the error for a JSON value of the wrong kind for its member.
+func mismatch(path, want string, src any) error {
+	return fmt.Errorf("member %s: expected %s, got %s", strings.TrimPrefix(path, "."), want, jsonKind(src))
+}
+
+// assignStruct fills the fields named by the object's keys; unknown keys are ignored.
+func assignStruct(dst reflect.Value, src any, path string) error {
+	obj, ok := src.(map[string]any)
+	if !ok {
+		return mismatch(path, "an object", src)
+	}
+	for key, val := range obj {
+		f, ok := fieldByWireName(dst.Type(), key)
+		if !ok {
+			continue
 		}
-		out := reflect.MakeMapWithSize(t, len(obj))
-		for key, val := range obj {
-			elem := reflect.New(t.Elem()).Elem()
-			if err := assign(elem, val, path+"."+key); err != nil {
-				return err
-			}
-			out.SetMapIndex(reflect.ValueOf(key).Convert(t.Key()), elem)
+		if err := assign(dst.FieldByIndex(f.Index), val, path+"."+key); err != nil {
+			return err
 		}
-		dst.Set(out)
+	}
+	return nil
+}
+
+// assignBlob reads a blob member, which the wire carries as base64.
+func assignBlob(dst reflect.Value, src any, path string) error {
+	s, ok := src.(string)
+	if !ok {
+		return mismatch(path, "a base64 string", src)
+	}
+	b, err := base64.StdEncoding.DecodeString(s)
+	if err != nil {
+		return fmt.Errorf("member %s: %w", strings.TrimPrefix(path, "."), err)
+	}
+	dst.SetBytes(b)
+	return nil
+}
+
+func assignSlice(dst reflect.Value, src any, path string) error {
+	arr, ok := src.([]any)
+	if !ok {
+		return mismatch(path, "an array", src)
+	}
+	out := reflect.MakeSlice(dst.Type(), len(arr), len(arr))
+	for i, val := range arr {
+		if err := assign(out.Index(i), val, fmt.Sprintf("%s[%d]", path, i)); err != nil {
+			return err
+		}
+	}
+	dst.Set(out)
+	return nil
+}
+
+func assignMap(dst reflect.Value, src any, path string) error {
+	t := dst.Type()
+	obj, ok := src.(map[string]any)
+	if !ok || t.Key().Kind() != reflect.String {
+		return mismatch(path, "an object", src)
+	}
+	out := reflect.MakeMapWithSize(t, len(obj))
+	for key, val := range obj {
+		elem := reflect.New(t.Elem()).Elem()
+		if err := assign(elem, val, path+"."+key); err != nil {
+			return err
+		}
+		out.SetMapIndex(reflect.ValueOf(key).Convert(t.Key()), elem)
+	}
+	dst.Set(out)
+	return nil
+}
+
+// assignScalar reads strings, booleans and numbers; other kinds are not supported.
+func assignScalar(dst reflect.Value, src any, path string) error {
+	switch dst.Kind() {
 	case reflect.String:
 		s, ok := src.(string)
 		if !ok {
-			return mismatch("a string")
+			return mismatch(path, "a string", src)
 		}
 		dst.SetString(s)
 	case reflect.Bool:
 		b, ok := src.(bool)
 		if !ok {
-			return mismatch("a boolean")
+			return mismatch(path, "a boolean", src)
 		}
 		dst.SetBool(b)
 	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
 		n, ok := src.(json.Number)
 		if !ok {
-			return mismatch("an integer")
+			return mismatch(path, "an integer", src)
 		}
 		i, err := n.Int64()
 		if err != nil || dst.OverflowInt(i) {
-			return mismatch("an integer in range")
+			return mismatch(path, "an integer in range", src)
 		}
 		dst.SetInt(i)
 	case reflect.Float32, reflect.Float64:
 		f, ok := jsonFloat(src)
 		if !ok {
-			return mismatch("a number")
+			return mismatch(path, "a number", src)
 		}
 		dst.SetFloat(f)
 	default: // interfaces: documents and unions
-		return fmt.Errorf("member %s: %s members are not supported", strings.TrimPrefix(path, "."), t)
+		return fmt.Errorf("member %s: %s members are not supported", strings.TrimPrefix(path, "."), dst.Type())
 	}
 	return nil
 }

@@ -54,40 +54,65 @@ func encodeValue(w *jsonWriter, v reflect.Value, name func(string) string) error
 	case reflect.Pointer:
 		return encodeValue(w, v.Elem(), name)
 	case reflect.Struct:
-		w.WriteStruct(nil)
-		for i := range t.NumField() {
-			f, fv := t.Field(i), v.Field(i)
-			if !f.IsExported() || f.Type == metadataType || omitted(fv) {
-				continue
-			}
-			w.key(name(f.Name))
-			if err := encodeValue(w, fv, name); err != nil {
-				return err
-			}
-		}
-		w.CloseStruct()
+		return encodeStruct(w, v, name)
 	case reflect.Slice:
 		if t.Elem().Kind() == reflect.Uint8 {
 			w.WriteString(nil, base64.StdEncoding.EncodeToString(v.Bytes()))
 			return nil
 		}
-		w.WriteList(nil)
-		for i := range v.Len() {
-			if err := encodeValue(w, v.Index(i), name); err != nil {
-				return err
-			}
-		}
-		w.CloseList()
+		return encodeList(w, v, name)
 	case reflect.Map:
-		w.WriteMap(nil)
-		iter := v.MapRange()
-		for iter.Next() {
-			w.WriteKey(nil, iter.Key().String())
-			if err := encodeValue(w, iter.Value(), name); err != nil {
-				return err
-			}
+		return encodeMap(w, v, name)
+	default:
+		return encodeScalar(w, v)
+	}
+}
+
+// encodeStruct writes the exported members that are not omitted, under their wire names.
+func encodeStruct(w *jsonWriter, v reflect.Value, name func(string) string) error {
+	t := v.Type()
+	w.WriteStruct(nil)
+	for i := range t.NumField() {
+		f, fv := t.Field(i), v.Field(i)
+		if !f.IsExported() || f.Type == metadataType || omitted(fv) {
+			continue
 		}
-		w.CloseMap()
+		w.key(name(f.Name))
+		if err := encodeValue(w, fv, name); err != nil {
+			return err
+		}
+	}
+	w.CloseStruct()
+	return nil
+}
+
+func encodeList(w *jsonWriter, v reflect.Value, name func(string) string) error {
+	w.WriteList(nil)
+	for i := range v.Len() {
+		if err := encodeValue(w, v.Index(i), name); err != nil {
+			return err
+		}
+	}
+	w.CloseList()
+	return nil
+}
+
+func encodeMap(w *jsonWriter, v reflect.Value, name func(string) string) error {
+	w.WriteMap(nil)
+	iter := v.MapRange()
+	for iter.Next() {
+		w.WriteKey(nil, iter.Key().String())
+		if err := encodeValue(w, iter.Value(), name); err != nil {
+			return err
+		}
+	}
+	w.CloseMap()
+	return nil
+}
+
+// encodeScalar writes strings, booleans and numbers; unions and documents are refused.
+func encodeScalar(w *jsonWriter, v reflect.Value) error {
+	switch v.Kind() {
 	case reflect.String:
 		w.WriteString(nil, v.String())
 	case reflect.Bool:
@@ -95,9 +120,9 @@ func encodeValue(w *jsonWriter, v reflect.Value, name func(string) string) error
 	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
 		w.raw(nil, strconv.AppendInt(nil, v.Int(), 10))
 	case reflect.Float32, reflect.Float64:
-		w.writeFloat(nil, v.Float(), t.Bits())
+		w.writeFloat(nil, v.Float(), v.Type().Bits())
 	default:
-		return fmt.Errorf("awsserve: cannot encode %s", t)
+		return fmt.Errorf("awsserve: cannot encode %s", v.Type())
 	}
 	return nil
 }

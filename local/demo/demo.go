@@ -9,6 +9,7 @@
 package demo
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -117,7 +118,20 @@ type Options struct {
 // Check reports whether the options are usable, without running anything.
 func (o Options) Check() error { return o.defaults() }
 
+// defaults checks the options and fills in the defaults, in the order the errors are reported.
 func (o *Options) defaults() error {
+	for _, step := range []func() error{
+		o.strategyDefaults, o.sizeDefaults, o.stopDefaults, o.databaseDefaults,
+		o.probeDefaults, o.outputDefaults, o.retireDefaults,
+	} {
+		if err := step(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (o *Options) strategyDefaults() error {
 	switch o.Strategy {
 	case "":
 		o.Strategy = StrategyAlternating
@@ -125,63 +139,73 @@ func (o *Options) defaults() error {
 	default:
 		return fmt.Errorf("strategy %q: want %s or %s", o.Strategy, StrategyAlternating, StrategySingleUser)
 	}
+	return nil
+}
+
+// sizeDefaults: how many rotations and tasks.
+func (o *Options) sizeDefaults() error {
 	if o.Rotations < 0 || o.Rotations > MaxRotations {
 		return fmt.Errorf("rotations %d: want 1 to %d", o.Rotations, MaxRotations)
 	}
 	if o.Tasks < 0 || o.Tasks > MaxTasks {
 		return fmt.Errorf("tasks %d: want 1 to %d", o.Tasks, MaxTasks)
 	}
-	if o.Rotations == 0 {
-		o.Rotations = DefaultRotations
-	}
-	if o.Tasks == 0 {
-		o.Tasks = DefaultTasks
-	}
+	o.Rotations = cmp.Or(o.Rotations, DefaultRotations)
+	o.Tasks = cmp.Or(o.Tasks, DefaultTasks)
+	return nil
+}
+
+// stopDefaults: how a task drains and is stopped.
+func (o *Options) stopDefaults() error {
 	if o.Drain < 0 || o.StopTimeout < 0 {
 		return errors.New("drain and stop timeout must not be negative")
 	}
-	if o.Drain == 0 {
-		o.Drain = DefaultDrain
-	}
-	if o.StopTimeout == 0 {
-		o.StopTimeout = DefaultStopTimeout
-	}
+	o.Drain = cmp.Or(o.Drain, DefaultDrain)
+	o.StopTimeout = cmp.Or(o.StopTimeout, DefaultStopTimeout)
 	if o.Drain >= o.StopTimeout {
 		return fmt.Errorf("drain %s must be shorter than the stop timeout %s: ECS kills a task stopTimeout after SIGTERM", o.Drain, o.StopTimeout)
 	}
+	return nil
+}
+
+func (o *Options) databaseDefaults() error {
 	if (o.PrimaryDSN == "") != (o.ReplicaDSN == "") {
 		return errors.New("give both --primary-dsn and --replica-dsn, or neither")
 	}
-	if o.AppUser == "" {
-		o.AppUser = "app_user"
-	}
-	if err := workflow.ValidateRoleName(o.AppUser); err != nil {
-		return err
-	}
+	o.AppUser = cmp.Or(o.AppUser, "app_user")
+	return workflow.ValidateRoleName(o.AppUser)
+}
+
+// probeDefaults: the time scale and how the probes connect and judge.
+func (o *Options) probeDefaults() error {
 	if o.TimeScale < 0 || o.TimeScale > 1 {
 		return fmt.Errorf("time scale %g: want more than 0, at most 1", o.TimeScale)
 	}
-	if o.TimeScale == 0 {
-		o.TimeScale = DefaultTimeScale
-	}
+	o.TimeScale = cmp.Or(o.TimeScale, DefaultTimeScale)
 	if o.ProbeInterval < 0 {
 		return errors.New("probe interval must not be negative")
 	}
-	if o.ProbeInterval == 0 {
-		o.ProbeInterval = DefaultProbeInterval
-	}
+	o.ProbeInterval = cmp.Or(o.ProbeInterval, DefaultProbeInterval)
 	if o.Settle <= 0 {
 		o.Settle = DefaultSettle
 	}
 	if o.MaxFailures <= 0 {
 		o.MaxFailures = DefaultMaxFailures
 	}
+	return nil
+}
+
+func (o *Options) outputDefaults() error {
 	if o.Out == nil {
 		o.Out = io.Discard
 	}
 	if o.Log == nil {
 		o.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
+	return nil
+}
+
+func (o *Options) retireDefaults() error {
 	if o.RetirePrevious < 0 || (o.RetirePrevious > 0 && o.RetirePrevious < MinRetirePrevious) {
 		return fmt.Errorf("retire-previous %s: want 0 (off) or at least %s", o.RetirePrevious, MinRetirePrevious)
 	}
@@ -262,62 +286,21 @@ func Run(ctx context.Context, opts Options) (rep *Report, err error) {
 
 // start brings up the servers, the backend, the fleet and the probe.
 func (r *run) start(ctx context.Context) error {
-	o := r.opts
+	o := &r.opts
 	r.out.printf("pgrotate demo: %s, %d rotations, %d tasks\n", o.Strategy, o.Rotations, o.Tasks)
-	if o.WorkDir == "" {
-		dir, err := os.MkdirTemp("", "pgrotate-demo-")
-		if err != nil {
-			return fmt.Errorf("create work dir: %w", err)
-		}
-		r.tmpDir, o.WorkDir, r.opts.WorkDir = dir, dir, dir
+	if err := r.workDir(); err != nil {
+		return err
 	}
 	// The given servers first: a wrong DSN fails before anything starts.
-	if o.PrimaryDSN != "" {
-		primary, err := ParseDSN(o.PrimaryDSN)
-		if err != nil {
-			return fmt.Errorf("--primary-dsn: %w", err)
-		}
-		replica, err := ParseDSN(o.ReplicaDSN)
-		if err != nil {
-			return fmt.Errorf("--replica-dsn: %w", err)
-		}
-		if r.db, err = Database(primary, replica, o.AppDB); err != nil {
-			return err
-		}
+	if err := r.givenDatabase(); err != nil {
+		return err
 	}
 	// Build the app while the servers start.
-	type built struct {
-		bin string
-		err error
-	}
-	binc := make(chan built, 1)
 	began := time.Now()
-	if o.AppBinary != "" {
-		binc <- built{bin: o.AppBinary}
-	} else {
-		r.out.printf("• building examples/app (go build; a minute or more the first time on a busy machine)…\n")
-		go func() {
-			bin, err := fleet.Build(ctx, o.WorkDir)
-			if err == nil {
-				r.out.printf("• examples/app built  %s\n", dur(time.Since(began)))
-			}
-			binc <- built{bin, err}
-		}()
-	}
-	if o.PrimaryDSN != "" {
-		r.out.printf("• PostgreSQL primary %s and replica %s (given; sslmode %s), admin %s, app database %s\n",
-			r.db.Primary, r.db.Replicas[0], orDefault(r.db.SSLMode), r.db.AdminUser, r.db.AppDB)
-	} else {
-		r.out.printf("• starting a PostgreSQL 15 primary and a streaming replica…\n")
-		c, err := pgcluster.Start(ctx, pgcluster.Options{Dir: filepath.Join(o.WorkDir, "pg")})
-		if err != nil {
-			<-binc
-			return fmt.Errorf("start PostgreSQL: %w", err)
-		}
-		r.cluster = c
-		r.db = backend.FromCluster(c)
-		r.out.printf("• PostgreSQL 15 primary %s:%d and streaming replica %s:%d, TLS verify-full, SCRAM-SHA-256  %s\n",
-			c.Primary.Host, c.Primary.Port, c.Replica.Host, c.Replica.Port, dur(time.Since(began)))
+	binc := r.buildApp(ctx, began)
+	if err := r.database(ctx, began); err != nil {
+		<-binc
+		return err
 	}
 	r.pg = postgres.Options{CABundle: r.db.CAFile}
 	b := <-binc
@@ -364,7 +347,89 @@ func (r *run) start(ctx context.Context) error {
 	}
 	r.out.printf("• %d tasks of ECS service %s (examples/app processes, credentials from AWSCURRENT at launch), healthy  %s\n",
 		o.Tasks, service, dur(time.Since(began)))
+	if err := r.startProbe(ctx, f); err != nil {
+		return err
+	}
+	return sleep(ctx, o.Settle)
+}
 
+// workDir makes a temporary work directory when none was given; Close removes it.
+func (r *run) workDir() error {
+	if r.opts.WorkDir != "" {
+		return nil
+	}
+	dir, err := os.MkdirTemp("", "pgrotate-demo-")
+	if err != nil {
+		return fmt.Errorf("create work dir: %w", err)
+	}
+	r.tmpDir, r.opts.WorkDir = dir, dir
+	return nil
+}
+
+// givenDatabase reads --primary-dsn and --replica-dsn, when given.
+func (r *run) givenDatabase() error {
+	o := r.opts
+	if o.PrimaryDSN == "" {
+		return nil
+	}
+	primary, err := ParseDSN(o.PrimaryDSN)
+	if err != nil {
+		return fmt.Errorf("--primary-dsn: %w", err)
+	}
+	replica, err := ParseDSN(o.ReplicaDSN)
+	if err != nil {
+		return fmt.Errorf("--replica-dsn: %w", err)
+	}
+	r.db, err = Database(primary, replica, o.AppDB)
+	return err
+}
+
+// built is the app binary, or why it could not be built.
+type built struct {
+	bin string
+	err error
+}
+
+// buildApp builds examples/app in the background, unless a binary was given.
+func (r *run) buildApp(ctx context.Context, began time.Time) <-chan built {
+	binc := make(chan built, 1)
+	if r.opts.AppBinary != "" {
+		binc <- built{bin: r.opts.AppBinary}
+		return binc
+	}
+	r.out.printf("• building examples/app (go build; a minute or more the first time on a busy machine)…\n")
+	go func() {
+		bin, err := fleet.Build(ctx, r.opts.WorkDir)
+		if err == nil {
+			r.out.printf("• examples/app built  %s\n", dur(time.Since(began)))
+		}
+		binc <- built{bin, err}
+	}()
+	return binc
+}
+
+// database announces the given servers, or starts a local primary and streaming replica.
+func (r *run) database(ctx context.Context, began time.Time) error {
+	if r.opts.PrimaryDSN != "" {
+		r.out.printf("• PostgreSQL primary %s and replica %s (given; sslmode %s), admin %s, app database %s\n",
+			r.db.Primary, r.db.Replicas[0], orDefault(r.db.SSLMode), r.db.AdminUser, r.db.AppDB)
+		return nil
+	}
+	r.out.printf("• starting a PostgreSQL 15 primary and a streaming replica…\n")
+	c, err := pgcluster.Start(ctx, pgcluster.Options{Dir: filepath.Join(r.opts.WorkDir, "pg")})
+	if err != nil {
+		return fmt.Errorf("start PostgreSQL: %w", err)
+	}
+	r.cluster = c
+	r.db = backend.FromCluster(c)
+	r.out.printf("• PostgreSQL 15 primary %s:%d and streaming replica %s:%d, TLS verify-full, SCRAM-SHA-256  %s\n",
+		c.Primary.Host, c.Primary.Port, c.Replica.Host, c.Replica.Port, dur(time.Since(began)))
+	return nil
+}
+
+// startProbe starts the probe of every live task's credentials; stopProbe ends it.
+func (r *run) startProbe(ctx context.Context, f *fleet.Fleet) error {
+	o := r.opts
 	p, err := probe.New(r.targets(), probe.Options{Credentials: f.Credentials, Interval: o.ProbeInterval, MaxFailures: o.MaxFailures})
 	if err != nil {
 		return err
@@ -378,7 +443,7 @@ func (r *run) start(ctx context.Context) error {
 	}()
 	r.stopProbe = func() { stop(); <-done }
 	r.out.printf("• probe: a fresh login (no pool) to the primary and to the replica every %s with each credential a live task holds\n", o.ProbeInterval)
-	return sleep(ctx, o.Settle)
+	return nil
 }
 
 // targets are the probe's: the primary and the replica, with the app database and the

@@ -142,13 +142,7 @@ func (r *Report) OK() bool {
 		return false
 	}
 	for _, l := range r.LoginsAfter {
-		if l.Retired {
-			if l.OK {
-				return false
-			}
-			continue
-		}
-		if !l.OK && (l.Stage == stageCurrent || r.Strategy == StrategyAlternating) {
+		if !r.loginAsExpected(l) {
 			return false
 		}
 	}
@@ -157,6 +151,15 @@ func (r *Report) OK() bool {
 			r.Connections.Failed == 0 && r.Requests.Failed == 0 && r.Requests.Crashed == 0
 	}
 	return true
+}
+
+// loginAsExpected: a retired user must be refused; AWSCURRENT must log in, and for
+// alternating users AWSPREVIOUS too.
+func (r *Report) loginAsExpected(l Login) bool {
+	if l.Retired {
+		return !l.OK
+	}
+	return l.OK || (l.Stage != stageCurrent && r.Strategy != StrategyAlternating)
 }
 
 // latency summarises ds in milliseconds.
@@ -189,34 +192,13 @@ func (r *Report) WriteSummary(w io.Writer) {
 		fmt.Fprintf(w, "         adopted existing roles not created by pgrotate (--adopt-existing-user): %s\n", strings.Join(r.AdoptedRoles, ", "))
 	}
 	if c.Failed > 0 {
-		fmt.Fprintf(w, "failed logins by cause:\n")
-		writeCauses(w, c.ByCause, loginExamples(c.Failures))
-		if len(c.Failures) < c.Failed {
-			fmt.Fprintf(w, "  (reasons from the first %d of %d failures; the counts are exact)\n", len(c.Failures), c.Failed)
-		}
+		writeFailures(w, "failed logins", c.ByCause, loginExamples(c.Failures), len(c.Failures), c.Failed)
 	}
 	if r.Requests.Failed > 0 {
-		fmt.Fprintf(w, "failed app requests by cause:\n")
-		writeCauses(w, r.Requests.ByCause, requestExamples(r.Requests.Failures))
-		if len(r.Requests.Failures) < r.Requests.Failed {
-			fmt.Fprintf(w, "  (reasons from the first %d of %d failures; the counts are exact)\n", len(r.Requests.Failures), r.Requests.Failed)
-		}
+		writeFailures(w, "failed app requests", r.Requests.ByCause, requestExamples(r.Requests.Failures),
+			len(r.Requests.Failures), r.Requests.Failed)
 	}
-	if len(r.LoginsAfter) > 0 {
-		fmt.Fprintf(w, "logins afterwards:\n")
-		for _, l := range r.LoginsAfter {
-			res := "ok"
-			switch {
-			case l.Retired && l.OK:
-				res = "LOGS IN, though retired"
-			case l.Retired:
-				res = "refused, retired: " + l.Reason
-			case !l.OK:
-				res = "REFUSED: " + l.Reason
-			}
-			fmt.Fprintf(w, "  %-32s %-8s %s\n", l.User+" ("+l.Stage+")", l.Target, res)
-		}
-	}
+	r.writeLoginsAfter(w)
 	verdict := "OK"
 	switch {
 	case r.Interrupted:
@@ -228,6 +210,35 @@ func (r *Report) WriteSummary(w io.Writer) {
 		verdict = "OK (the baseline: its failed logins are the gap alternating users closes)"
 	}
 	fmt.Fprintf(w, "result: %s, active user %s\n", verdict, r.ActiveUser)
+}
+
+// writeFailures writes the failures of one kind by cause; listed of failed were kept with their reasons.
+func writeFailures(w io.Writer, what string, counts cause.Counts, examples map[cause.Cause][]string, listed, failed int) {
+	fmt.Fprintf(w, "%s by cause:\n", what)
+	writeCauses(w, counts, examples)
+	if listed < failed {
+		fmt.Fprintf(w, "  (reasons from the first %d of %d failures; the counts are exact)\n", listed, failed)
+	}
+}
+
+// writeLoginsAfter writes how each user fared at the final logins.
+func (r *Report) writeLoginsAfter(w io.Writer) {
+	if len(r.LoginsAfter) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "logins afterwards:\n")
+	for _, l := range r.LoginsAfter {
+		res := "ok"
+		switch {
+		case l.Retired && l.OK:
+			res = "LOGS IN, though retired"
+		case l.Retired:
+			res = "refused, retired: " + l.Reason
+		case !l.OK:
+			res = "REFUSED: " + l.Reason
+		}
+		fmt.Fprintf(w, "  %-32s %-8s %s\n", l.User+" ("+l.Stage+")", l.Target, res)
+	}
 }
 
 type reasonCount struct {

@@ -11,9 +11,6 @@ import (
 	"github.com/pgrotate/pgrotate/workflow"
 )
 
-// excludeCharacters are left out of generated passwords, as the rotation function does.
-const excludeCharacters = ":/@\"'\\ "
-
 // rotateSingleUser is the classic in-place rotation (AWS's single-user template) on the
 // same harness: a new version with a new password for the same user, ALTER ROLE of that
 // user's password, a test login, promotion, then a forced redeploy awaited to completion.
@@ -48,7 +45,7 @@ func (r *run) rotateSingleUser(ctx context.Context) (rotation, error) {
 		if cur, curID, err = r.b.Secret(ctx, stageCurrent); err != nil {
 			return err
 		}
-		pw, err := r.b.Store.RandomPassword(ctx, 32, excludeCharacters)
+		pw, err := r.b.Store.RandomPassword(ctx, 32, workflow.DefaultExcludeCharacters)
 		if err != nil {
 			return err
 		}

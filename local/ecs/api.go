@@ -25,10 +25,7 @@ func (e *ECS) UpdateService(ctx context.Context, in *ecs.UpdateServiceInput, _ .
 }
 
 func (e *ECS) updateService(ctx context.Context, in *ecs.UpdateServiceInput) (*ecs.UpdateServiceOutput, *Rollout, context.Context, error) {
-	if err := e.begin(OpUpdateService); err != nil {
-		return nil, nil, nil, err
-	}
-	if err := ctx.Err(); err != nil {
+	if err := e.begin(ctx, OpUpdateService); err != nil {
 		return nil, nil, nil, err
 	}
 	if aws.ToString(in.Service) == "" {
@@ -94,10 +91,7 @@ func (e *ECS) DescribeServices(ctx context.Context, in *ecs.DescribeServicesInpu
 }
 
 func (e *ECS) describeServices(ctx context.Context, in *ecs.DescribeServicesInput) (*ecs.DescribeServicesOutput, error) {
-	if err := e.begin(OpDescribeServices); err != nil {
-		return nil, err
-	}
-	if err := ctx.Err(); err != nil {
+	if err := e.begin(ctx, OpDescribeServices); err != nil {
 		return nil, err
 	}
 	if len(in.Services) == 0 || len(in.Services) > 10 {
@@ -183,10 +177,7 @@ func (e *ECS) ListTasks(ctx context.Context, in *ecs.ListTasksInput, _ ...func(*
 }
 
 func (e *ECS) listTasks(ctx context.Context, in *ecs.ListTasksInput) (*ecs.ListTasksOutput, error) {
-	if err := e.begin(OpListTasks); err != nil {
-		return nil, err
-	}
-	if err := ctx.Err(); err != nil {
+	if err := e.begin(ctx, OpListTasks); err != nil {
 		return nil, err
 	}
 	limit, start, want, err := checkListTasks(in)
@@ -264,10 +255,7 @@ func (e *ECS) DescribeTasks(ctx context.Context, in *ecs.DescribeTasksInput, _ .
 }
 
 func (e *ECS) describeTasks(ctx context.Context, in *ecs.DescribeTasksInput) (*ecs.DescribeTasksOutput, error) {
-	if err := e.begin(OpDescribeTasks); err != nil {
-		return nil, err
-	}
-	if err := ctx.Err(); err != nil {
+	if err := e.begin(ctx, OpDescribeTasks); err != nil {
 		return nil, err
 	}
 	if len(in.Tasks) == 0 || len(in.Tasks) > 100 {

@@ -28,6 +28,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ecs/types"
 	"github.com/aws/smithy-go"
+
+	"github.com/pgrotate/pgrotate/local/internal/apirec"
 )
 
 // Region and Account appear in the ARNs.
@@ -77,8 +79,7 @@ type ECS struct {
 	clusters  map[string]map[string]*service // cluster → service name → service
 	tasks     map[string]*task               // by ARN
 	taskOrder []string                       // ARNs in launch order
-	intercept map[string][]func() error
-	calls     []Call
+	rec       *apirec.Recorder[Call]
 }
 
 // Option configures an ECS.
@@ -102,7 +103,8 @@ func New(opts ...Option) *ECS {
 		controller: Auto{},
 		clusters:   make(map[string]map[string]*service),
 		tasks:      make(map[string]*task),
-		intercept:  make(map[string][]func() error),
+		rec: apirec.New(func(c Call) string { return c.Op },
+			func(c Call) Call { c.Services = append([]string(nil), c.Services...); return c }),
 	}
 	for _, o := range opts {
 		o(e)
@@ -428,35 +430,16 @@ type Call struct {
 }
 
 // Calls returns the operations made so far, oldest first.
-func (e *ECS) Calls() []Call {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	out := make([]Call, len(e.calls))
-	for i, c := range e.calls {
-		c.Services = append([]string(nil), c.Services...)
-		out[i] = c
-	}
-	return out
-}
+func (e *ECS) Calls() []Call { return e.rec.Calls() }
 
 // CallsOf returns the recorded calls of one operation, oldest first.
-func (e *ECS) CallsOf(op string) []Call {
-	var out []Call
-	for _, c := range e.Calls() {
-		if c.Op == op {
-			out = append(out, c)
-		}
-	}
-	return out
-}
+func (e *ECS) CallsOf(op string) []Call { return e.rec.CallsOf(op) }
 
 // Intercept runs fn once, before the next call of op and without the lock held (fn may use
 // the ECS). If fn returns an error, the call returns it, wrapped as the SDK wraps errors,
 // and changes nothing.
 func (e *ECS) Intercept(op string, fn func() error) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	e.intercept[op] = append(e.intercept[op], fn)
+	e.rec.Intercept(op, fn)
 }
 
 // FailNext makes the next call of op fail with err.
@@ -464,18 +447,12 @@ func (e *ECS) FailNext(op string, err error) {
 	e.Intercept(op, func() error { return err })
 }
 
-func (e *ECS) begin(op string) error {
-	e.mu.Lock()
-	var fn func() error
-	if q := e.intercept[op]; len(q) > 0 {
-		fn = q[0]
-		e.intercept[op] = q[1:]
+// begin runs the pending interceptor of op, if any, then fails if ctx is done.
+func (e *ECS) begin(ctx context.Context, op string) error {
+	if err := e.rec.Begin(op); err != nil {
+		return err
 	}
-	e.mu.Unlock()
-	if fn == nil {
-		return nil
-	}
-	return fn()
+	return ctx.Err()
 }
 
 func (e *ECS) finish(c Call, err error) error {
@@ -483,8 +460,6 @@ func (e *ECS) finish(c Call, err error) error {
 		err = &smithy.OperationError{ServiceID: serviceID, OperationName: c.Op, Err: err}
 	}
 	c.Err = err
-	e.mu.Lock()
-	e.calls = append(e.calls, c)
-	e.mu.Unlock()
+	e.rec.Record(c)
 	return err
 }

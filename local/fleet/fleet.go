@@ -40,6 +40,8 @@ import (
 	localecs "github.com/pgrotate/pgrotate/local/ecs"
 	"github.com/pgrotate/pgrotate/local/probe"
 	"github.com/pgrotate/pgrotate/workflow"
+
+	"github.com/pgrotate/pgrotate/internal/modroot"
 )
 
 // Defaults of Options' zero values. The stop timings are the reference stack's.
@@ -224,15 +226,6 @@ func (f *Fleet) Deploy(ctx context.Context, r *localecs.Rollout) {
 }
 
 func (f *Fleet) deploy(ctx context.Context, r *localecs.Rollout) {
-	fail := func(reason string, launched []*task) {
-		// Stop what this deployment started, then let ECS roll back to the previous one.
-		f.stopAll(launched, "deployment failed: "+reason, false)
-		if err := r.Fail(reason, true); err != nil && !errors.Is(err, localecs.ErrSuperseded) {
-			// Nothing completed to roll back to: the deployment stays FAILED.
-			_ = r.Fail(reason, false)
-		}
-		f.reconcile(ctx)
-	}
 	f.mu.Lock()
 	attached := f.ecs != nil && !f.closed
 	f.mu.Unlock()
@@ -240,17 +233,61 @@ func (f *Fleet) deploy(ctx context.Context, r *localecs.Rollout) {
 		_ = r.Fail("the fleet is not running", false)
 		return
 	}
+	arns, ok := launchAll(r)
+	if !ok {
+		return // superseded, completed or failed meanwhile: the newer deployment takes over
+	}
+	launched, err := f.startAll(ctx, arns)
+	if err != nil {
+		if ctx.Err() != nil {
+			f.stopAll(launched, "deployment cancelled", false)
+			return
+		}
+		f.failDeployment(ctx, r, "launch task: "+err.Error(), launched)
+		return
+	}
+	err = f.awaitRunning(ctx, r, launched)
+	if ctx.Err() != nil {
+		// Superseded: the newer deployment stops these tasks as old ones. Closed: Close does.
+		return
+	}
+	if err != nil {
+		f.failDeployment(ctx, r, err.Error(), launched)
+		return
+	}
+	// The new tasks are healthy: stop the old ones. Each drains, then is STOPPED.
+	f.stopOld(r)
+	if err := r.Complete(); err != nil && !errors.Is(err, localecs.ErrSuperseded) {
+		f.event(Event{Kind: EventUnhealthy, Detail: "complete deployment " + r.ID() + ": " + err.Error()})
+	}
+}
 
-	// Record the new tasks, then start their processes all at once, as ECS does.
+// failDeployment stops what this deployment started, then lets ECS roll back to the previous one.
+func (f *Fleet) failDeployment(ctx context.Context, r *localecs.Rollout, reason string, launched []*task) {
+	f.stopAll(launched, "deployment failed: "+reason, false)
+	if err := r.Fail(reason, true); err != nil && !errors.Is(err, localecs.ErrSuperseded) {
+		// Nothing completed to roll back to: the deployment stays FAILED.
+		_ = r.Fail(reason, false)
+	}
+	f.reconcile(ctx)
+}
+
+// launchAll records the deployment's new tasks; false when the deployment ended meanwhile.
+func launchAll(r *localecs.Rollout) ([]string, bool) {
 	n := r.Desired()
 	arns := make([]string, 0, n)
 	for range n {
 		arn, err := r.Launch()
 		if err != nil {
-			return // superseded, completed or failed meanwhile: the newer deployment takes over
+			return nil, false
 		}
 		arns = append(arns, arn)
 	}
+	return arns, true
+}
+
+// startAll starts the tasks' processes all at once, as ECS does, and returns those that started.
+func (f *Fleet) startAll(ctx context.Context, arns []string) ([]*task, error) {
 	started := make([]*task, len(arns))
 	launchErrs := make([]error, len(arns))
 	var lwg sync.WaitGroup
@@ -258,20 +295,17 @@ func (f *Fleet) deploy(ctx context.Context, r *localecs.Rollout) {
 		lwg.Go(func() { started[i], launchErrs[i] = f.launch(ctx, arn) })
 	}
 	lwg.Wait()
-	launched := make([]*task, 0, n)
+	launched := make([]*task, 0, len(arns))
 	for _, t := range started {
 		if t != nil {
 			launched = append(launched, t)
 		}
 	}
-	if err := errors.Join(launchErrs...); err != nil {
-		if ctx.Err() != nil {
-			f.stopAll(launched, "deployment cancelled", false)
-			return
-		}
-		fail("launch task: "+err.Error(), launched)
-		return
-	}
+	return launched, errors.Join(launchErrs...)
+}
+
+// awaitRunning waits for each task to be healthy, then marks it RUNNING.
+func (f *Fleet) awaitRunning(ctx context.Context, r *localecs.Rollout, launched []*task) error {
 	errs := make([]error, len(launched))
 	var wg sync.WaitGroup
 	for i, t := range launched {
@@ -282,16 +316,11 @@ func (f *Fleet) deploy(ctx context.Context, r *localecs.Rollout) {
 		})
 	}
 	wg.Wait()
-	if ctx.Err() != nil {
-		// Superseded: the newer deployment stops these tasks as old ones. Closed: Close does.
-		return
-	}
-	if err := errors.Join(errs...); err != nil {
-		fail(err.Error(), launched)
-		return
-	}
+	return errors.Join(errs...)
+}
 
-	// The new tasks are healthy: stop the old ones. Each drains, then is STOPPED.
+// stopOld stops the previous deployments' tasks, each draining first, and waits for them.
+func (f *Fleet) stopOld(r *localecs.Rollout) {
 	var stops sync.WaitGroup
 	for _, arn := range r.OldTasks() {
 		if err := r.Stop(arn, "Scaling activity initiated by (deployment "+r.ID()+")"); err != nil {
@@ -308,9 +337,6 @@ func (f *Fleet) deploy(ctx context.Context, r *localecs.Rollout) {
 		})
 	}
 	stops.Wait()
-	if err := r.Complete(); err != nil && !errors.Is(err, localecs.ErrSuperseded) {
-		f.event(Event{Kind: EventUnhealthy, Detail: "complete deployment " + r.ID() + ": " + err.Error()})
-	}
 }
 
 // reconcile launches a process for every live task of the service that has none (the tasks
@@ -399,7 +425,7 @@ func (f *Fleet) event(ev Event) {
 // Build compiles examples/app into dir and returns the binary's path. It runs `go build`
 // in the pgrotate module, found by walking up from the working directory.
 func Build(ctx context.Context, dir string) (string, error) {
-	root, err := moduleRoot()
+	root, err := modroot.Find()
 	if err != nil {
 		return "", fmt.Errorf("build examples/app: %w (run from the pgrotate module, or give a prebuilt binary)", err)
 	}
@@ -410,22 +436,4 @@ func Build(ctx context.Context, dir string) (string, error) {
 		return "", fmt.Errorf("build examples/app: %w\n%s", err, strings.TrimSpace(string(out)))
 	}
 	return bin, nil
-}
-
-// moduleRoot walks up from the working directory to the pgrotate module's go.mod.
-func moduleRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if b, err := os.ReadFile(filepath.Join(dir, "go.mod")); err == nil && strings.Contains(string(b), "module github.com/pgrotate/pgrotate\n") {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("no pgrotate go.mod above the working directory")
-		}
-		dir = parent
-	}
 }

@@ -22,6 +22,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/pgrotate/pgrotate/internal/scram"
 )
 
 const (
@@ -419,7 +421,7 @@ func (c *Cluster) CreateRole(ctx context.Context, name, attrs, password string) 
 // server as plaintext nor appears in its log: the kit sends a SCRAM verifier
 // computed here, with statement logging off for the session.
 func (c *Cluster) createRole(ctx context.Context, name, attrs, password string) error {
-	verifier, err := scramVerifier(password)
+	verifier, err := scram.Verifier(password) // randomPassword's alphabet needs no SASLprep
 	if err != nil {
 		return err
 	}

@@ -88,12 +88,16 @@ func (r *runner) writeFile(path string, data []byte, mode os.FileMode) error {
 }
 
 func (r *runner) command(ctx context.Context, name string, args ...string) *exec.Cmd {
-	var cmd *exec.Cmd
-	if ctx == nil {
-		cmd = exec.Command(filepath.Join(r.binDir, name), args...)
-	} else {
-		cmd = exec.CommandContext(ctx, filepath.Join(r.binDir, name), args...)
-	}
+	return r.prepare(exec.CommandContext(ctx, filepath.Join(r.binDir, name), args...))
+}
+
+// daemon is command for the server itself, which outlives any context: Close stops it.
+func (r *runner) daemon(name string, args ...string) *exec.Cmd {
+	return r.prepare(exec.Command(filepath.Join(r.binDir, name), args...))
+}
+
+// prepare gives cmd a clean environment and runs it as the server user in its own process group.
+func (r *runner) prepare(cmd *exec.Cmd) *exec.Cmd {
 	cmd.Env = cleanEnv()
 	if r.cred != nil {
 		cmd.Env = slices.DeleteFunc(cmd.Env, func(kv string) bool { return strings.HasPrefix(kv, "HOME=") })
@@ -145,7 +149,7 @@ func (r *runner) startPostgres(dataDir, logFile string) (*proc, error) {
 		return nil, fmt.Errorf("open server log: %w", err)
 	}
 	defer f.Close() // the child holds its own descriptor
-	cmd := r.command(nil, "postgres", "-D", dataDir)
+	cmd := r.daemon("postgres", "-D", dataDir)
 	cmd.Dir = dataDir
 	cmd.Stdout, cmd.Stderr = f, f
 	// SIGINT is PostgreSQL's fast shutdown: an orphaned cluster stops cleanly.

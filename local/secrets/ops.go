@@ -26,10 +26,7 @@ func (s *Store) CreateSecret(ctx context.Context, in *secretsmanager.CreateSecre
 }
 
 func (s *Store) createSecret(ctx context.Context, in *secretsmanager.CreateSecretInput) (*secretsmanager.CreateSecretOutput, error) {
-	if err := s.begin(OpCreateSecret); err != nil {
-		return nil, err
-	}
-	if err := ctx.Err(); err != nil {
+	if err := s.begin(ctx, OpCreateSecret); err != nil {
 		return nil, err
 	}
 	name := aws.ToString(in.Name)
@@ -89,10 +86,7 @@ func (s *Store) GetSecretValue(ctx context.Context, in *secretsmanager.GetSecret
 }
 
 func (s *Store) getSecretValue(ctx context.Context, in *secretsmanager.GetSecretValueInput) (*secretsmanager.GetSecretValueOutput, error) {
-	if err := s.begin(OpGetSecretValue); err != nil {
-		return nil, err
-	}
-	if err := ctx.Err(); err != nil {
+	if err := s.begin(ctx, OpGetSecretValue); err != nil {
 		return nil, err
 	}
 	s.mu.Lock()
@@ -151,10 +145,7 @@ func (s *Store) PutSecretValue(ctx context.Context, in *secretsmanager.PutSecret
 }
 
 func (s *Store) putSecretValue(ctx context.Context, in *secretsmanager.PutSecretValueInput) (*secretsmanager.PutSecretValueOutput, error) {
-	if err := s.begin(OpPutSecretValue); err != nil {
-		return nil, err
-	}
-	if err := ctx.Err(); err != nil {
+	if err := s.begin(ctx, OpPutSecretValue); err != nil {
 		return nil, err
 	}
 	token, stages, err := checkPut(in)
@@ -236,10 +227,7 @@ func (s *Store) DescribeSecret(ctx context.Context, in *secretsmanager.DescribeS
 }
 
 func (s *Store) describeSecret(ctx context.Context, in *secretsmanager.DescribeSecretInput) (*secretsmanager.DescribeSecretOutput, error) {
-	if err := s.begin(OpDescribeSecret); err != nil {
-		return nil, err
-	}
-	if err := ctx.Err(); err != nil {
+	if err := s.begin(ctx, OpDescribeSecret); err != nil {
 		return nil, err
 	}
 	s.mu.Lock()
@@ -291,10 +279,7 @@ func (s *Store) UpdateSecretVersionStage(ctx context.Context, in *secretsmanager
 }
 
 func (s *Store) updateSecretVersionStage(ctx context.Context, in *secretsmanager.UpdateSecretVersionStageInput) (*secretsmanager.UpdateSecretVersionStageOutput, error) {
-	if err := s.begin(OpUpdateSecretVersionStage); err != nil {
-		return nil, err
-	}
-	if err := ctx.Err(); err != nil {
+	if err := s.begin(ctx, OpUpdateSecretVersionStage); err != nil {
 		return nil, err
 	}
 	stage, to, from, err := checkStageMove(in)
@@ -383,10 +368,7 @@ func (s *Store) ListSecretVersionIds(ctx context.Context, in *secretsmanager.Lis
 }
 
 func (s *Store) listSecretVersionIds(ctx context.Context, in *secretsmanager.ListSecretVersionIdsInput) (*secretsmanager.ListSecretVersionIdsOutput, error) {
-	if err := s.begin(OpListSecretVersionIds); err != nil {
-		return nil, err
-	}
-	if err := ctx.Err(); err != nil {
+	if err := s.begin(ctx, OpListSecretVersionIds); err != nil {
 		return nil, err
 	}
 	limit := 100

@@ -28,10 +28,7 @@ func (s *Store) GetRandomPassword(ctx context.Context, in *secretsmanager.GetRan
 }
 
 func (s *Store) getRandomPassword(ctx context.Context, in *secretsmanager.GetRandomPasswordInput) (*secretsmanager.GetRandomPasswordOutput, error) {
-	if err := s.begin(OpGetRandomPassword); err != nil {
-		return nil, err
-	}
-	if err := ctx.Err(); err != nil {
+	if err := s.begin(ctx, OpGetRandomPassword); err != nil {
 		return nil, err
 	}
 	pw, err := randomPassword(in)

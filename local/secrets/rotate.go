@@ -88,10 +88,7 @@ func (s *Store) RotateSecret(ctx context.Context, in *secretsmanager.RotateSecre
 }
 
 func (s *Store) rotateSecret(ctx context.Context, in *secretsmanager.RotateSecretInput) (*secretsmanager.RotateSecretOutput, error) {
-	if err := s.begin(OpRotateSecret); err != nil {
-		return nil, err
-	}
-	if err := ctx.Err(); err != nil {
+	if err := s.begin(ctx, OpRotateSecret); err != nil {
 		return nil, err
 	}
 	token, err := checkRotate(in)

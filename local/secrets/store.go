@@ -30,6 +30,7 @@
 package localsecrets
 
 import (
+	"context"
 	"crypto/rand"
 	"fmt"
 	"log/slog"
@@ -41,6 +42,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
 	"github.com/aws/smithy-go"
+
+	"github.com/pgrotate/pgrotate/local/internal/apirec"
 )
 
 // Region and Account appear in the ARNs the store makes.
@@ -76,8 +79,7 @@ type Store struct {
 
 	mu        sync.Mutex
 	secrets   map[string]*secret // by name
-	intercept map[string][]func() error
-	calls     []Call
+	rec       *apirec.Recorder[Call]
 	functions map[string]RotationFunction // rotation Lambdas by ARN
 	rotating  sync.WaitGroup              // rotations started by RotateSecret
 }
@@ -94,9 +96,10 @@ func WithClock(now func() time.Time) Option {
 // New returns an empty store.
 func New(opts ...Option) *Store {
 	s := &Store{
-		now:       time.Now,
-		secrets:   make(map[string]*secret),
-		intercept: make(map[string][]func() error),
+		now:     time.Now,
+		secrets: make(map[string]*secret),
+		rec: apirec.New(func(c Call) string { return c.Op },
+			func(c Call) Call { c.Stages = append([]string(nil), c.Stages...); return c }),
 	}
 	for _, o := range opts {
 		o(s)
@@ -240,36 +243,17 @@ type Call struct {
 }
 
 // Calls returns the operations made so far, oldest first.
-func (s *Store) Calls() []Call {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	out := make([]Call, len(s.calls))
-	for i, c := range s.calls {
-		c.Stages = append([]string(nil), c.Stages...)
-		out[i] = c
-	}
-	return out
-}
+func (s *Store) Calls() []Call { return s.rec.Calls() }
 
 // CallsOf returns the recorded calls of one operation, oldest first.
-func (s *Store) CallsOf(op string) []Call {
-	var out []Call
-	for _, c := range s.Calls() {
-		if c.Op == op {
-			out = append(out, c)
-		}
-	}
-	return out
-}
+func (s *Store) CallsOf(op string) []Call { return s.rec.CallsOf(op) }
 
 // Intercept runs fn once, before the next call of op and without the store's lock held (so
 // fn may use the store, for example to simulate a concurrent writer). If fn returns an
 // error, the call returns it, wrapped as the SDK wraps errors, and changes nothing.
 // Interceptors for one operation run in the order they were added, one per call.
 func (s *Store) Intercept(op string, fn func() error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.intercept[op] = append(s.intercept[op], fn)
+	s.rec.Intercept(op, fn)
 }
 
 // FailNext makes the next call of op fail with err (for example a
@@ -278,19 +262,12 @@ func (s *Store) FailNext(op string, err error) {
 	s.Intercept(op, func() error { return err })
 }
 
-// begin runs the pending interceptor of op, if any.
-func (s *Store) begin(op string) error {
-	s.mu.Lock()
-	var fn func() error
-	if q := s.intercept[op]; len(q) > 0 {
-		fn = q[0]
-		s.intercept[op] = q[1:]
+// begin runs the pending interceptor of op, if any, then fails if ctx is done.
+func (s *Store) begin(ctx context.Context, op string) error {
+	if err := s.rec.Begin(op); err != nil {
+		return err
 	}
-	s.mu.Unlock()
-	if fn == nil {
-		return nil
-	}
-	return fn()
+	return ctx.Err()
 }
 
 // finish records c with err and returns err wrapped as the SDK would. The caller does not
@@ -300,9 +277,7 @@ func (s *Store) finish(c Call, err error) error {
 		err = &smithy.OperationError{ServiceID: serviceID, OperationName: c.Op, Err: err}
 	}
 	c.Err = err
-	s.mu.Lock()
-	s.calls = append(s.calls, c)
-	s.mu.Unlock()
+	s.rec.Record(c)
 	return err
 }
 

@@ -1,10 +1,11 @@
 package sfnlocal
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+
+	"github.com/pgrotate/pgrotate/internal/modroot"
 )
 
 // Environment variables that point at the Node tooling when the working directory is not
@@ -34,7 +35,7 @@ func FindTools(node, nodeModules string) (Tools, error) {
 		t.NodeModules = os.Getenv(EnvNodeModules)
 	}
 	if t.Node == "" || t.NodeModules == "" {
-		root, err := moduleRoot()
+		root, err := modroot.Find()
 		if err != nil {
 			return Tools{}, fmt.Errorf("find node tooling: %w (set %s and %s, or run from the pgrotate module after `npm ci`)", err, EnvNode, EnvNodeModules)
 		}
@@ -55,24 +56,6 @@ func FindTools(node, nodeModules string) (Tools, error) {
 		}
 	}
 	return t, nil
-}
-
-// moduleRoot walks up from the working directory to the directory holding go.mod.
-func moduleRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("no go.mod above the working directory")
-		}
-		dir = parent
-	}
 }
 
 // ASLValidator returns the path of asl-validator's command-line script, run with Node.

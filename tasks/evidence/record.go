@@ -150,95 +150,144 @@ type EventRef struct {
 // events must end at the run's end (see runEvents). Inputs and outputs are decoded into
 // workflow.State, which holds references only; nothing else of them is kept.
 func build(rec *Record, events []types.HistoryEvent) {
-	var (
-		open    = -1 // index in rec.States of the open top-level entry
-		depth   = 0  // Map iteration nesting
-		pending = "" // error name of a failure not yet recovered from
-		lastErr = "" // the last failure's name in the open state
-	)
-	closeOpen := func(result string, at *time.Time) {
-		if open < 0 {
-			return
-		}
-		s := &rec.States[open]
-		s.Result, s.Exited = result, at
-		if result != ResultSucceeded {
-			s.Error = lastErr
-		}
-		open, pending, lastErr = -1, "", ""
-	}
+	b := builder{rec: rec, open: -1}
 	for _, ev := range events {
-		at := aws.ToTime(ev.Timestamp).UTC()
-		switch {
-		case ev.Type == types.HistoryEventTypeExecutionStarted:
-			if st, ok := decode(ev.ExecutionStartedEventDetails.Input); ok {
-				rec.SecretARN = st.SecretARN
-				rec.SecretVersion = st.Token
-			}
-			rec.StartedAt = &at
-		case ev.Type == types.HistoryEventTypeMapIterationStarted:
-			depth++
-		case ev.Type == types.HistoryEventTypeMapIterationSucceeded, ev.Type == types.HistoryEventTypeMapIterationFailed,
-			ev.Type == types.HistoryEventTypeMapIterationAborted:
-			depth--
-		case ev.StateEnteredEventDetails != nil && depth == 0:
-			closeOpen(ResultSucceeded, &at) // defensive: an exit was missed
-			rec.States = append(rec.States, State{
-				Name: aws.ToString(ev.StateEnteredEventDetails.Name), Type: stateType(ev.Type, "StateEntered"),
-				Entered: at, Result: ResultRunning,
-			})
-			open = len(rec.States) - 1
-			if st, ok := decode(ev.StateEnteredEventDetails.Input); ok {
-				users(rec, st)
-			}
-		case ev.StateExitedEventDetails != nil && depth == 0:
-			if open >= 0 && rec.States[open].Name == aws.ToString(ev.StateExitedEventDetails.Name) {
-				result := ResultSucceeded
-				if pending != "" {
-					result = ResultCaught
-				}
-				closeOpen(result, &at)
-			}
-			if st, ok := decode(ev.StateExitedEventDetails.Output); ok {
-				users(rec, st)
-				outputs(rec, aws.ToString(ev.StateExitedEventDetails.Name), st)
-			}
-		case isFailure(ev.Type):
-			name := failureName(ev)
-			if name == "" {
-				name = lastErr // MapStateFailed: the iteration's failure named it
-			}
-			if name == "" {
-				name = string(ev.Type)
-			}
-			pending, lastErr = name, name
-		case isSuccess(ev.Type) && depth == 0:
-			if pending != "" && open >= 0 {
-				rec.States[open].Retries++
-			}
-			pending = ""
-		case ev.Type == types.HistoryEventTypeExecutionFailed:
-			closeOpen(ResultFailed, nil)
-		case ev.Type == types.HistoryEventTypeExecutionAborted:
-			closeOpen(ResultAborted, nil)
-		case ev.Type == types.HistoryEventTypeExecutionTimedOut:
-			closeOpen(ResultTimedOut, nil)
-		}
+		b.event(ev)
 	}
+	retirement(rec)
+	failedState(rec)
+}
+
+// builder walks a history in order, keeping the top-level state that is open.
+type builder struct {
+	rec     *Record
+	open    int    // index in rec.States of the open top-level entry, -1 for none
+	depth   int    // Map iteration nesting
+	pending string // error name of a failure not yet recovered from
+	lastErr string // the last failure's name in the open state
+}
+
+// event applies one history event.
+func (b *builder) event(ev types.HistoryEvent) {
+	at := aws.ToTime(ev.Timestamp).UTC()
+	switch {
+	case ev.Type == types.HistoryEventTypeExecutionStarted:
+		b.executionStarted(ev, at)
+	case ev.Type == types.HistoryEventTypeMapIterationStarted:
+		b.depth++
+	case ev.Type == types.HistoryEventTypeMapIterationSucceeded, ev.Type == types.HistoryEventTypeMapIterationFailed,
+		ev.Type == types.HistoryEventTypeMapIterationAborted:
+		b.depth--
+	case ev.StateEnteredEventDetails != nil && b.depth == 0:
+		b.stateEntered(ev, at)
+	case ev.StateExitedEventDetails != nil && b.depth == 0:
+		b.stateExited(ev, at)
+	case isFailure(ev.Type):
+		b.failed(ev)
+	case isSuccess(ev.Type) && b.depth == 0:
+		b.succeeded()
+	default:
+		b.executionEnded(ev.Type)
+	}
+}
+
+func (b *builder) executionStarted(ev types.HistoryEvent, at time.Time) {
+	if st, ok := decode(ev.ExecutionStartedEventDetails.Input); ok {
+		b.rec.SecretARN = st.SecretARN
+		b.rec.SecretVersion = st.Token
+	}
+	b.rec.StartedAt = &at
+}
+
+func (b *builder) stateEntered(ev types.HistoryEvent, at time.Time) {
+	b.closeOpen(ResultSucceeded, &at) // defensive: an exit was missed
+	b.rec.States = append(b.rec.States, State{
+		Name: aws.ToString(ev.StateEnteredEventDetails.Name), Type: stateType(ev.Type, "StateEntered"),
+		Entered: at, Result: ResultRunning,
+	})
+	b.open = len(b.rec.States) - 1
+	if st, ok := decode(ev.StateEnteredEventDetails.Input); ok {
+		users(b.rec, st)
+	}
+}
+
+func (b *builder) stateExited(ev types.HistoryEvent, at time.Time) {
+	if b.open >= 0 && b.rec.States[b.open].Name == aws.ToString(ev.StateExitedEventDetails.Name) {
+		result := ResultSucceeded
+		if b.pending != "" {
+			result = ResultCaught
+		}
+		b.closeOpen(result, &at)
+	}
+	if st, ok := decode(ev.StateExitedEventDetails.Output); ok {
+		users(b.rec, st)
+		outputs(b.rec, aws.ToString(ev.StateExitedEventDetails.Name), st)
+	}
+}
+
+func (b *builder) failed(ev types.HistoryEvent) {
+	name := failureName(ev)
+	if name == "" {
+		name = b.lastErr // MapStateFailed: the iteration's failure named it
+	}
+	if name == "" {
+		name = string(ev.Type)
+	}
+	b.pending, b.lastErr = name, name
+}
+
+// succeeded is a task or state success: a failure before it in the open state was retried.
+func (b *builder) succeeded() {
+	if b.pending != "" && b.open >= 0 {
+		b.rec.States[b.open].Retries++
+	}
+	b.pending = ""
+}
+
+// executionEnded closes the open state with how the execution ended; other events are ignored.
+func (b *builder) executionEnded(t types.HistoryEventType) {
+	switch t {
+	case types.HistoryEventTypeExecutionFailed:
+		b.closeOpen(ResultFailed, nil)
+	case types.HistoryEventTypeExecutionAborted:
+		b.closeOpen(ResultAborted, nil)
+	case types.HistoryEventTypeExecutionTimedOut:
+		b.closeOpen(ResultTimedOut, nil)
+	}
+}
+
+func (b *builder) closeOpen(result string, at *time.Time) {
+	if b.open < 0 {
+		return
+	}
+	s := &b.rec.States[b.open]
+	s.Result, s.Exited = result, at
+	if result != ResultSucceeded {
+		s.Error = b.lastErr
+	}
+	b.open, b.pending, b.lastErr = -1, "", ""
+}
+
+// retirement copies the RetirePrevious state into rec.Retirement.
+func retirement(rec *Record) {
 	for i := range rec.States {
 		if rec.States[i].Name == StateRetirePrevious {
 			r := rec.States[i]
 			rec.Retirement = &r
 		}
 	}
-	// The failed state: the last main-path state that did not succeed.
-	if rec.Outcome.Status != string(types.ExecutionStatusSucceeded) {
-		for i := len(rec.States) - 1; i >= 0; i-- {
-			s := rec.States[i]
-			if workflow.IsTopLevel(s.Name) && s.Name != workflow.StateNotifyFailure && s.Result != ResultSucceeded {
-				rec.Outcome.FailedState = s.Name
-				break
-			}
+}
+
+// failedState names the last main-path state that did not succeed, when the run did not.
+func failedState(rec *Record) {
+	if rec.Outcome.Status == string(types.ExecutionStatusSucceeded) {
+		return
+	}
+	for i := len(rec.States) - 1; i >= 0; i-- {
+		s := rec.States[i]
+		if workflow.IsTopLevel(s.Name) && s.Name != workflow.StateNotifyFailure && s.Result != ResultSucceeded {
+			rec.Outcome.FailedState = s.Name
+			return
 		}
 	}
 }
