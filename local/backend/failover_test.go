@@ -314,6 +314,11 @@ func TestPrimaryKeptDown(t *testing.T) {
 	if err := c.Restart(f.ctx, c.Primary); err != nil {
 		t.Fatal(err)
 	}
+	// The replica reconnects on its own retry interval; a redrive before it streams again
+	// would spend CheckReplicas' scaled-down retries waiting for it.
+	if err := c.WaitStreaming(f.ctx); err != nil {
+		t.Fatal(err)
+	}
 	f.seen(r)
 	// Nothing half-done: no password changed, both users still log in.
 	if after := f.roleVerifiers(); !maps(after, verifiers) {

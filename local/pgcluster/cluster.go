@@ -538,6 +538,27 @@ func (c *Cluster) WaitReplayed(ctx context.Context) error {
 	})
 }
 
+// WaitStreaming waits until the replica's WAL receiver streams from the primary again, as
+// after a restart of the primary: until then the replica replays nothing new. (The receiver
+// retries its connection every wal_retrieve_retry_interval, 5 s by default.)
+func (c *Cluster) WaitStreaming(ctx context.Context) error {
+	r, err := c.Superuser(ctx, c.Replica)
+	if err != nil {
+		return fmt.Errorf("wait for streaming: %w", err)
+	}
+	defer r.Close(context.WithoutCancel(ctx))
+	return poll(ctx, func() (bool, error) {
+		var streaming bool
+		err := r.QueryRow(ctx, `SELECT coalesce((SELECT status = 'streaming' FROM pg_stat_wal_receiver), false)`).Scan(&streaming)
+		if err != nil {
+			return false, fmt.Errorf("wait for streaming: %w", err)
+		}
+		return streaming, nil
+	}, func(err error) error {
+		return fmt.Errorf("wait for the replica to stream from the primary: %w", err)
+	})
+}
+
 // PauseReplay pauses WAL replay on the replica, which keeps receiving WAL,
 // and returns once replay is actually paused.
 func (c *Cluster) PauseReplay(ctx context.Context) error {
