@@ -47,8 +47,8 @@ func TestBootstrap(t *testing.T) {
 				t.Fatal("Rotation.Bootstrap is nil with Props.Bootstrap set")
 			}
 			fns := cdktest.Resources(tmpl, "AWS::Lambda::Function")
-			if want := len(rotation.FunctionNames()) + 1; len(fns) != want {
-				t.Errorf("functions: %d, want the %d steps and the bootstrap", len(fns), want-1)
+			if want := len(rotation.FunctionNames()) + 2; len(fns) != want {
+				t.Errorf("functions: %d, want the %d steps, evidence and the bootstrap", len(fns), want-2)
 			}
 			fnID := cdktest.LogicalID(stack, r.Bootstrap.Function)
 			fn := cdktest.Props(fns[fnID])

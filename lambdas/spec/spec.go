@@ -113,7 +113,8 @@ var functions = []Function{
 	{Name: Rotator, ID: "Rotator", Placeholder: "RotationFunctionArn",
 		Description: "pgrotate rotation function: Secrets Manager steps and promote; the only writer of the app secret",
 		Env:         []string{EnvStateMachineARN, EnvServices, EnvPasswordLength, EnvExcludeCharacters},
-		Rights:      []Right{WriteAppSecret, RunExecutions, DescribeServices}},
+		// ReadAdminSecret: the configuration test checks the admin secret names the same primary.
+		Rights: []Right{WriteAppSecret, ReadAdminSecret, RunExecutions, DescribeServices}},
 	{Name: Preflight, ID: "Preflight", Placeholder: "PreflightFunctionArn",
 		Description: "pgrotate Preflight: validate secrets, check no one holds the pending user",
 		Env:         withDB(EnvStateMachineARN, EnvReplicas),
