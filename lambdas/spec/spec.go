@@ -40,6 +40,20 @@ const (
 	EnvVersion           = "PGROTATE_VERSION"
 )
 
+// Tags on the rotation function, set by cdk/rotation: the pgrotate CLI discovers a
+// deployment from the app secret alone (DescribeSecret's RotationLambdaARN, then the
+// function's tags through lambda:GetFunction).
+const (
+	// TagStateMachine is the rotation state machine's ARN.
+	TagStateMachine = "pgrotate:state-machine"
+	// TagPreflightFunction is the Preflight function's ARN (status invokes it in dry-run mode).
+	TagPreflightFunction = "pgrotate:preflight-function"
+	// TagEvidenceBucket and TagEvidencePrefix locate the evidence records; absent when the
+	// deployment writes no evidence.
+	TagEvidenceBucket = "pgrotate:evidence-bucket"
+	TagEvidencePrefix = "pgrotate:evidence-prefix"
+)
+
 // Right is one thing a function's role may do beyond writing its own logs.
 type Right string
 

@@ -41,10 +41,11 @@ const lambdaPrefix = "/2015-03-31/functions/"
 // the background, DryRun answers 204 without running it.
 func (s *Server) serveLambda(w http.ResponseWriter, r *http.Request) {
 	rest := strings.TrimPrefix(r.URL.EscapedPath(), lambdaPrefix)
-	escaped, ok := strings.CutSuffix(rest, "/invocations")
-	if !ok || r.Method != http.MethodPost || strings.Contains(escaped, "/") {
+	escaped, invoke := strings.CutSuffix(rest, "/invocations")
+	get := !invoke && r.Method == http.MethodGet
+	if (!invoke && !get) || (invoke && r.Method != http.MethodPost) || strings.Contains(escaped, "/") {
 		writeJSONError(w, "application/json", http.StatusBadRequest, "UnknownOperationException",
-			fmt.Sprintf("%s %s is not served here: only Lambda Invoke is", r.Method, r.URL.Path))
+			fmt.Sprintf("%s %s is not served here: only Lambda Invoke and GetFunction are", r.Method, r.URL.Path))
 		return
 	}
 	ref, err := url.PathUnescape(escaped)
@@ -61,6 +62,10 @@ func (s *Server) serveLambda(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusNotFound)
 		body := append([]byte(`{"Type":"User","Message":`), appendJSONString(nil, "Function not found: "+s.functionARN(name))...)
 		_, _ = w.Write(append(body, '}'))
+		return
+	}
+	if get {
+		s.getFunction(w, name)
 		return
 	}
 	payload, err := io.ReadAll(io.LimitReader(r.Body, maxBody))
@@ -102,6 +107,26 @@ func (s *Server) serveLambda(w http.ResponseWriter, r *http.Request) {
 		out, _ = json.Marshal(fnErr)
 	}
 	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(out)
+}
+
+// getFunction serves GetFunction, GET /2015-03-31/functions/{FunctionName}
+// (https://docs.aws.amazon.com/lambda/latest/api/API_GetFunction.html): the function's name
+// and ARN, and its tags (Lambda returns them to a caller allowed lambda:ListTags), which is
+// what the pgrotate CLI discovers a deployment from.
+func (s *Server) getFunction(w http.ResponseWriter, name string) {
+	type configuration struct {
+		FunctionName, FunctionArn, Runtime, State string
+	}
+	out, err := json.Marshal(struct {
+		Configuration configuration
+		Tags          map[string]string `json:",omitempty"`
+	}{configuration{name, s.functionARN(name), "provided.al2023", "Active"}, s.lambdaTags[name]})
+	if err != nil {
+		writeJSONError(w, "application/json", http.StatusInternalServerError, "ServiceException", err.Error())
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
 	_, _ = w.Write(out)
 }
 

@@ -112,6 +112,56 @@ func TestLambdaInvoke(t *testing.T) {
 	})
 }
 
+func TestLambdaGetFunction(t *testing.T) {
+	noop := func(context.Context, json.RawMessage) (any, error) { return nil, nil }
+	tags := map[string]string{"pgrotate:state-machine": "arn:aws:states:us-east-1:000000000000:stateMachine:m"}
+	s := startServer(t, Options{
+		Lambda:     map[string]LambdaHandler{"rotator": noop, "untagged": noop},
+		LambdaTags: map[string]map[string]string{"rotator": tags},
+	})
+	c := lambda.NewFromConfig(sdkConfig(s.URL(), testAKID))
+	ctx := testContext(t)
+	tests := []struct {
+		name, ref string
+		wantTags  map[string]string
+	}{
+		{"tagged, by ARN", "arn:aws:lambda:us-east-1:000000000000:function:rotator", tags},
+		{"untagged, by name", "untagged", nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			out, err := c.GetFunction(ctx, &lambda.GetFunctionInput{FunctionName: aws.String(tc.ref)})
+			if err != nil {
+				t.Fatalf("GetFunction(%s): %v", tc.ref, err)
+			}
+			name := functionName(tc.ref)
+			if got, want := aws.ToString(out.Configuration.FunctionArn), s.functionARN(name); got != want {
+				t.Errorf("FunctionArn = %s, want %s", got, want)
+			}
+			if len(out.Tags) != len(tc.wantTags) {
+				t.Errorf("Tags = %v, want %v", out.Tags, tc.wantTags)
+			}
+			for k, v := range tc.wantTags {
+				if out.Tags[k] != v {
+					t.Errorf("Tags[%s] = %q, want %q", k, out.Tags[k], v)
+				}
+			}
+		})
+	}
+	t.Run("unknown function", func(t *testing.T) {
+		_, err := c.GetFunction(ctx, &lambda.GetFunctionInput{FunctionName: aws.String("nope")})
+		var e *lambdatypes.ResourceNotFoundException
+		if !errors.As(err, &e) {
+			t.Errorf("GetFunction(nope) = %v, want a ResourceNotFoundException", err)
+		}
+	})
+	t.Run("tags of an unserved function are refused", func(t *testing.T) {
+		if _, err := newServer(Options{LambdaTags: map[string]map[string]string{"ghost": tags}}); err == nil {
+			t.Error("newServer accepted tags for a function it does not serve")
+		}
+	})
+}
+
 func TestS3(t *testing.T) {
 	s := startServer(t, Options{Buckets: []string{"evidence"}})
 	ctx := testContext(t)

@@ -35,6 +35,8 @@ type Options struct {
 	StepFunctions  any
 	// Lambda maps function names to handlers for Invoke.
 	Lambda map[string]LambdaHandler
+	// LambdaTags are the tags GetFunction returns, by function name (a function of Lambda).
+	LambdaTags map[string]map[string]string
 	// Buckets are created, empty, in the in-memory S3 at start.
 	Buckets []string
 	// Region and Account appear in the ARNs the server makes itself (Lambda's
@@ -52,12 +54,14 @@ type Options struct {
 type Server struct {
 	json    map[string]*jsonService // by X-Amz-Target prefix
 	lambdas map[string]LambdaHandler
-	s3      http.Handler
-	region  string
-	account string
-	akid    string
-	url     string
-	srv     *http.Server
+	// lambdaTags are GetFunction's tags, by function name.
+	lambdaTags map[string]map[string]string
+	s3         http.Handler
+	region     string
+	account    string
+	akid       string
+	url        string
+	srv        *http.Server
 
 	ctx    context.Context // cancelled by Close: ends Event invocations
 	cancel context.CancelFunc
@@ -94,11 +98,12 @@ func Start(opts Options) (*Server, error) {
 
 func newServer(opts Options) (*Server, error) {
 	s := &Server{
-		json:    map[string]*jsonService{},
-		lambdas: map[string]LambdaHandler{},
-		region:  opts.Region,
-		account: opts.Account,
-		akid:    opts.AccessKeyID,
+		json:       map[string]*jsonService{},
+		lambdas:    map[string]LambdaHandler{},
+		lambdaTags: map[string]map[string]string{},
+		region:     opts.Region,
+		account:    opts.Account,
+		akid:       opts.AccessKeyID,
 	}
 	if s.region == "" {
 		s.region = "us-east-1"
@@ -131,6 +136,12 @@ func newServer(opts Options) (*Server, error) {
 			return nil, fmt.Errorf("awsserve: nil Lambda handler for %s", name)
 		}
 		s.lambdas[name] = h
+	}
+	for name, tags := range opts.LambdaTags {
+		if _, ok := s.lambdas[name]; !ok {
+			return nil, fmt.Errorf("awsserve: tags for %s, which is not a served function", name)
+		}
+		s.lambdaTags[name] = tags
 	}
 	backend := s3mem.New()
 	for _, b := range opts.Buckets {
