@@ -86,7 +86,8 @@ func Load(ctx context.Context, objs Objects, bucket, prefix, secretARN string) (
 	return recs, nil
 }
 
-// listKeys lists the record keys under folder, every page.
+// listKeys lists the record keys under folder, every page: ListObjectsV2 returns at most
+// 1,000 keys a page and a NextContinuationToken while IsTruncated.
 // https://docs.aws.amazon.com/AmazonS3/latest/API/API_ListObjectsV2.html
 func listKeys(ctx context.Context, objs Objects, bucket, folder string) ([]string, error) {
 	var keys []string
