@@ -32,8 +32,8 @@ func run(exec string, n int32, status string, start, end time.Time, mods ...func
 		ExecutionARN: "arn:aws:states:eu-west-1:123456789012:execution:rotation:" + exec, ExecutionName: exec, Run: n,
 		StartedBy: evidence.StartedBy{Via: "secretsmanager-rotation", ClientRequestToken: exec},
 		StartedAt: ptr(start), EndedAt: ptr(end),
-		Outcome:   evidence.Outcome{Status: status},
-		Event:     evidence.EventRef{ID: exec + "-ev", DetailType: evidence.DetailTypeStatusChange, Time: end},
+		Outcome: evidence.Outcome{Status: status},
+		Event:   evidence.EventRef{ID: exec + "-ev", DetailType: evidence.DetailTypeStatusChange, Time: end},
 	}
 	if status == "SUCCEEDED" {
 		rec.Outcome.PromotedAt = ptr(end.Add(-time.Minute))

@@ -21,6 +21,7 @@ var htmlTemplate = template.Must(template.New("report").Funcs(template.FuncMap{
 	"users":       users,
 	"startedBy":   startedBy,
 	"failureName": failureName,
+	"runOf":       runOf,
 }).Parse(htmlSource))
 
 func htmlDate(t any) string {

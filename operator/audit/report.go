@@ -56,6 +56,9 @@ type Report struct {
 	// Compliant: there was a successful rotation, and no interval in the period (including
 	// the one from the last success to Until) is longer than MaxAge.
 	Compliant bool `json:"compliant"`
+	// NextDue is when the policy wants the next successful rotation: the last one plus
+	// MaxAge; nil with no successful rotation.
+	NextDue *time.Time `json:"nextDue,omitempty"`
 	// Longest is the longest of Intervals; nil when there is none.
 	Longest *Interval `json:"longestInterval,omitempty"`
 	// Intervals are the intervals between successful rotations that reach into the period,
@@ -225,6 +228,9 @@ func (r *Report) intervals(succ []success) {
 	}
 	if len(succ) == 0 {
 		add(r.From, r.Until, "", "")
+	} else {
+		due := succ[len(succ)-1].at.Add(maxAge)
+		r.NextDue = &due
 	}
 	for i, s := range succ {
 		if i+1 < len(succ) {

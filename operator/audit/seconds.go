@@ -52,21 +52,25 @@ func (s *Seconds) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// String is the duration for people: "12d 3h", "4m 5s", "850ms".
+// String is the duration for people, in its two largest units: "90d", "12d 3h", "4m 5s", "1.5s", "850ms".
 func (s Seconds) String() string {
 	d := time.Duration(s)
 	if d < 0 {
 		return "-" + Seconds(-d).String()
 	}
 	day := 24 * time.Hour
-	switch {
-	case d >= day:
-		return fmt.Sprintf("%dd %dh", d/day, d%day/time.Hour)
-	case d >= time.Hour:
-		return fmt.Sprintf("%dh %dm", d/time.Hour, d%time.Hour/time.Minute)
-	case d >= time.Minute:
-		return fmt.Sprintf("%dm %ds", d/time.Minute, d%time.Minute/time.Second)
-	case d >= time.Second:
+	for _, u := range []struct {
+		unit, sub     time.Duration
+		name, subName string
+	}{{day, time.Hour, "d", "h"}, {time.Hour, time.Minute, "h", "m"}, {time.Minute, time.Second, "m", "s"}} {
+		if d >= u.unit {
+			if rest := d % u.unit / u.sub; rest > 0 {
+				return fmt.Sprintf("%d%s %d%s", d/u.unit, u.name, rest, u.subName)
+			}
+			return fmt.Sprintf("%d%s", d/u.unit, u.name)
+		}
+	}
+	if d >= time.Second {
 		return fmt.Sprintf("%.1fs", d.Seconds())
 	}
 	return fmt.Sprintf("%dms", d/time.Millisecond)

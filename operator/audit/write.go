@@ -131,6 +131,14 @@ func (r *Report) failuresOf(rot Rotation) string {
 	return strings.Join(out, "; ")
 }
 
+// runOf is a failed run's number; "-" for a Secrets Manager event, which has none.
+func runOf(f Failure) string {
+	if f.Execution == "" {
+		return "-"
+	}
+	return strconv.Itoa(int(f.Run))
+}
+
 // failureName is the error name, else the status (a Secrets Manager event, an abort).
 func failureName(f Failure) string {
 	if f.Error != "" {
@@ -186,6 +194,9 @@ func (r *Report) writeTable(w io.Writer) error {
 	row("Policy", "a successful rotation at least every "+r.MaxAge.String())
 	row("Longest interval", r.policyLine())
 	row("Compliant", yesNo(r.Compliant))
+	if r.NextDue != nil {
+		row("Next rotation due", fmtTime(*r.NextDue))
+	}
 	row("Rotations", fmt.Sprintf("%d, failures %d", len(r.Rotations), len(r.Failures)))
 	row()
 	row("VERSION", "EXECUTION", "FROM → TO", "STARTED", "DURATION", "OUTCOME", "RUNS", "STARTED BY", "REPLICAS VERIFIED", "DEPLOYMENTS")
@@ -197,7 +208,7 @@ func (r *Report) writeTable(w io.Writer) error {
 		row()
 		row("FAILED AT", "VERSION", "EXECUTION", "RUN", "STATE", "ERROR", "RESOLUTION", "RESOLVED BY", "RESOLVED AT")
 		for _, f := range r.Failures {
-			row(fmtTime(f.At), orDash(f.Version), orDash(f.Execution), strconv.Itoa(int(f.Run)), orDash(f.State), failureName(f),
+			row(fmtTime(f.At), orDash(f.Version), orDash(f.Execution), runOf(f), orDash(f.State), failureName(f),
 				f.Resolution, orDash(f.ResolvedBy), orDash(fmtTimePtr(f.ResolvedAt)))
 		}
 	}
