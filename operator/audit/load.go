@@ -21,6 +21,8 @@ type Objects interface {
 	GetObject(ctx context.Context, in *s3.GetObjectInput, optFns ...func(*s3.Options)) (*s3.GetObjectOutput, error)
 }
 
+var _ Objects = (*s3.Client)(nil)
+
 // InvalidSecretARN reports a secret that is not given as a Secrets Manager secret ARN: the
 // evidence keys are made of the ARN's secret part, which a bare name does not have.
 type InvalidSecretARN struct{ ARN string }

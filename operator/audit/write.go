@@ -199,7 +199,11 @@ func (r *Report) writeTable(w io.Writer) error {
 	}
 	row("Rotations", fmt.Sprintf("%d, failures %d", len(r.Rotations), len(r.Failures)))
 	row()
-	row("VERSION", "EXECUTION", "FROM → TO", "STARTED", "DURATION", "OUTCOME", "RUNS", "STARTED BY", "REPLICAS VERIFIED", "DEPLOYMENTS")
+	if len(r.Rotations) == 0 {
+		row("No rotation in the period.")
+	} else {
+		row("VERSION", "EXECUTION", "FROM → TO", "STARTED", "DURATION", "OUTCOME", "RUNS", "STARTED BY", "REPLICAS VERIFIED", "DEPLOYMENTS")
+	}
 	for _, rot := range r.Rotations {
 		row(rot.Version, rot.Execution, users(rot), fmtTime(rot.StartedAt), rot.Duration.String(), rot.Outcome,
 			strconv.Itoa(rot.Runs), startedBy(rot.StartedBy), orDash(replicas(rot.Replicas)), orDash(deployments(rot.Deployments)))

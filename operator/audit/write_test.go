@@ -232,3 +232,25 @@ func TestWriteHTML(t *testing.T) {
 		t.Error("the gap over the policy or the verdict is not drawn")
 	}
 }
+
+// A secret without evidence: every format renders, and says there is nothing.
+func TestWriteEmptyReport(t *testing.T) {
+	r := Build(nil, Options{Now: at(0)})
+	tests := []struct{ format, want string }{
+		{"table", "No rotation in the period."},
+		{"json", `"rotations": []`},
+		{"csv", strings.Join(CSVHeader, ",") + "\n"},
+		{"html", "No rotation in the period."},
+	}
+	for _, tc := range tests {
+		t.Run(tc.format, func(t *testing.T) {
+			var buf bytes.Buffer
+			if err := r.Write(&buf, tc.format); err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(buf.String(), tc.want) {
+				t.Errorf("%s report lacks %q:\n%s", tc.format, tc.want, buf.String())
+			}
+		})
+	}
+}
