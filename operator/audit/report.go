@@ -148,22 +148,10 @@ func Build(recs []evidence.Record, o Options) *Report {
 		Schema: ReportSchema, GeneratedAt: now.UTC(), Until: until.UTC(), MaxAge: Seconds(maxAge),
 		Intervals: []Interval{}, Rotations: []Rotation{}, Failures: []Failure{},
 	}
-	var execs []execution
-	var smFailures []evidence.Record
-	for _, rec := range recs {
-		if endOf(rec).After(until) {
-			continue // not yet written as of Until
-		}
-		r.SecretARN = rec.SecretARN
-		if rec.Kind == evidence.KindRotationFailure {
-			smFailures = append(smFailures, rec)
-			continue
-		}
-		execs = addRun(execs, rec)
+	if len(recs) > 0 {
+		r.SecretARN = recs[0].SecretARN
 	}
-	slices.SortStableFunc(execs, func(a, b execution) int {
-		return cmp.Or(a.start().Compare(b.start()), cmp.Compare(a.name, b.name))
-	})
+	execs, smFailures := group(recs, until)
 	for i, e := range execs {
 		rot, fails := e.rotation(execs[i+1:])
 		if !o.Since.IsZero() && rot.StartedAt.Before(o.Since) {
@@ -181,6 +169,27 @@ func Build(recs []evidence.Record, o Options) *Report {
 	r.From = periodStart(o.Since, r)
 	r.intervals(successes(execs))
 	return r
+}
+
+// group files the records that ended by until: execution runs by execution, in order of
+// start, and Secrets Manager failures apart.
+func group(recs []evidence.Record, until time.Time) ([]execution, []evidence.Record) {
+	var execs []execution
+	var smFailures []evidence.Record
+	for _, rec := range recs {
+		switch {
+		case endOf(rec).After(until):
+			// not yet written as of Until
+		case rec.Kind == evidence.KindRotationFailure:
+			smFailures = append(smFailures, rec)
+		case rec.Kind == evidence.KindExecution:
+			execs = addRun(execs, rec)
+		}
+	}
+	slices.SortStableFunc(execs, func(a, b execution) int {
+		return cmp.Or(a.start().Compare(b.start()), cmp.Compare(a.name, b.name))
+	})
+	return execs, smFailures
 }
 
 // periodStart is Since, else the first rotation's start or failure, else Until.
