@@ -54,7 +54,7 @@ func (r *Rotator) writtenByCreateSecret(ctx context.Context, arn, token string) 
 	if err != nil {
 		return false, err
 	}
-	current, err := r.Secrets.AppSecret(ctx, arn, v.With(workflow.StageCurrent))
+	current, err := r.Secrets.AppSecret(ctx, arn, v.Current())
 	if err != nil {
 		return false, nil // the configuration test reports it
 	}
@@ -84,7 +84,7 @@ func (r *Rotator) CheckConfiguration(ctx context.Context, arn string) error {
 
 	if v, err := r.stages(ctx, arn); err != nil {
 		add("app secret: %v", err)
-	} else if current := v.With(workflow.StageCurrent); current == "" {
+	} else if current := v.Current(); current == "" {
 		add("app secret: no version is AWSCURRENT")
 	} else if app, err := r.Secrets.AppSecret(ctx, arn, current); err != nil {
 		add("app secret AWSCURRENT: %v", err)

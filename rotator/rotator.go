@@ -56,7 +56,7 @@ type Event struct {
 
 // Secrets is what the rotation function does with Secrets Manager (adapters/secretstore).
 type Secrets interface {
-	VersionStages(ctx context.Context, arn string) (map[string][]string, error)
+	VersionStages(ctx context.Context, arn string) (workflow.Versions, error)
 	AppSecret(ctx context.Context, arn, versionID string) (workflow.AppSecret, error)
 	AdminSecret(ctx context.Context, arn string) (workflow.AdminSecret, error)
 	PutPending(ctx context.Context, arn, token string, s workflow.AppSecret, rotationToken workflow.Password) error
@@ -160,10 +160,10 @@ func (r *Rotator) CreateSecret(ctx context.Context, arn, token string, rotationT
 	if err != nil {
 		return err
 	}
-	if v.Has(token, workflow.StageCurrent) {
+	if v.Stage(token) == workflow.TokenCurrent {
 		return r.resumeRedeploy(ctx, token)
 	}
-	currentVersion := v.With(workflow.StageCurrent)
+	currentVersion := v.Current()
 	if currentVersion == "" {
 		return &workflow.InvalidSecret{Secret: arn, Reason: "no version is AWSCURRENT"}
 	}
@@ -176,8 +176,8 @@ func (r *Rotator) CreateSecret(ctx context.Context, arn, token string, rotationT
 	case err == nil:
 		// A retried createSecret: the version exists; make sure it is still the rotation
 		// in progress (a newer one may have taken AWSPENDING) and ours to follow.
-		if !v.Has(token, workflow.StagePending) {
-			return &workflow.RotationSuperseded{Version: token, Reason: "the version is no longer AWSPENDING"}
+		if err := v.NotPending(token); err != nil {
+			return err
 		}
 		if err := workflow.ValidatePending(current, pending); err != nil {
 			return err
@@ -347,10 +347,10 @@ func (r *Rotator) waitFor(ctx context.Context, arn, token, state string) error {
 	if err != nil {
 		return err
 	}
-	if v.Has(token, workflow.StageCurrent) {
+	switch v.Stage(token) {
+	case workflow.TokenCurrent:
 		return nil
-	}
-	if !v.Has(token, workflow.StagePending) {
+	case workflow.TokenGone:
 		return fmt.Errorf("version %s of %s is not AWSPENDING", token, arn)
 	}
 	deadline, hasDeadline := ctx.Deadline()
@@ -389,7 +389,7 @@ func (r *Rotator) finish(ctx context.Context, arn, token string) error {
 	if err != nil {
 		return err
 	}
-	if !v.Has(token, workflow.StageCurrent) {
+	if v.Stage(token) != workflow.TokenCurrent {
 		return fmt.Errorf("execution %s passed Promote but version %s is not AWSCURRENT", token, token)
 	}
 	return r.resumeRedeploy(ctx, token)
@@ -424,13 +424,13 @@ func (r *Rotator) Promote(ctx context.Context, arn, token string) (workflow.Prom
 		return workflow.PromoteResult{}, err
 	}
 	now := r.now()
-	if v.Has(token, workflow.StageCurrent) {
+	if v.Stage(token) == workflow.TokenCurrent {
 		return workflow.PromoteResult{PromotedAt: now}, nil
 	}
-	if !v.Has(token, workflow.StagePending) {
-		return workflow.PromoteResult{}, &workflow.RotationSuperseded{Version: token, Reason: "the version is no longer AWSPENDING"}
+	if err := v.NotPending(token); err != nil {
+		return workflow.PromoteResult{}, err
 	}
-	current := v.With(workflow.StageCurrent)
+	current := v.Current()
 	if err := r.Secrets.MoveCurrent(ctx, arn, token, current); err != nil {
 		return workflow.PromoteResult{}, fmt.Errorf("move AWSCURRENT to %s: %w", token, err)
 	}
@@ -443,7 +443,7 @@ func (r *Rotator) stages(ctx context.Context, arn string) (workflow.Versions, er
 	if err != nil {
 		return nil, fmt.Errorf("read versions of %s: %w", arn, err)
 	}
-	return workflow.Versions(v), nil
+	return v, nil
 }
 
 func (r *Rotator) reader() *executions.Reader {

@@ -43,14 +43,14 @@ type bootstrapSecrets interface {
 
 // loginEnsurer creates the first app user and follows its replication.
 type loginEnsurer interface {
-	// EnsureLogin creates or repairs user as a login user of the admin secret's database
+	// EnsureLogin creates or repairs user as a login user of the admin's database
 	// with password (idempotent) and returns the primary's WAL position after it and the
 	// existing roles pgrotate did not create that it took over (only when adopt). Every
 	// refusal (a superuser, the admin, a reserved name, a clone name, someone else's role)
 	// comes before any change.
-	EnsureLogin(ctx context.Context, admin workflow.AdminSecret, user string, password workflow.Password, adopt bool) (lsn string, adopted []string, err error)
+	EnsureLogin(ctx context.Context, admin workflow.Target, user string, password workflow.Password, adopt bool) (lsn string, adopted []string, err error)
 	// CaughtUp returns a *workflow.ReplicaNotReady until the login's server has replayed lsn.
-	CaughtUp(ctx context.Context, login workflow.AdminSecret, lsn string) error
+	CaughtUp(ctx context.Context, login workflow.Target, lsn string) error
 }
 
 // Bootstrap handles the CloudFormation custom resource that creates the first app user of
@@ -125,7 +125,7 @@ func (h *Bootstrap) Handle(ctx context.Context, ev cfn.Event) (physicalID string
 	if err := workflow.ValidatePair(app, admin); err != nil {
 		return fail(fmt.Errorf("bootstrap: %w", err))
 	}
-	lsn, adopted, err := h.DB.EnsureLogin(ctx, adminAt(admin, app), app.Username, app.Password, adopt)
+	lsn, adopted, err := h.DB.EnsureLogin(ctx, admin.In(app.DBName), app.Username, app.Password, adopt)
 	if err != nil {
 		return fail(fmt.Errorf("bootstrap: create the app user %s on %s: %w", app.Username, app.Primary(), err))
 	}
@@ -214,7 +214,7 @@ func (h *Bootstrap) waitReplica(ctx context.Context, app workflow.AppSecret, ep 
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	for {
-		err := h.DB.CaughtUp(ctx, currentAt(app, ep), lsn)
+		err := h.DB.CaughtUp(ctx, app.At(ep), lsn)
 		if err == nil {
 			return nil
 		}

@@ -40,14 +40,14 @@ func newFakeLogins() *fakeLogins {
 	return &fakeLogins{users: map[string]workflow.Password{}, lsn: "0/5000060", replica: map[string][]error{}}
 }
 
-func (d *fakeLogins) EnsureLogin(ctx context.Context, admin workflow.AdminSecret, user string, pw workflow.Password, adopt bool) (string, []string, error) {
+func (d *fakeLogins) EnsureLogin(ctx context.Context, admin workflow.Target, user string, pw workflow.Password, adopt bool) (string, []string, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	d.calls = append(d.calls, dbCall{Op: "EnsureLogin", Host: admin.Host, As: admin.Username, User: user})
+	d.calls = append(d.calls, dbCall{Op: "EnsureLogin", Host: admin.Endpoint.Host, As: admin.User, User: user})
 	d.deadline, _ = ctx.Deadline()
 	d.adopt = append(d.adopt, adopt)
-	if admin.Host != primaryHost || admin.Username != "dbadmin" || admin.Password.Reveal() != adminPW || admin.DBName != "app" {
-		return "", nil, fmt.Errorf("EnsureLogin got the wrong admin login: %s@%s/%s", admin.Username, admin.Host, admin.DBName)
+	if admin.Endpoint.Host != primaryHost || admin.User != "dbadmin" || admin.Password.Reveal() != adminPW || admin.DBName != "app" {
+		return "", nil, fmt.Errorf("EnsureLogin got the wrong admin login: %s@%s/%s", admin.User, admin.Endpoint.Host, admin.DBName)
 	}
 	if d.ensureErr != nil {
 		return "", nil, d.ensureErr
@@ -60,18 +60,18 @@ func (d *fakeLogins) EnsureLogin(ctx context.Context, admin workflow.AdminSecret
 	return d.lsn, adopted, nil
 }
 
-func (d *fakeLogins) CaughtUp(_ context.Context, login workflow.AdminSecret, lsn string) error {
+func (d *fakeLogins) CaughtUp(_ context.Context, login workflow.Target, lsn string) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	d.calls = append(d.calls, dbCall{Op: "CaughtUp", Host: login.Host, As: login.Username, Arg: lsn})
-	if login.Host == primaryHost || login.Username == "dbadmin" || login.Password.Reveal() == adminPW {
-		return fmt.Errorf("the admin login was sent to replica %s", login.Host)
+	d.calls = append(d.calls, dbCall{Op: "CaughtUp", Host: login.Endpoint.Host, As: login.User, Arg: lsn})
+	if login.Endpoint.Host == primaryHost || login.User == "dbadmin" || login.Password.Reveal() == adminPW {
+		return fmt.Errorf("the admin login was sent to replica %s", login.Endpoint.Host)
 	}
-	if pw, ok := d.users[login.Username]; !ok || !pw.Equal(login.Password) || login.DBName != "app" || lsn != d.lsn {
-		return fmt.Errorf("CaughtUp on %s as %s: not the app login made by EnsureLogin, or another LSN", login.Host, login.Username)
+	if pw, ok := d.users[login.User]; !ok || !pw.Equal(login.Password) || login.DBName != "app" || lsn != d.lsn {
+		return fmt.Errorf("CaughtUp on %s as %s: not the app login made by EnsureLogin, or another LSN", login.Endpoint.Host, login.User)
 	}
-	if q := d.replica[login.Host]; len(q) > 0 {
-		d.replica[login.Host] = q[1:]
+	if q := d.replica[login.Endpoint.Host]; len(q) > 0 {
+		d.replica[login.Endpoint.Host] = q[1:]
 		return q[0]
 	}
 	return nil

@@ -16,21 +16,22 @@ type CloneUser struct {
 	Log     *slog.Logger
 }
 
-// Handle runs the step.
+// Handle clones the active user into the pending one, after Preflight.
 func (h *CloneUser) Handle(ctx context.Context, st workflow.State) (workflow.State, error) {
-	if err := st.CheckPreflighted(); err != nil {
-		return fail(ctx, h.Log, workflow.StateCloneUser, st, err)
-	}
+	return run(ctx, h.Log, workflow.StateCloneUser, st, workflow.State.CheckPreflighted, h.clone)
+}
+
+func (h *CloneUser) clone(ctx context.Context, st workflow.State) (workflow.State, error) {
 	r, err := loadAdmin(ctx, h.Secrets, st)
 	if err != nil {
-		return fail(ctx, h.Log, workflow.StateCloneUser, st, err)
+		return st, err
 	}
-	admin := adminAt(r.admin, r.current)
+	admin := r.adminLogin()
 	if err := h.DB.CloneUser(ctx, admin, st.ActiveUser, st.PendingUser); err != nil {
-		return fail(ctx, h.Log, workflow.StateCloneUser, st, fmt.Errorf("clone %s into %s: %w", st.ActiveUser, st.PendingUser, err))
+		return st, fmt.Errorf("clone %s into %s: %w", st.ActiveUser, st.PendingUser, err)
 	}
 	if err := h.DB.CheckParity(ctx, admin, st.ActiveUser, st.PendingUser); err != nil {
-		return fail(ctx, h.Log, workflow.StateCloneUser, st, fmt.Errorf("check privileges of %s and %s: %w", st.ActiveUser, st.PendingUser, err))
+		return st, fmt.Errorf("check privileges of %s and %s: %w", st.ActiveUser, st.PendingUser, err)
 	}
 	logger(h.Log).InfoContext(ctx, "users are twins", "secret", st.SecretARN, "version", st.Token, "active_user", st.ActiveUser, "pending_user", st.PendingUser)
 	return st, nil

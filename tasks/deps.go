@@ -13,7 +13,7 @@ type appSecrets interface {
 	// AppSecret reads and validates one version of the app secret.
 	AppSecret(ctx context.Context, arn, versionID string) (workflow.AppSecret, error)
 	// VersionStages returns version id -> staging labels.
-	VersionStages(ctx context.Context, arn string) (map[string][]string, error)
+	VersionStages(ctx context.Context, arn string) (workflow.Versions, error)
 }
 
 // adminSecrets reads the admin secret named by the app secret's masterarn.
@@ -43,15 +43,10 @@ func loadRotation(ctx context.Context, s appSecrets, st workflow.State) (rotatio
 	if err != nil {
 		return r, fmt.Errorf("read versions of %s: %w", st.SecretARN, err)
 	}
-	v := workflow.Versions(stages)
-	// AWSPENDING stays on a version that became AWSCURRENT, so check AWSCURRENT first.
-	switch {
-	case v.Has(st.Token, workflow.StageCurrent):
-		return r, &workflow.RotationSuperseded{Version: st.Token, Reason: "the version is already AWSCURRENT"}
-	case !v.Has(st.Token, workflow.StagePending):
-		return r, &workflow.RotationSuperseded{Version: st.Token, Reason: "the version is no longer AWSPENDING"}
+	if err := stages.NotPending(st.Token); err != nil {
+		return r, err
 	}
-	r.currentVersion = v.With(workflow.StageCurrent)
+	r.currentVersion = stages.Current()
 	if r.currentVersion == "" {
 		return r, &workflow.InvalidSecret{Secret: st.SecretARN, Reason: "no version is AWSCURRENT"}
 	}
@@ -72,6 +67,11 @@ func loadRotation(ctx context.Context, s appSecrets, st workflow.State) (rotatio
 	}
 	return r, nil
 }
+
+// adminLogin is the admin on the primary, in the app's database, where the grants live. The
+// admin's own sslmode applies (verify-full unless the admin secret says otherwise), and the
+// admin password goes only to the primary, which ValidatePair proved is the admin secret's.
+func (r rotation) adminLogin() workflow.Target { return r.admin.In(r.current.DBName) }
 
 // loadAdmin re-reads the rotation and the admin secret it names, and checks they name the
 // same primary (the admin password goes nowhere else).

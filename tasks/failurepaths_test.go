@@ -41,49 +41,49 @@ func (d *faultyDB) fault(op string) error {
 	return nil
 }
 
-func (d *faultyDB) Login(ctx context.Context, ep workflow.Endpoint, s workflow.AppSecret) error {
+func (d *faultyDB) Login(ctx context.Context, s workflow.Target) error {
 	if err := d.fault("Login"); err != nil {
 		return err
 	}
-	return d.fakeDB.Login(ctx, ep, s)
+	return d.fakeDB.Login(ctx, s)
 }
 
-func (d *faultyDB) Sessions(ctx context.Context, admin workflow.AdminSecret, user string) (int, error) {
+func (d *faultyDB) Sessions(ctx context.Context, admin workflow.Target, user string) (int, error) {
 	if err := d.fault("Sessions"); err != nil {
 		return 0, err
 	}
 	return d.fakeDB.Sessions(ctx, admin, user)
 }
 
-func (d *faultyDB) CloneUser(ctx context.Context, admin workflow.AdminSecret, active, pending string) error {
+func (d *faultyDB) CloneUser(ctx context.Context, admin workflow.Target, active, pending string) error {
 	if err := d.fault("CloneUser"); err != nil {
 		return err
 	}
 	return d.fakeDB.CloneUser(ctx, admin, active, pending)
 }
 
-func (d *faultyDB) CheckParity(ctx context.Context, admin workflow.AdminSecret, active, pending string) error {
+func (d *faultyDB) CheckParity(ctx context.Context, admin workflow.Target, active, pending string) error {
 	if err := d.fault("CheckParity"); err != nil {
 		return err
 	}
 	return d.fakeDB.CheckParity(ctx, admin, active, pending)
 }
 
-func (d *faultyDB) SetPassword(ctx context.Context, admin workflow.AdminSecret, user string, pw workflow.Password) (string, bool, error) {
+func (d *faultyDB) SetPassword(ctx context.Context, admin workflow.Target, user string, pw workflow.Password) (string, bool, error) {
 	if err := d.fault("SetPassword"); err != nil {
 		return "", false, err
 	}
 	return d.fakeDB.SetPassword(ctx, admin, user, pw)
 }
 
-func (d *faultyDB) CaughtUp(ctx context.Context, admin workflow.AdminSecret, lsn string) error {
+func (d *faultyDB) CaughtUp(ctx context.Context, admin workflow.Target, lsn string) error {
 	if err := d.fault("CaughtUp"); err != nil {
 		return err
 	}
 	return d.fakeDB.CaughtUp(ctx, admin, lsn)
 }
 
-func (d *faultyDB) RetirePassword(ctx context.Context, admin workflow.AdminSecret, user string, pw workflow.Password, grace time.Duration) (time.Time, string, error) {
+func (d *faultyDB) RetirePassword(ctx context.Context, admin workflow.Target, user string, pw workflow.Password, grace time.Duration) (time.Time, string, error) {
 	if err := d.fault("RetirePassword"); err != nil {
 		return time.Time{}, "", err
 	}

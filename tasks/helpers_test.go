@@ -342,69 +342,70 @@ func (d *fakeDB) mutations() []dbCall {
 }
 
 // checkAdmin makes sure admin operations use the admin credentials, in the app database.
-func (d *fakeDB) checkAdmin(admin workflow.AdminSecret) error {
-	if admin.Username != "dbadmin" || admin.Password.Reveal() != adminPW || admin.DBName != "app" {
-		return &workflow.CredentialRejected{User: admin.Username, Host: admin.Host, Reason: "not the admin credentials in the app database"}
+func (d *fakeDB) checkAdmin(admin workflow.Target) error {
+	if admin.User != "dbadmin" || admin.Password.Reveal() != adminPW || admin.DBName != "app" {
+		return &workflow.CredentialRejected{User: admin.User, Host: admin.Endpoint.Host, Reason: "not the admin credentials in the app database"}
 	}
 	return nil
 }
 
 // checkReadLogin: read-only checks use the admin on the primary and the AWSCURRENT app login
 // on replicas, whose hosts the app secret names: the admin password must never go there.
-func (d *fakeDB) checkReadLogin(login workflow.AdminSecret) error {
-	if login.Host == primaryHost {
+func (d *fakeDB) checkReadLogin(login workflow.Target) error {
+	if login.Endpoint.Host == primaryHost {
 		return d.checkAdmin(login)
 	}
-	if login.Username == "dbadmin" || login.Password.Reveal() == adminPW {
-		return fmt.Errorf("the admin credentials were sent to %s, a host the app secret names", login.Host)
+	if login.User == "dbadmin" || login.Password.Reveal() == adminPW {
+		return fmt.Errorf("the admin credentials were sent to %s, a host the app secret names", login.Endpoint.Host)
 	}
 	d.mu.Lock()
-	pw, ok := d.valid[login.Username]
+	pw, ok := d.valid[login.User]
 	d.mu.Unlock()
 	if !ok || !pw.Equal(login.Password) || login.DBName != "app" {
-		return &workflow.CredentialRejected{User: login.Username, Host: login.Host, Reason: "not a valid app login in the app database"}
+		return &workflow.CredentialRejected{User: login.User, Host: login.Endpoint.Host, Reason: "not a valid app login in the app database"}
 	}
 	return nil
 }
 
-func (d *fakeDB) Login(_ context.Context, ep workflow.Endpoint, s workflow.AppSecret) error {
-	d.record(dbCall{Op: "Login", Host: ep.Host, As: s.Username, User: s.Username})
+func (d *fakeDB) Login(_ context.Context, s workflow.Target) error {
+	ep := s.Endpoint
+	d.record(dbCall{Op: "Login", Host: ep.Host, As: s.User, User: s.User})
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if pw, ok := d.valid[s.Username]; !ok || !pw.Equal(s.Password) || d.reject[s.Username+"@"+ep.Host] {
-		return &workflow.CredentialRejected{User: s.Username, Host: ep.String(), Reason: "password authentication failed"}
+	if pw, ok := d.valid[s.User]; !ok || !pw.Equal(s.Password) || d.reject[s.User+"@"+ep.Host] {
+		return &workflow.CredentialRejected{User: s.User, Host: ep.String(), Reason: "password authentication failed"}
 	}
 	return nil
 }
 
-func (d *fakeDB) Sessions(_ context.Context, admin workflow.AdminSecret, user string) (int, error) {
-	d.record(dbCall{Op: "Sessions", Host: admin.Host, As: admin.Username, User: user})
+func (d *fakeDB) Sessions(_ context.Context, admin workflow.Target, user string) (int, error) {
+	d.record(dbCall{Op: "Sessions", Host: admin.Endpoint.Host, As: admin.User, User: user})
 	if err := d.checkReadLogin(admin); err != nil {
 		return 0, err
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return d.sessions[admin.Host], nil
+	return d.sessions[admin.Endpoint.Host], nil
 }
 
-func (d *fakeDB) CloneUser(_ context.Context, admin workflow.AdminSecret, active, pending string) error {
-	d.record(dbCall{Op: "CloneUser", Host: admin.Host, As: admin.Username, User: pending, Arg: active})
+func (d *fakeDB) CloneUser(_ context.Context, admin workflow.Target, active, pending string) error {
+	d.record(dbCall{Op: "CloneUser", Host: admin.Endpoint.Host, As: admin.User, User: pending, Arg: active})
 	if err := d.checkAdmin(admin); err != nil {
 		return err
 	}
 	return d.cloneErr
 }
 
-func (d *fakeDB) CheckParity(_ context.Context, admin workflow.AdminSecret, active, pending string) error {
-	d.record(dbCall{Op: "CheckParity", Host: admin.Host, As: admin.Username, User: pending, Arg: active})
+func (d *fakeDB) CheckParity(_ context.Context, admin workflow.Target, active, pending string) error {
+	d.record(dbCall{Op: "CheckParity", Host: admin.Endpoint.Host, As: admin.User, User: pending, Arg: active})
 	if err := d.checkAdmin(admin); err != nil {
 		return err
 	}
 	return d.parity
 }
 
-func (d *fakeDB) SetPassword(_ context.Context, admin workflow.AdminSecret, user string, pw workflow.Password) (string, bool, error) {
-	d.record(dbCall{Op: "SetPassword", Host: admin.Host, As: admin.Username, User: user})
+func (d *fakeDB) SetPassword(_ context.Context, admin workflow.Target, user string, pw workflow.Password) (string, bool, error) {
+	d.record(dbCall{Op: "SetPassword", Host: admin.Endpoint.Host, As: admin.User, User: user})
 	if err := d.checkAdmin(admin); err != nil {
 		return "", false, err
 	}
@@ -418,23 +419,23 @@ func (d *fakeDB) SetPassword(_ context.Context, admin workflow.AdminSecret, user
 	return d.lsn, changed, nil
 }
 
-func (d *fakeDB) CaughtUp(_ context.Context, admin workflow.AdminSecret, lsn string) error {
-	d.record(dbCall{Op: "CaughtUp", Host: admin.Host, As: admin.Username, Arg: lsn})
+func (d *fakeDB) CaughtUp(_ context.Context, admin workflow.Target, lsn string) error {
+	d.record(dbCall{Op: "CaughtUp", Host: admin.Endpoint.Host, As: admin.User, Arg: lsn})
 	if err := d.checkReadLogin(admin); err != nil {
 		return err
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if d.lagging[admin.Host] {
-		return &workflow.ReplicaNotReady{Replica: admin.Host, Reason: "replayed 0/3000000, want " + lsn}
+	if d.lagging[admin.Endpoint.Host] {
+		return &workflow.ReplicaNotReady{Replica: admin.Endpoint.Host, Reason: "replayed 0/3000000, want " + lsn}
 	}
 	return nil
 }
 
 // RetirePassword expires user's password grace after pendingAt (the fake has no clock) while
 // pw still logs in, keeping an earlier expiry, like tasks/postgres.
-func (d *fakeDB) RetirePassword(_ context.Context, admin workflow.AdminSecret, user string, pw workflow.Password, grace time.Duration) (time.Time, string, error) {
-	d.record(dbCall{Op: "RetirePassword", Host: admin.Host, As: admin.Username, User: user})
+func (d *fakeDB) RetirePassword(_ context.Context, admin workflow.Target, user string, pw workflow.Password, grace time.Duration) (time.Time, string, error) {
+	d.record(dbCall{Op: "RetirePassword", Host: admin.Endpoint.Host, As: admin.User, User: user})
 	if err := d.checkAdmin(admin); err != nil {
 		return time.Time{}, "", err
 	}

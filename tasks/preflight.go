@@ -49,16 +49,17 @@ type Preflight struct {
 	Log      *slog.Logger
 }
 
-// Handle runs the step.
+// Handle checks a started rotation before anything changes.
 func (h *Preflight) Handle(ctx context.Context, st workflow.State) (workflow.State, error) {
-	if err := st.CheckStarted(); err != nil {
-		return fail(ctx, h.Log, workflow.StatePreflight, st, err)
-	}
+	return run(ctx, h.Log, workflow.StatePreflight, st, workflow.State.CheckStarted, h.check)
+}
+
+func (h *Preflight) check(ctx context.Context, st workflow.State) (workflow.State, error) {
 	// A fresh read: Preflight defines ActiveVersion, so it must not trust a stale one.
 	st.ActiveVersion, st.ActiveUser, st.PendingUser = "", "", ""
 	r, err := loadAdmin(ctx, h.Secrets, st)
 	if err != nil {
-		return fail(ctx, h.Log, workflow.StatePreflight, st, err)
+		return st, err
 	}
 	primary := r.current.Primary()
 	st.ActiveVersion = r.currentVersion
@@ -67,28 +68,28 @@ func (h *Preflight) Handle(ctx context.Context, st workflow.State) (workflow.Sta
 	st.Primary = &primary
 	st.Replicas = append([]workflow.Endpoint(nil), r.current.Replicas...)
 	if err := h.checkReplicasListed(st.Replicas); err != nil {
-		return fail(ctx, h.Log, workflow.StatePreflight, st, err)
+		return st, err
 	}
 
 	// Invariant 1 as a precondition: AWSCURRENT must log in everywhere, or promoting a new
 	// version would not be the only problem.
 	for _, ep := range append([]workflow.Endpoint{primary}, st.Replicas...) {
-		if err := h.DB.Login(ctx, ep, r.current); err != nil {
-			return fail(ctx, h.Log, workflow.StatePreflight, st, fmt.Errorf("log in with AWSCURRENT on %s: %w", ep, err))
+		if err := h.DB.Login(ctx, r.current.At(ep)); err != nil {
+			return st, fmt.Errorf("log in with AWSCURRENT on %s: %w", ep, err)
 		}
 	}
 
 	since, rule, err := h.promotionTime(ctx, st)
 	if err != nil {
-		return fail(ctx, h.Log, workflow.StatePreflight, st, err)
+		return st, err
 	}
 	for _, svc := range st.Services {
 		if err := h.checkService(ctx, svc, since); err != nil {
-			return fail(ctx, h.Log, workflow.StatePreflight, st, err)
+			return st, err
 		}
 	}
 	if err := pendingSessions(ctx, h.DB, r, st.Replicas); err != nil {
-		return fail(ctx, h.Log, workflow.StatePreflight, st, err)
+		return st, err
 	}
 	logger(h.Log).InfoContext(ctx, "preflight passed", "secret", st.SecretARN, "version", st.Token,
 		"active_user", st.ActiveUser, "pending_user", st.PendingUser, "replicas", len(st.Replicas),

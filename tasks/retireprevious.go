@@ -11,10 +11,10 @@ import (
 
 // passwordRetirer expires a password.
 type passwordRetirer interface {
-	// RetirePassword makes user's password expire grace from now on the admin secret's
-	// server while password still logs in there, and returns its expiry afterwards (zero:
+	// RetirePassword makes user's password expire grace from now on the admin's server
+	// while password still logs in there, and returns its expiry afterwards (zero:
 	// none) and, when nothing changed, why. An earlier expiry is kept.
-	RetirePassword(ctx context.Context, admin workflow.AdminSecret, user string, password workflow.Password, grace time.Duration) (validUntil time.Time, skipped string, err error)
+	RetirePassword(ctx context.Context, admin workflow.Target, user string, password workflow.Password, grace time.Duration) (validUntil time.Time, skipped string, err error)
 }
 
 // RetirePrevious expires the previous user's password a grace period after the rotation
@@ -31,17 +31,18 @@ type RetirePrevious struct {
 	Log     *slog.Logger
 }
 
-// Handle runs the step.
+// Handle expires the previous user's password, after the redeploy completed.
 func (h *RetirePrevious) Handle(ctx context.Context, st workflow.State) (workflow.State, error) {
-	if err := st.CheckPreflighted(); err != nil {
-		return fail(ctx, h.Log, workflow.StateRetirePrevious, st, err)
-	}
+	return run(ctx, h.Log, workflow.StateRetirePrevious, st, workflow.State.CheckPreflighted, h.retire)
+}
+
+func (h *RetirePrevious) retire(ctx context.Context, st workflow.State) (workflow.State, error) {
 	grace, err := st.Retirement.Grace()
 	if err != nil {
-		return fail(ctx, h.Log, workflow.StateRetirePrevious, st, err)
+		return st, err
 	}
 	if err := rolloutsCompleted(st); err != nil {
-		return fail(ctx, h.Log, workflow.StateRetirePrevious, st, err)
+		return st, err
 	}
 	ret := *st.Retirement
 	ret.User, ret.Version, ret.ValidUntil, ret.Skipped = "", "", nil, ""
@@ -54,23 +55,22 @@ func (h *RetirePrevious) Handle(ctx context.Context, st workflow.State) (workflo
 
 	// Staging labels: AWSPREVIOUS moves to the version AWSCURRENT left
 	// (https://docs.aws.amazon.com/secretsmanager/latest/apireference/API_UpdateSecretVersionStage.html).
-	stages, err := h.Secrets.VersionStages(ctx, st.SecretARN)
+	v, err := h.Secrets.VersionStages(ctx, st.SecretARN)
 	if err != nil {
-		return fail(ctx, h.Log, workflow.StateRetirePrevious, st, fmt.Errorf("read versions of %s: %w", st.SecretARN, err))
+		return st, fmt.Errorf("read versions of %s: %w", st.SecretARN, err)
 	}
-	v := workflow.Versions(stages)
-	previousVersion := v.With(workflow.StagePrevious)
+	previousVersion := v.Previous()
 	if reason := notRetirable(v, st, previousVersion); reason != "" {
 		return skip(reason)
 	}
 	current, previous, admin, err := h.secrets(ctx, st, previousVersion)
 	if err != nil {
-		return fail(ctx, h.Log, workflow.StateRetirePrevious, st, err)
+		return st, err
 	}
 
-	until, skipped, err := h.DB.RetirePassword(ctx, adminAt(admin, current), previous.Username, previous.Password, grace)
+	until, skipped, err := h.DB.RetirePassword(ctx, admin.In(current.DBName), previous.Username, previous.Password, grace)
 	if err != nil {
-		return fail(ctx, h.Log, workflow.StateRetirePrevious, st, fmt.Errorf("retire the password of %s: %w", previous.Username, err))
+		return st, fmt.Errorf("retire the password of %s: %w", previous.Username, err)
 	}
 	ret.User, ret.Version = previous.Username, previousVersion
 	if !until.IsZero() {
@@ -87,8 +87,8 @@ func (h *RetirePrevious) Handle(ctx context.Context, st workflow.State) (workflo
 
 // notRetirable says why this execution must not retire AWSPREVIOUS, or "" when it may.
 func notRetirable(v workflow.Versions, st workflow.State, previousVersion string) string {
-	switch pending := v.With(workflow.StagePending); {
-	case !v.Has(st.Token, workflow.StageCurrent):
+	switch pending := v.Pending(); {
+	case v.Stage(st.Token) != workflow.TokenCurrent:
 		return "this execution's version is no longer AWSCURRENT"
 	case pending != "" && pending != st.Token:
 		return "a newer rotation has begun (another version is AWSPENDING); its password change takes the previous user over"

@@ -31,11 +31,11 @@ type fakeRetirer struct {
 	err     error
 }
 
-func (f *fakeRetirer) RetirePassword(_ context.Context, admin workflow.AdminSecret, user string, pw workflow.Password, grace time.Duration) (time.Time, string, error) {
+func (f *fakeRetirer) RetirePassword(_ context.Context, admin workflow.Target, user string, pw workflow.Password, grace time.Duration) (time.Time, string, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.calls = append(f.calls, retireCall{Host: admin.Host, User: user, Grace: grace, RightPassword: pw.Reveal() == currentPW,
-		AdminCredsUsed: admin.Username == "dbadmin" && admin.Password.Reveal() == adminPW && admin.DBName == "app"})
+	f.calls = append(f.calls, retireCall{Host: admin.Endpoint.Host, User: user, Grace: grace, RightPassword: pw.Reveal() == currentPW,
+		AdminCredsUsed: admin.User == "dbadmin" && admin.Password.Reveal() == adminPW && admin.DBName == "app"})
 	return f.until, f.skipped, f.err
 }
 

@@ -16,28 +16,28 @@ type SetPassword struct {
 	Log     *slog.Logger
 }
 
-// Handle runs the step.
+// Handle sets the pending user's password, after Preflight.
 func (h *SetPassword) Handle(ctx context.Context, st workflow.State) (workflow.State, error) {
-	if err := st.CheckPreflighted(); err != nil {
-		return fail(ctx, h.Log, workflow.StateSetPassword, st, err)
-	}
+	return run(ctx, h.Log, workflow.StateSetPassword, st, workflow.State.CheckPreflighted, h.set)
+}
+
+func (h *SetPassword) set(ctx context.Context, st workflow.State) (workflow.State, error) {
 	// loadRotation proves the token is still AWSPENDING and AWSCURRENT still names the
 	// other user: the user in AWSCURRENT is never altered (invariant 2).
 	r, err := loadAdmin(ctx, h.Secrets, st)
 	if err != nil {
-		return fail(ctx, h.Log, workflow.StateSetPassword, st, err)
+		return st, err
 	}
 	if r.pending.Username == r.current.Username {
-		return fail(ctx, h.Log, workflow.StateSetPassword, st, &workflow.InvalidSecret{Secret: "pending", Field: "username", Reason: "equals the AWSCURRENT user"})
+		return st, &workflow.InvalidSecret{Secret: "pending", Field: "username", Reason: "equals the AWSCURRENT user"}
 	}
 	// Invariant 3 again, right before the change: a redrive may come long after Preflight.
 	if err := pendingSessions(ctx, h.DB, r, r.current.Replicas); err != nil {
-		return fail(ctx, h.Log, workflow.StateSetPassword, st, err)
+		return st, err
 	}
-	admin := adminAt(r.admin, r.current)
-	lsn, changed, err := h.DB.SetPassword(ctx, admin, r.pending.Username, r.pending.Password)
+	lsn, changed, err := h.DB.SetPassword(ctx, r.adminLogin(), r.pending.Username, r.pending.Password)
 	if err != nil {
-		return fail(ctx, h.Log, workflow.StateSetPassword, st, fmt.Errorf("set the password of %s: %w", r.pending.Username, err))
+		return st, fmt.Errorf("set the password of %s: %w", r.pending.Username, err)
 	}
 	st.LSN = lsn
 	logger(h.Log).InfoContext(ctx, "password set", "secret", st.SecretARN, "version", st.Token, "user", r.pending.Username, "changed", changed, "lsn", lsn)

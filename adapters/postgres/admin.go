@@ -30,25 +30,29 @@ func (e *RefusedRole) Error() string {
 type Admin struct {
 	conn    *pgx.Conn
 	ep      workflow.Endpoint
-	dbname  string
-	user    string // as given
-	session string // the server's session_user for this connection
-	sslmode string
+	at      workflow.Target // the admin's login as given, without its password
+	session string          // the server's session_user for this connection
 	opts    Options
 }
 
 // OpenAdmin connects as the admin user.
-func OpenAdmin(ctx context.Context, ep workflow.Endpoint, dbname, user string, password workflow.Password, sslmode string, opts Options) (*Admin, error) {
-	conn, err := Connect(ctx, ep, dbname, user, password, sslmode, opts)
+func OpenAdmin(ctx context.Context, t workflow.Target, opts Options) (*Admin, error) {
+	conn, err := Connect(ctx, t, opts)
 	if err != nil {
 		return nil, err
 	}
-	a := &Admin{conn: conn, ep: ep, dbname: dbname, user: user, sslmode: sslmode, opts: opts}
+	a := &Admin{conn: conn, ep: t.Endpoint, at: t.As(t.User, workflow.Password{}), opts: opts}
 	if err := conn.QueryRow(ctx, "SELECT session_user::text").Scan(&a.session); err != nil {
 		_ = conn.Close(context.WithoutCancel(ctx))
-		return nil, fmt.Errorf("connect to %s as %q: read session user: %w", ep, user, err)
+		return nil, fmt.Errorf("connect to %s as %q: read session user: %w", t.Endpoint, t.User, err)
 	}
 	return a, nil
+}
+
+// loginAs logs in as user with password on the admin's server and database.
+func (a *Admin) loginAs(ctx context.Context, user string, password workflow.Password) error {
+	_, _, err := Login(ctx, a.at.As(user, password), a.opts)
+	return err
 }
 
 // Close closes the connection.

@@ -55,7 +55,7 @@ func TestCleartextPasswordIsNeverSent(t *testing.T) {
 	const secret = "never-in-clear-text-0123456789"
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	_, _, err = Login(ctx, workflow.Endpoint{Host: "127.0.0.1", Port: port}, "app", "app_user", workflow.NewPassword(secret), "disable", Options{})
+	_, _, err = Login(ctx, target(workflow.Endpoint{Host: "127.0.0.1", Port: port}, "app", "app_user", workflow.NewPassword(secret), "disable"), Options{})
 	if err == nil {
 		t.Fatal("login succeeded against a server asking for a clear-text password")
 	}

@@ -62,7 +62,7 @@ func (a *Admin) CloneRole(ctx context.Context, active, pending string) error {
 	return a.CheckParity(ctx, active, pending)
 }
 
-func (a *Admin) isAdmin(name string) bool { return name == a.user || name == a.session }
+func (a *Admin) isAdmin(name string) bool { return name == a.at.User || name == a.session }
 
 // create makes the clone in one transaction; false means it already existed (a concurrent
 // run won the race), in which case nothing was changed.

@@ -72,27 +72,27 @@ func (e *TLSError) Unwrap() error { return e.Err }
 
 var errTLSRefused = errors.New("server refused TLS connection")
 
-// Connect opens one connection to ep as user, with TLS per sslmode ("" means verify-full;
-// verify-ca, require or an explicit disable; prefer and allow are refused because they fall
-// back to plaintext). A refused login is a *workflow.CredentialRejected, a TLS failure a
-// *TLSError. Never attach a tracer to the result: it would log statements and arguments.
-func Connect(ctx context.Context, ep workflow.Endpoint, dbname, user string, password workflow.Password, sslmode string, opts Options) (*pgx.Conn, error) {
-	cfg, err := connConfig(ep, dbname, user, password, sslmode, opts)
+// Connect opens one connection to the target, with TLS per its sslmode ("" means
+// verify-full; verify-ca, require or an explicit disable; prefer and allow are refused
+// because they fall back to plaintext). A refused login is a *workflow.CredentialRejected, a
+// TLS failure a *TLSError. Never attach a tracer to the result: it would log statements and
+// arguments.
+func Connect(ctx context.Context, t workflow.Target, opts Options) (*pgx.Conn, error) {
+	cfg, err := connConfig(t, opts)
 	if err != nil {
-		return nil, fmt.Errorf("connect to %s as %q: %w", ep, user, err)
+		return nil, fmt.Errorf("connect to %s as %q: %w", t.Endpoint, t.User, err)
 	}
 	conn, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
-		return nil, classifyConnectError(ep, user, sslmode, opts, err)
+		return nil, classifyConnectError(t, opts, err)
 	}
 	return conn, nil
 }
 
-// connConfig builds the pinned configuration described in the package doc.
-func connConfig(ep workflow.Endpoint, dbname, user string, password workflow.Password, sslmode string, opts Options) (*pgx.ConnConfig, error) {
-	if sslmode == "" {
-		sslmode = workflow.DefaultSSLMode
-	}
+// connConfig builds the pinned configuration described in the package doc: the one place a
+// pgx configuration is made (ParseConfig of a DSN without the password, then Password set).
+func connConfig(t workflow.Target, opts Options) (*pgx.ConnConfig, error) {
+	ep, dbname, user, password, sslmode := t.Endpoint, t.DBName, t.User, t.Password, t.TLSMode()
 	if err := checkEndpoint(ep); err != nil {
 		return nil, err
 	}
@@ -241,10 +241,8 @@ func verifyChainOnly(cfg *tls.Config, roots *x509.CertPool) {
 // classifyConnectError turns a pgx connect error into a named error where one applies: a
 // refused login is a *workflow.CredentialRejected, a server that is down, restarting or
 // failing over a *workflow.DatabaseUnavailable (see Unavailable).
-func classifyConnectError(ep workflow.Endpoint, user, sslmode string, opts Options, err error) error {
-	if sslmode == "" {
-		sslmode = workflow.DefaultSSLMode
-	}
+func classifyConnectError(t workflow.Target, opts Options, err error) error {
+	ep, user, sslmode := t.Endpoint, t.User, t.TLSMode()
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) && (pgErr.Code == "28P01" || pgErr.Code == "28000") {
 		return &workflow.CredentialRejected{User: user, Host: ep.String(), Reason: fmt.Sprintf("%s (SQLSTATE %s)", pgErr.Message, pgErr.Code)}
@@ -263,16 +261,16 @@ func classifyConnectError(ep workflow.Endpoint, user, sslmode string, opts Optio
 	return fmt.Errorf("connect to %s as %q: %w", ep, user, err)
 }
 
-// Login logs in as user on ep and returns current_user and session_user: for the clone,
-// current_user is the base role (its role setting) and session_user the clone.
-func Login(ctx context.Context, ep workflow.Endpoint, dbname, user string, password workflow.Password, sslmode string, opts Options) (currentUser, sessionUser string, err error) {
-	conn, err := Connect(ctx, ep, dbname, user, password, sslmode, opts)
+// Login logs in as the target's user and returns current_user and session_user: for the
+// clone, current_user is the base role (its role setting) and session_user the clone.
+func Login(ctx context.Context, t workflow.Target, opts Options) (currentUser, sessionUser string, err error) {
+	conn, err := Connect(ctx, t, opts)
 	if err != nil {
 		return "", "", err // already names the endpoint and user
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
 	if err := conn.QueryRow(ctx, "SELECT current_user::text, session_user::text").Scan(&currentUser, &sessionUser); err != nil {
-		return "", "", fmt.Errorf("login as %q on %s: probe query: %w", user, ep, err)
+		return "", "", fmt.Errorf("login as %q on %s: probe query: %w", t.User, t.Endpoint, err)
 	}
 	return currentUser, sessionUser, nil
 }

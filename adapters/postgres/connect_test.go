@@ -32,7 +32,7 @@ func TestConnectTLS(t *testing.T) {
 	}
 	for _, tc := range ok {
 		t.Run(tc.name, func(t *testing.T) {
-			conn, err := Connect(ctx, tc.ep, pgcluster.AppDatabase, f.adminUser, f.adminPW, tc.sslmode, tc.opts)
+			conn, err := Connect(ctx, target(tc.ep, pgcluster.AppDatabase, f.adminUser, f.adminPW, tc.sslmode), tc.opts)
 			if err != nil {
 				t.Fatalf("Connect: %v", err)
 			}
@@ -59,7 +59,7 @@ func TestConnectTLS(t *testing.T) {
 	}
 	for _, tc := range tlsFail {
 		t.Run(tc.name, func(t *testing.T) {
-			conn, err := Connect(ctx, f.primary, pgcluster.AppDatabase, f.adminUser, f.adminPW, tc.sslmode, tc.opts)
+			conn, err := Connect(ctx, target(f.primary, pgcluster.AppDatabase, f.adminUser, f.adminPW, tc.sslmode), tc.opts)
 			if err == nil {
 				conn.Close(ctx)
 				t.Fatal("connected; want a TLS error")
@@ -81,13 +81,13 @@ func TestConnectTLS(t *testing.T) {
 		// The certificate names localhost, 127.0.0.1 and ::1; reach the same server through
 		// a forwarder on 127.0.0.2.
 		ep := forwarder(t, f.primary)
-		_, _, err := Login(ctx, ep, pgcluster.AppDatabase, f.adminUser, f.adminPW, "verify-full", f.opts)
+		_, _, err := Login(ctx, target(ep, pgcluster.AppDatabase, f.adminUser, f.adminPW, "verify-full"), f.opts)
 		var tlsErr *TLSError
 		if !errors.As(err, &tlsErr) || !strings.Contains(err.Error(), "certificate") {
 			t.Fatalf("got %v, want a *TLSError about the certificate", err)
 		}
 		// verify-ca does not check the name: the same path works.
-		if _, _, err := Login(ctx, ep, pgcluster.AppDatabase, f.adminUser, f.adminPW, "verify-ca", f.opts); err != nil {
+		if _, _, err := Login(ctx, target(ep, pgcluster.AppDatabase, f.adminUser, f.adminPW, "verify-ca"), f.opts); err != nil {
 			t.Fatalf("verify-ca through the forwarder: %v", err)
 		}
 	})
@@ -97,7 +97,7 @@ func TestConnectTLS(t *testing.T) {
 			// Port 1 on a TEST-NET address: if anything were dialled, it would time out.
 			ep := workflow.Endpoint{Host: "192.0.2.1", Port: 1}
 			start := time.Now()
-			_, err := Connect(ctx, ep, "app", "u", workflow.NewPassword("p"), mode, Options{ConnectTimeout: 5 * time.Second})
+			_, err := Connect(ctx, target(ep, "app", "u", workflow.NewPassword("p"), mode), Options{ConnectTimeout: 5 * time.Second})
 			if err == nil || !strings.Contains(err.Error(), "plaintext") {
 				t.Fatalf("got %v, want a refusal naming the plaintext fallback", err)
 			}
@@ -108,7 +108,7 @@ func TestConnectTLS(t *testing.T) {
 	}
 
 	t.Run("sslmode=disable is refused by the server", func(t *testing.T) {
-		conn, err := Connect(ctx, f.primary, pgcluster.AppDatabase, f.adminUser, f.adminPW, "disable", f.opts)
+		conn, err := Connect(ctx, target(f.primary, pgcluster.AppDatabase, f.adminUser, f.adminPW, "disable"), f.opts)
 		if err == nil {
 			conn.Close(ctx)
 			t.Fatal("a plaintext session was opened")
@@ -140,7 +140,7 @@ func TestConnectTLS(t *testing.T) {
 		}()
 		ep := workflow.Endpoint{Host: "127.0.0.1", Port: ln.Addr().(*net.TCPAddr).Port}
 		start := time.Now()
-		_, err = Connect(ctx, ep, "app", "u", workflow.NewPassword("p"), "", Options{CABundle: f.c.CAFile, ConnectTimeout: 300 * time.Millisecond})
+		_, err = Connect(ctx, target(ep, "app", "u", workflow.NewPassword("p"), ""), Options{CABundle: f.c.CAFile, ConnectTimeout: 300 * time.Millisecond})
 		if err == nil {
 			t.Fatal("connected to a silent server")
 		}
@@ -185,7 +185,7 @@ func TestConnConfig(t *testing.T) {
 	ep := workflow.Endpoint{Host: "db.example.com", Port: 5432}
 	for _, mode := range []string{"", "verify-full", "verify-ca", "require", "disable"} {
 		t.Run("sslmode="+mode, func(t *testing.T) {
-			cfg, err := connConfig(ep, "app db", "o'brien", pw, mode, Options{})
+			cfg, err := connConfig(target(ep, "app db", "o'brien", pw, mode), Options{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -224,7 +224,7 @@ func TestConnConfig(t *testing.T) {
 	}
 	for _, tc := range bad {
 		t.Run("refuses "+tc.name, func(t *testing.T) {
-			if _, err := connConfig(tc.ep, "app", "u", pw, tc.sslmode, tc.opts); err == nil {
+			if _, err := connConfig(target(tc.ep, "app", "u", pw, tc.sslmode), tc.opts); err == nil {
 				t.Fatal("accepted")
 			} else if strings.Contains(err.Error(), pw.Reveal()) {
 				t.Fatal("error holds the password")
@@ -232,7 +232,7 @@ func TestConnConfig(t *testing.T) {
 		})
 	}
 	t.Run("timeout default", func(t *testing.T) {
-		cfg, err := connConfig(ep, "app", "u", pw, "", Options{})
+		cfg, err := connConfig(target(ep, "app", "u", pw, ""), Options{})
 		if err != nil {
 			t.Fatal(err)
 		}

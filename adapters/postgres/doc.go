@@ -5,8 +5,10 @@
 //
 // # Connections
 //
-// Connect builds every connection the same way: pgx.ParseConfig of a keyword DSN that holds
-// no password (values single-quoted and escaped), then cfg.Password is set. The result is
+// Every connection goes to a workflow.Target (endpoint, database, user, password, sslmode),
+// built by the caller from a secret, and Connect builds it the same way: pgx.ParseConfig of a
+// keyword DSN that holds no password (values single-quoted and escaped), then cfg.Password is
+// set. The result is
 // pinned so PG* environment variables cannot change what matters: host, port, database and
 // user are checked against the request; no fallbacks (sslmode=prefer and allow, which retry
 // in plaintext, are refused before anything is dialled); no ValidateConnect/AfterConnect

@@ -49,7 +49,7 @@ func setup(t *testing.T) (context.Context, fixture) {
 // admin opens the code under test's admin handle on the app database of the primary.
 func (f fixture) admin(t *testing.T, ctx context.Context) *Admin {
 	t.Helper()
-	a, err := OpenAdmin(ctx, f.primary, pgcluster.AppDatabase, f.adminUser, f.adminPW, "", f.opts)
+	a, err := OpenAdmin(ctx, target(f.primary, pgcluster.AppDatabase, f.adminUser, f.adminPW, ""), f.opts)
 	if err != nil {
 		t.Fatalf("open admin: %v", err)
 	}
@@ -60,7 +60,7 @@ func (f fixture) admin(t *testing.T, ctx context.Context) *Admin {
 // conn logs in as user on ep (app database) for test setup and probes.
 func (f fixture) conn(t *testing.T, ctx context.Context, ep workflow.Endpoint, user string, pw workflow.Password) *pgx.Conn {
 	t.Helper()
-	conn, err := Connect(ctx, ep, pgcluster.AppDatabase, user, pw, "verify-full", f.opts)
+	conn, err := Connect(ctx, target(ep, pgcluster.AppDatabase, user, pw, "verify-full"), f.opts)
 	if err != nil {
 		t.Fatalf("connect as %s to %s: %v", user, ep, err)
 	}
@@ -72,7 +72,7 @@ func (f fixture) conn(t *testing.T, ctx context.Context, ep workflow.Endpoint, u
 // logging off (the admin may set it) so that setup never writes a secret to the log.
 func (f fixture) exec(t *testing.T, ctx context.Context, stmts ...string) {
 	t.Helper()
-	conn, err := Connect(ctx, f.primary, pgcluster.AppDatabase, f.adminUser, f.adminPW, "verify-full", f.opts)
+	conn, err := Connect(ctx, target(f.primary, pgcluster.AppDatabase, f.adminUser, f.adminPW, "verify-full"), f.opts)
 	if err != nil {
 		t.Fatalf("connect as the admin: %v", err)
 	}
@@ -151,7 +151,7 @@ func randomPassword(t *testing.T) workflow.Password {
 // login logs in and returns current_user and session_user, failing the test otherwise.
 func (f fixture) login(t *testing.T, ctx context.Context, ep workflow.Endpoint, user string, pw workflow.Password) (string, string) {
 	t.Helper()
-	cur, sess, err := Login(ctx, ep, pgcluster.AppDatabase, user, pw, "", f.opts)
+	cur, sess, err := Login(ctx, target(ep, pgcluster.AppDatabase, user, pw, ""), f.opts)
 	if err != nil {
 		t.Fatalf("login as %s on %s: %v", user, ep, err)
 	}
@@ -161,7 +161,7 @@ func (f fixture) login(t *testing.T, ctx context.Context, ep workflow.Endpoint, 
 // rejected asserts that the login is refused as a credential problem.
 func (f fixture) rejected(t *testing.T, ctx context.Context, ep workflow.Endpoint, user string, pw workflow.Password) {
 	t.Helper()
-	_, _, err := Login(ctx, ep, pgcluster.AppDatabase, user, pw, "", f.opts)
+	_, _, err := Login(ctx, target(ep, pgcluster.AppDatabase, user, pw, ""), f.opts)
 	var cr *workflow.CredentialRejected
 	if !errors.As(err, &cr) {
 		t.Fatalf("login as %s on %s: got %v, want *workflow.CredentialRejected", user, ep, err)
@@ -184,4 +184,9 @@ func (f fixture) storedVerifier(t *testing.T, ctx context.Context, user string) 
 		t.Fatalf("%s has no password", user)
 	}
 	return *v
+}
+
+// target is the login of user with pw on ep, in database db, with sslmode.
+func target(ep workflow.Endpoint, db, user string, pw workflow.Password, sslmode string) workflow.Target {
+	return workflow.Target{Endpoint: ep, DBName: db, User: user, Password: pw, SSLMode: sslmode}
 }

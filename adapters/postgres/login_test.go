@@ -221,7 +221,7 @@ func TestEnsureLogin(t *testing.T) {
 			t.Fatal(err)
 		}
 		f.exec(t, ctx, fmt.Sprintf("CREATE ROLE %s LOGIN CREATEROLE PASSWORD '%s'", ident(weak), v))
-		wa, err := OpenAdmin(ctx, f.primary, pgcluster.AppDatabase, weak, weakPW, "", f.opts)
+		wa, err := OpenAdmin(ctx, target(f.primary, pgcluster.AppDatabase, weak, weakPW, ""), f.opts)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -267,7 +267,7 @@ func TestEnsureLogin(t *testing.T) {
 // waitCaughtUp waits until the replica has replayed lsn.
 func waitCaughtUp(t *testing.T, ctx context.Context, f fixture, lsn string) {
 	t.Helper()
-	r, err := OpenReplica(ctx, f.replica, pgcluster.AppDatabase, f.adminUser, f.adminPW, "", f.opts)
+	r, err := OpenReplica(ctx, target(f.replica, pgcluster.AppDatabase, f.adminUser, f.adminPW, ""), f.opts)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -50,7 +50,7 @@ func (a *Admin) SetPassword(ctx context.Context, user string, password workflow.
 		return "", false, &RefusedRole{Role: user, Reason: "it is the admin user pgrotate connects as"}
 	}
 
-	_, _, err = Login(ctx, a.ep, a.dbname, user, password, a.sslmode, a.opts)
+	err = a.loginAs(ctx, user, password)
 	var rejected *workflow.CredentialRejected
 	switch {
 	case err == nil:

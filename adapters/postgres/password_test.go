@@ -67,7 +67,7 @@ func TestSetPassword(t *testing.T) {
 				_ = f.c.ResumeReplay(context.Background())
 			}
 		})
-		r, err := OpenReplica(ctx, f.replica, pgcluster.AppDatabase, f.adminUser, f.adminPW, "", f.opts)
+		r, err := OpenReplica(ctx, target(f.replica, pgcluster.AppDatabase, f.adminUser, f.adminPW, ""), f.opts)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -114,7 +114,7 @@ func TestSetPassword(t *testing.T) {
 	})
 
 	t.Run("replica checks on a primary or an unreachable replica are not ReplicaNotReady", func(t *testing.T) {
-		p, err := OpenReplica(ctx, f.primary, pgcluster.AppDatabase, f.adminUser, f.adminPW, "", f.opts)
+		p, err := OpenReplica(ctx, target(f.primary, pgcluster.AppDatabase, f.adminUser, f.adminPW, ""), f.opts)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -124,11 +124,11 @@ func TestSetPassword(t *testing.T) {
 			t.Errorf("CaughtUp on the primary = %v; want a plain error", err)
 		}
 		down := workflow.Endpoint{Host: "127.0.0.1", Port: freePort(t)}
-		_, err = OpenReplica(ctx, down, pgcluster.AppDatabase, f.adminUser, f.adminPW, "", f.opts)
+		_, err = OpenReplica(ctx, target(down, pgcluster.AppDatabase, f.adminUser, f.adminPW, ""), f.opts)
 		if err == nil || errors.As(err, &nr) {
 			t.Errorf("OpenReplica(down) = %v; want a plain error", err)
 		}
-		err = PG{Options: f.opts}.CaughtUp(ctx, workflow.AdminSecret{Host: down.Host, Port: down.Port, DBName: "app", Username: f.adminUser, Password: f.adminPW}, lsn)
+		err = PG{Options: f.opts}.CaughtUp(ctx, target(down, "app", f.adminUser, f.adminPW, ""), lsn)
 		if err == nil || errors.As(err, &nr) {
 			t.Errorf("PG.CaughtUp(down) = %v; want a plain error", err)
 		}
@@ -183,7 +183,7 @@ func TestPasswordsStayOutOfTheServerLog(t *testing.T) {
 		}
 	}
 
-	noGrant, err := OpenAdmin(ctx, f.primary, pgcluster.AppDatabase, plainAdmin, plainPW, "", f.opts)
+	noGrant, err := OpenAdmin(ctx, target(f.primary, pgcluster.AppDatabase, plainAdmin, plainPW, ""), f.opts)
 	if err != nil {
 		t.Fatal(err)
 	}

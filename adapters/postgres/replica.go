@@ -10,7 +10,7 @@ import (
 	"github.com/pgrotate/pgrotate/workflow"
 )
 
-// Replica is a connection to a streaming replica with the admin secret's credentials.
+// Replica is a connection to a streaming replica (as any user: it only reads).
 type Replica struct {
 	conn *pgx.Conn
 	ep   workflow.Endpoint
@@ -19,12 +19,12 @@ type Replica struct {
 // OpenReplica connects to a replica. A failure here is a plain error (or
 // *workflow.CredentialRejected, *TLSError), never *workflow.ReplicaNotReady: an unreachable
 // replica is not a lagging one.
-func OpenReplica(ctx context.Context, ep workflow.Endpoint, dbname, user string, password workflow.Password, sslmode string, opts Options) (*Replica, error) {
-	conn, err := Connect(ctx, ep, dbname, user, password, sslmode, opts)
+func OpenReplica(ctx context.Context, t workflow.Target, opts Options) (*Replica, error) {
+	conn, err := Connect(ctx, t, opts)
 	if err != nil {
 		return nil, err
 	}
-	return &Replica{conn: conn, ep: ep}, nil
+	return &Replica{conn: conn, ep: t.Endpoint}, nil
 }
 
 // Close closes the connection.

@@ -101,7 +101,7 @@ func (a *Admin) checkRetire(user string, password workflow.Password, grace time.
 // notLoggingIn logs in with the password: when it is refused there is nothing to retire,
 // and the result says why; nil when it still logs in.
 func (a *Admin) notLoggingIn(ctx context.Context, user string, password workflow.Password, expiry time.Time, hasExpiry bool) (*Retired, error) {
-	_, _, err := Login(ctx, a.ep, a.dbname, user, password, a.sslmode, a.opts)
+	err := a.loginAs(ctx, user, password)
 	var rejected *workflow.CredentialRejected
 	switch {
 	case errors.As(err, &rejected) && hasExpiry:
@@ -136,15 +136,14 @@ func finiteExpiry(t pgtype.Timestamptz) (time.Time, bool) {
 	return t.Time, true
 }
 
-// RetirePassword makes user's password expire grace from now on the admin secret's server
-// (the primary) while password still logs in; see Admin.RetirePassword. It returns the
+// RetirePassword makes user's password expire grace from now on the admin's server (the
+// primary) while password still logs in; see Admin.RetirePassword. It returns the
 // password's expiry afterwards (zero when it has none) and, when nothing changed, why.
-func (p PG) RetirePassword(ctx context.Context, admin workflow.AdminSecret, user string, password workflow.Password, grace time.Duration) (validUntil time.Time, skipped string, err error) {
-	a, err := p.admin(ctx, admin)
-	if err != nil {
-		return time.Time{}, "", err
-	}
-	defer a.Close(context.WithoutCancel(ctx))
-	r, err := a.RetirePassword(ctx, user, password, grace)
+func (p PG) RetirePassword(ctx context.Context, admin workflow.Target, user string, password workflow.Password, grace time.Duration) (validUntil time.Time, skipped string, err error) {
+	var r Retired
+	err = p.withAdmin(ctx, admin, func(a *Admin) (err error) {
+		r, err = a.RetirePassword(ctx, user, password, grace)
+		return err
+	})
 	return r.ValidUntil, r.Skipped, err
 }

@@ -5,7 +5,6 @@ import (
 	"time"
 
 	"github.com/pgrotate/pgrotate/local/pgcluster"
-	"github.com/pgrotate/pgrotate/workflow"
 )
 
 func TestSessionCount(t *testing.T) {
@@ -34,7 +33,7 @@ func TestSessionCount(t *testing.T) {
 	onPrimary := func() (int, error) { return a.SessionCount(ctx, user) }
 
 	count(0, onPrimary)
-	conn, err := Connect(ctx, f.primary, pgcluster.AppDatabase, user, pw, "", f.opts)
+	conn, err := Connect(ctx, target(f.primary, pgcluster.AppDatabase, user, pw, ""), f.opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,12 +53,11 @@ func TestSessionCount(t *testing.T) {
 	if err := f.c.WaitReplayed(ctx); err != nil {
 		t.Fatal(err)
 	}
-	adminOnReplica := workflow.AdminSecret{Engine: "postgres", Host: f.replica.Host, Port: f.replica.Port,
-		DBName: pgcluster.AppDatabase, Username: f.adminUser, Password: f.adminPW}
+	adminOnReplica := target(f.replica, pgcluster.AppDatabase, f.adminUser, f.adminPW, "")
 	pg := PG{Options: f.opts}
 	onReplica := func() (int, error) { return pg.Sessions(ctx, adminOnReplica, user) }
 	count(0, onReplica)
-	rconn, err := Connect(ctx, f.replica, pgcluster.AppDatabase, user, pw, "", f.opts)
+	rconn, err := Connect(ctx, target(f.replica, pgcluster.AppDatabase, user, pw, ""), f.opts)
 	if err != nil {
 		t.Fatal(err)
 	}

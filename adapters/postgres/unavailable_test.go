@@ -105,7 +105,7 @@ func TestConnectClassifiesRealFailures(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			conn, err := Connect(ctx, tc.ep, pgcluster.AppDatabase, user, tc.pw, "", tc.opts)
+			conn, err := Connect(ctx, target(tc.ep, pgcluster.AppDatabase, user, tc.pw, ""), tc.opts)
 			if err == nil {
 				conn.Close(ctx)
 				t.Fatal("connected")

@@ -116,55 +116,22 @@ func (s *Store) get(ctx context.Context, in *secretsmanager.GetSecretValueInput)
 	return *out.SecretString, aws.ToString(out.VersionId), nil
 }
 
-// Versions maps each version id of a secret to its staging labels. Versions without a label
-// (deprecated) are absent.
-type Versions map[string][]string
-
-// HasStage reports whether version id carries stage.
-func (v Versions) HasStage(id, stage string) bool {
-	for _, s := range v[id] {
-		if s == stage {
-			return true
-		}
-	}
-	return false
-}
-
-// WithStage returns the id of the version labelled stage, or "" if none is.
-func (v Versions) WithStage(stage string) string {
-	for id := range v {
-		if v.HasStage(id, stage) {
-			return id
-		}
-	}
-	return ""
-}
-
-// Current returns the id of the AWSCURRENT version, or "".
-func (v Versions) Current() string { return v.WithStage(workflow.StageCurrent) }
-
-// Pending returns the id of the AWSPENDING version, or "".
-func (v Versions) Pending() string { return v.WithStage(workflow.StagePending) }
-
-// Previous returns the id of the AWSPREVIOUS version, or "".
-func (v Versions) Previous() string { return v.WithStage(workflow.StagePrevious) }
-
 // Stages returns the labels of every version of the secret (DescribeSecret's
 // VersionIdsToStages).
-func (s *Store) Stages(ctx context.Context, arn string) (Versions, error) {
+func (s *Store) Stages(ctx context.Context, arn string) (workflow.Versions, error) {
 	out, err := s.api.DescribeSecret(ctx, &secretsmanager.DescribeSecretInput{SecretId: aws.String(arn)})
 	if err != nil {
 		return nil, fmt.Errorf("describe secret %s: %w", arn, err)
 	}
-	v := make(Versions, len(out.VersionIdsToStages))
+	v := make(workflow.Versions, len(out.VersionIdsToStages))
 	for id, stages := range out.VersionIdsToStages {
 		v[id] = append([]string(nil), stages...)
 	}
 	return v, nil
 }
 
-// VersionStages is Stages as a plain map (version id → staging labels).
-func (s *Store) VersionStages(ctx context.Context, arn string) (map[string][]string, error) {
+// VersionStages is Stages under the name the handlers' interfaces use.
+func (s *Store) VersionStages(ctx context.Context, arn string) (workflow.Versions, error) {
 	return s.Stages(ctx, arn)
 }
 

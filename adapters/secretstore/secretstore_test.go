@@ -249,11 +249,11 @@ func TestStages(t *testing.T) {
 		{tok(9), workflow.StageCurrent, false},
 	}
 	for _, tc := range tests {
-		if got := v.HasStage(tc.id, tc.stage); got != tc.want {
+		if got := v.Has(tc.id, tc.stage); got != tc.want {
 			t.Errorf("HasStage(%s, %s) = %v, want %v", tc.id, tc.stage, got, tc.want)
 		}
 	}
-	if v.Current() != tok(2) || v.Pending() != tok(2) || v.Previous() != tok(1) || v.WithStage("NONE") != "" {
+	if v.Current() != tok(2) || v.Pending() != tok(2) || v.Previous() != tok(1) || v.With("NONE") != "" {
 		t.Errorf("after rotation: current %q pending %q previous %q", v.Current(), v.Pending(), v.Previous())
 	}
 	if _, err := f.store.Stages(ctxT(t), "missing"); !IsNotFound(err) {

@@ -61,8 +61,9 @@ type Props struct {
 	SecurityGroup awsec2.ISecurityGroup
 
 	// Replicas are the read replicas that must have a new password before it is promoted.
-	// They are passed to preflight and checkreplicas as PGROTATE_REPLICAS (JSON); the app
-	// secret's "replicas" key is what those steps connect to.
+	// They are passed to preflight as PGROTATE_REPLICAS (JSON), which refuses an app secret
+	// that does not list each of them; the app secret's "replicas" key is what the steps
+	// connect to.
 	Replicas []workflow.Endpoint
 	// Services are the ECS services (cluster and service names, not ARNs) that hold the app
 	// secret and are force-redeployed after each promotion.

@@ -241,7 +241,6 @@ func functionEnv(stack awscdk.Stack, p Props, stateMachineArn string) map[string
 	if len(p.Replicas) > 0 {
 		replicas, _ := json.Marshal(p.Replicas) // []workflow.Endpoint always encodes
 		env[Preflight][EnvReplicas] = string(replicas)
-		env[CheckReplicas] = map[string]string{EnvReplicas: string(replicas)}
 	}
 	if p.RolloutMaxChecks > 0 {
 		env[CheckRollout][EnvRolloutMaxChecks] = strconv.Itoa(p.RolloutMaxChecks)

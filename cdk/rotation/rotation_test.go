@@ -19,6 +19,7 @@ import (
 
 	"github.com/pgrotate/pgrotate/cdk/internal/cdktest"
 	"github.com/pgrotate/pgrotate/cdk/rotation"
+	"github.com/pgrotate/pgrotate/lambdas/spec"
 	"github.com/pgrotate/pgrotate/statemachine"
 	"github.com/pgrotate/pgrotate/workflow"
 )
@@ -559,7 +560,7 @@ func TestFunctions(t *testing.T) {
 		if database[name] {
 			want[rotation.EnvConnectTimeout] = "7000ms"
 		}
-		if name == rotation.Preflight || name == rotation.CheckReplicas {
+		if name == rotation.Preflight {
 			want[rotation.EnvReplicas] = `[{"host":"replica-1.example.eu-west-1.rds.amazonaws.com","port":5432}]`
 		}
 		if name == rotation.Rotator || name == rotation.Preflight {
@@ -570,6 +571,12 @@ func TestFunctions(t *testing.T) {
 		}
 		if got, w := cdktest.JSON(env), cdktest.JSON(want); got != w {
 			t.Errorf("%s env:\n got %s\nwant %s", name, got, w)
+		}
+		f, _ := spec.Lookup(name)
+		for k := range env {
+			if !f.Reads(k) {
+				t.Errorf("%s is given %s, which the registry (lambdas/spec) says it does not read", name, k)
+			}
 		}
 	}
 }

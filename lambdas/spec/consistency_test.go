@@ -9,7 +9,12 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/aws/aws-sdk-go-v2/service/ecs"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	"github.com/aws/aws-sdk-go-v2/service/sfn"
+
 	"github.com/pgrotate/pgrotate/cdk/rotation"
+	"github.com/pgrotate/pgrotate/internal/lambdaenv"
 	"github.com/pgrotate/pgrotate/lambdas"
 	"github.com/pgrotate/pgrotate/lambdas/spec"
 	"github.com/pgrotate/pgrotate/statemachine"
@@ -41,6 +46,41 @@ func TestRegistryConsistency(t *testing.T) {
 				t.Errorf("%s = %v, the registry (lambdas/spec) says %v", tc.name, tc.got, tc.want)
 			}
 		})
+	}
+}
+
+// Every variable a function is given (its registry Env: the CDK and local/backend give no
+// other, as their tests check) is read by its constructor, and it reads no other.
+func TestConstructorsReadTheirEnv(t *testing.T) {
+	for _, f := range spec.Functions() {
+		t.Run(f.Name, func(t *testing.T) {
+			read := map[string]bool{}
+			env := &lambdaenv.Env{Lookup: func(k string) (string, bool) {
+				read[k] = true
+				return "", false
+			}}
+			// Required variables are missing: the constructor still asks for each, then
+			// reports them; only what it asked for matters here.
+			if _, err := lambdas.Handler(f.Name, lambdas.Deps{Env: env, Clients: unusedClients()}); err != nil && !strings.Contains(err.Error(), "is not set") {
+				t.Fatalf("Handler(%s): %v", f.Name, err)
+			}
+			var got []string
+			for k := range read {
+				got = append(got, k)
+			}
+			if got, want := sorted(got), sorted(f.Env); !slices.Equal(got, want) {
+				t.Errorf("%s's constructor reads %v; the registry gives it %v", f.Name, got, want)
+			}
+		})
+	}
+}
+
+// unusedClients are SDK clients that are never called: no request leaves the test.
+func unusedClients() lambdas.Clients {
+	return lambdas.Clients{
+		SecretsManager: secretsmanager.New(secretsmanager.Options{Region: "eu-west-1"}),
+		StepFunctions:  sfn.New(sfn.Options{Region: "eu-west-1"}),
+		ECS:            ecs.New(ecs.Options{Region: "eu-west-1"}),
 	}
 }
 

@@ -25,7 +25,8 @@ const (
 	Evidence = "evidence"
 )
 
-// Environment variables the functions read.
+// Environment variables the functions read. Each function is given exactly the ones its
+// Function.Env lists, and its constructor (package lambdas) reads them all.
 const (
 	EnvStateMachineARN   = "PGROTATE_STATE_MACHINE_ARN"
 	EnvServices          = "PGROTATE_SERVICES"
@@ -144,9 +145,8 @@ var functions = []Function{
 		Env:         withDB(), Rights: []Right{ReadAppSecret, Database}},
 	{Name: CheckReplicas, ID: "CheckReplicas", Placeholder: "CheckReplicasFunctionArn",
 		Description: "pgrotate CheckReplicas: replicas replayed the change and accept the login",
-		// EnvReplicas is set by the CDK, but the handler takes the replicas from the state
-		// (Preflight puts them there).
-		Env: withDB(EnvReplicas), Rights: []Right{ReadAppSecret, ReadAdminSecret, Database}},
+		// The replicas come from the state (Preflight puts them there), not the environment.
+		Env: withDB(), Rights: []Right{ReadAppSecret, ReadAdminSecret, Database}},
 	{Name: Redeploy, ID: "Redeploy", Placeholder: "RedeployFunctionArn",
 		Description: "pgrotate Redeploy: force a new deployment of one ECS service",
 		Rights:      []Right{UpdateServices, DescribeServices}},

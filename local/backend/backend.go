@@ -200,14 +200,16 @@ func (b *Backend) startMachine() error {
 		return err
 	}
 	late := &lateSFN{}
-	deps := func() lambdas.Deps {
+	// Each function sees only the variables the registry gives it, as in the CDK.
+	deps := func(name string) lambdas.Deps {
+		f, _ := spec.Lookup(name)
 		return lambdas.Deps{
-			Env:     &lambdaenv.Env{Lookup: func(k string) (string, bool) { v, ok := env[k]; return v, ok }},
+			Env:     &lambdaenv.Env{Lookup: func(k string) (string, bool) { v, ok := env[k]; return v, ok && f.Reads(k) }},
 			Clients: lambdas.Clients{SecretsManager: b.Secrets, StepFunctions: late, ECS: b.ECS},
 			Log:     log,
 		}
 	}
-	d := deps()
+	d := deps(spec.Rotator)
 	b.Rotator = lambdas.NewRotator(d)
 	if err := d.Env.Err(); err != nil {
 		return fmt.Errorf("local rotation function: %w", err)
@@ -218,7 +220,7 @@ func (b *Backend) startMachine() error {
 	for _, f := range spec.Steps() {
 		var h any = b.Rotator.Handle
 		if f.Name != spec.Rotator {
-			if h, err = lambdas.Handler(f.Name, deps()); err != nil {
+			if h, err = lambdas.Handler(f.Name, deps(f.Name)); err != nil {
 				return fmt.Errorf("local %s function: %w", f.Name, err)
 			}
 		}
@@ -259,7 +261,8 @@ func (b *Backend) startMachine() error {
 	return nil
 }
 
-// functionEnv is the functions' environment, as the CDK sets it (lambdas/spec).
+// functionEnv is every variable the CDK sets, for any function (lambdas/spec); startMachine
+// gives each function its own.
 func (b *Backend) functionEnv() (map[string]string, error) {
 	services, err := json.Marshal(b.opts.Services)
 	if err != nil {

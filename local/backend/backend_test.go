@@ -66,7 +66,7 @@ func TestSmokeOneRotation(t *testing.T) {
 		t.Fatalf("AWSCURRENT user = %s", cur.Username)
 	}
 	for _, ep := range append([]workflow.Endpoint{cur.Primary()}, cur.Replicas...) {
-		if _, _, err := postgres.Login(ctx, ep, cur.DBName, cur.Username, cur.Password, cur.TLSMode(), postgres.Options{CABundle: c.CAFile}); err != nil {
+		if _, _, err := postgres.Login(ctx, cur.At(ep), postgres.Options{CABundle: c.CAFile}); err != nil {
 			t.Fatalf("AWSCURRENT does not log in on %s: %v", ep, err)
 		}
 	}

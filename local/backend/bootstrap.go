@@ -101,7 +101,7 @@ func (b *Backend) checkSetup(ctx context.Context, admin workflow.AdminSecret) er
 		return &postgres.RefusedRole{Role: user, Reason: fmt.Sprintf("it is the alternate (clone) of %q: give the base user's name; pgrotate makes the clone", base)}
 	}
 	db := b.opts.Database
-	conn, err := postgres.Connect(ctx, admin.Primary(), db.AppDB, admin.Username, admin.Password, admin.TLSMode(), b.pg.Options)
+	conn, err := postgres.Connect(ctx, admin.In(db.AppDB), b.pg.Options)
 	if err != nil {
 		return fmt.Errorf("connect as admin: %w", err)
 	}
@@ -123,14 +123,13 @@ func (b *Backend) checkSetup(ctx context.Context, admin workflow.AdminSecret) er
 // then, as that user, runs the app's own migration: a table it owns.
 func (b *Backend) createAppUser(ctx context.Context, admin workflow.AdminSecret, pw workflow.Password) error {
 	db := b.opts.Database
-	inApp := admin
-	inApp.DBName = db.AppDB // object grants live in the app's database
+	inApp := admin.In(db.AppDB) // object grants live in the app's database
 	_, adopted, err := b.pg.EnsureLogin(ctx, inApp, b.opts.AppUser, pw, b.opts.AdoptExistingUser)
 	if err != nil {
 		return fmt.Errorf("set up the app user %s: %w", b.opts.AppUser, err)
 	}
 	b.Adopted = adopted
-	appConn, err := postgres.Connect(ctx, db.Primary, db.AppDB, b.opts.AppUser, pw, sslmode(db), b.pg.Options)
+	appConn, err := postgres.Connect(ctx, inApp.As(b.opts.AppUser, pw), b.pg.Options)
 	if err != nil {
 		return fmt.Errorf("connect as %s: %w", b.opts.AppUser, err)
 	}
@@ -143,11 +142,4 @@ func (b *Backend) createAppUser(ctx context.Context, admin workflow.AdminSecret,
 		return fmt.Errorf("seed table %s: %w", b.DemoTable, err)
 	}
 	return nil
-}
-
-func sslmode(db Database) string {
-	if db.SSLMode == "" {
-		return workflow.DefaultSSLMode
-	}
-	return db.SSLMode
 }

@@ -179,7 +179,7 @@ func (f *fixture) logsIn(stage string) (workflow.AppSecret, string) {
 	f.t.Helper()
 	s, version := f.secret(stage)
 	for _, ep := range append([]workflow.Endpoint{s.Primary()}, s.Replicas...) {
-		if _, _, err := postgres.Login(f.ctx, ep, s.DBName, s.Username, s.Password, s.TLSMode(), postgres.Options{CABundle: f.c.CAFile}); err != nil {
+		if _, _, err := postgres.Login(f.ctx, s.At(ep), postgres.Options{CABundle: f.c.CAFile}); err != nil {
 			f.t.Fatalf("%s (user %s, version %s) does not log in on %s: %v", stage, s.Username, version, ep, err)
 		}
 	}

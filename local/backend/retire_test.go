@@ -71,7 +71,7 @@ func (f *fixture) refusedEverywhere(stage string) workflow.AppSecret {
 	f.t.Helper()
 	s, version := f.secret(stage)
 	for _, ep := range append([]workflow.Endpoint{s.Primary()}, s.Replicas...) {
-		_, _, err := postgres.Login(f.ctx, ep, s.DBName, s.Username, s.Password, s.TLSMode(), postgres.Options{CABundle: f.c.CAFile})
+		_, _, err := postgres.Login(f.ctx, s.At(ep), postgres.Options{CABundle: f.c.CAFile})
 		var rejected *workflow.CredentialRejected
 		if !errors.As(err, &rejected) || !strings.Contains(rejected.Reason, "28P01") {
 			f.t.Fatalf("%s (user %s, version %s) on %s: %v; want refused with SQLSTATE 28P01", stage, s.Username, version, ep, err)

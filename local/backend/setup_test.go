@@ -28,7 +28,7 @@ func quietOptions(c *pgcluster.Cluster, user string) Options {
 func loginWorks(t *testing.T, ctx context.Context, c *pgcluster.Cluster, user, pw string) {
 	t.Helper()
 	ep := workflow.Endpoint{Host: c.Primary.Host, Port: c.Primary.Port}
-	if _, _, err := postgres.Login(ctx, ep, pgcluster.AppDatabase, user, workflow.NewPassword(pw), "verify-full", postgres.Options{CABundle: c.CAFile}); err != nil {
+	if _, _, err := postgres.Login(ctx, workflow.Target{Endpoint: ep, DBName: pgcluster.AppDatabase, User: user, Password: workflow.NewPassword(pw), SSLMode: "verify-full"}, postgres.Options{CABundle: c.CAFile}); err != nil {
 		t.Errorf("%s no longer logs in with its own password: %v", user, err)
 	}
 }
@@ -124,7 +124,7 @@ func TestSetupAdoptsOnRequest(t *testing.T) {
 		t.Errorf("Adopted = %v; want [%s]", b.Adopted, user)
 	}
 	ep := workflow.Endpoint{Host: c.Primary.Host, Port: c.Primary.Port}
-	if _, _, err := postgres.Login(ctx, ep, pgcluster.AppDatabase, user, workflow.NewPassword(oldPW), "verify-full", postgres.Options{CABundle: c.CAFile}); err == nil {
+	if _, _, err := postgres.Login(ctx, workflow.Target{Endpoint: ep, DBName: pgcluster.AppDatabase, User: user, Password: workflow.NewPassword(oldPW), SSLMode: "verify-full"}, postgres.Options{CABundle: c.CAFile}); err == nil {
 		t.Error("the adopted user still logs in with its old password")
 	}
 	if err := c.WaitReplayed(ctx); err != nil {

@@ -575,7 +575,7 @@ func (r *run) finish(ctx context.Context) error {
 				target = probe.TargetReplica
 			}
 			l := Login{Stage: stage, User: s.Username, Target: target, OK: true, Retired: stage == stagePrevious && retired}
-			if _, _, err := postgres.Login(ctx, ep, s.DBName, s.Username, s.Password, s.TLSMode(), r.pg); err != nil {
+			if _, _, err := postgres.Login(ctx, s.At(ep), r.pg); err != nil {
 				l.OK, l.Reason = false, scrub(err.Error(), s.Password.Reveal())
 			}
 			r.report.LoginsAfter = append(r.report.LoginsAfter, l)

@@ -236,7 +236,7 @@ func TestAlternatingOnGivenServers(t *testing.T) {
 	}
 	for _, s := range []workflow.AppSecret{cur, prev} {
 		for _, ep := range []workflow.Endpoint{s.Primary(), s.Replicas[0]} {
-			if _, _, err := postgres.Login(ctx, ep, s.DBName, s.Username, s.Password, s.TLSMode(), postgres.Options{CABundle: c.CAFile}); err != nil {
+			if _, _, err := postgres.Login(ctx, s.At(ep), postgres.Options{CABundle: c.CAFile}); err != nil {
 				t.Errorf("%s does not log in on %s: %v", s.Username, ep, err)
 			}
 		}

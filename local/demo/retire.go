@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/pgrotate/pgrotate/adapters/postgres"
+	"github.com/pgrotate/pgrotate/workflow"
 )
 
 // MaxRetireWait bounds how long the demo waits, after its last rotation, for the previous
@@ -27,7 +28,7 @@ func (r *run) waitRetired(ctx context.Context) (bool, error) {
 		r.out.printf("• %s (AWSPREVIOUS) retires at %s, more than %s away: not waited for\n", rep.User, rep.ValidUntil.Format(time.RFC3339), MaxRetireWait)
 		return false, nil
 	}
-	conn, err := postgres.Connect(ctx, r.db.Primary, r.db.AdminDB, r.db.AdminUser, r.db.AdminPassword, r.db.SSLMode, r.pg)
+	conn, err := postgres.Connect(ctx, workflow.Target{Endpoint: r.db.Primary, DBName: r.db.AdminDB, User: r.db.AdminUser, Password: r.db.AdminPassword, SSLMode: r.db.SSLMode}, r.pg)
 	if err != nil {
 		return false, fmt.Errorf("wait for the retirement of %s: %w", rep.User, err)
 	}

@@ -59,10 +59,10 @@ func TestRetirePreviousOnGivenServers(t *testing.T) {
 	cur, prev := sf.appSecretAt(t, workflow.StageCurrent), sf.appSecretAt(t, workflow.StagePrevious)
 	opts := postgres.Options{CABundle: c.CAFile}
 	for _, ep := range []workflow.Endpoint{cur.Primary(), cur.Replicas[0]} {
-		if _, _, err := postgres.Login(ctx, ep, cur.DBName, cur.Username, cur.Password, cur.TLSMode(), opts); err != nil {
+		if _, _, err := postgres.Login(ctx, cur.At(ep), opts); err != nil {
 			t.Errorf("AWSCURRENT %s on %s: %v", cur.Username, ep, err)
 		}
-		_, _, err := postgres.Login(ctx, ep, prev.DBName, prev.Username, prev.Password, prev.TLSMode(), opts)
+		_, _, err := postgres.Login(ctx, prev.At(ep), opts)
 		var rejected *workflow.CredentialRejected
 		if !errors.As(err, &rejected) {
 			t.Errorf("AWSPREVIOUS %s on %s: %v, want refused", prev.Username, ep, err)

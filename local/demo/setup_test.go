@@ -31,7 +31,7 @@ func TestDemoRefusesTakeovers(t *testing.T) {
 				t.Errorf("a refused demo changed the server:\n%s", d)
 			}
 			ep := workflow.Endpoint{Host: c.Primary.Host, Port: c.Primary.Port}
-			if _, _, err := postgres.Login(ctx, ep, dbname, live, workflow.NewPassword(livePW), "verify-full", postgres.Options{CABundle: c.CAFile}); err != nil {
+			if _, _, err := postgres.Login(ctx, workflow.Target{Endpoint: ep, DBName: dbname, User: live, Password: workflow.NewPassword(livePW), SSLMode: "verify-full"}, postgres.Options{CABundle: c.CAFile}); err != nil {
 				t.Errorf("the live user no longer logs in with its password: %v", err)
 			}
 		})

@@ -62,11 +62,11 @@ func (r *run) rotateSingleUser(ctx context.Context) (rotation, error) {
 			return err
 		}
 		// The product's adapter, as the SetPassword step uses it: a SCRAM verifier, in place.
-		_, _, err = postgres.PG{Options: r.pg}.SetPassword(ctx, admin, next.Username, next.Password)
+		_, _, err = postgres.PG{Options: r.pg}.SetPassword(ctx, admin.In(admin.DBName), next.Username, next.Password)
 		return err
 	})
 	step("testSecret", func() error {
-		_, _, err := postgres.Login(ctx, next.Primary(), next.DBName, next.Username, next.Password, next.TLSMode(), r.pg)
+		_, _, err := postgres.Login(ctx, next.At(next.Primary()), r.pg)
 		return err
 	})
 	if step("finishSecret", func() error { return r.b.Store.MoveCurrent(ctx, arn, res.version, curID) }) {

@@ -238,7 +238,7 @@ func TestDrainingTasksOpenNewConnections(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	admin, err := postgres.OpenAdmin(ctx, cur.Primary(), cur.DBName, h.c.AdminUser(), workflow.NewPassword(h.c.AdminPassword()), "", postgres.Options{CABundle: h.c.CAFile})
+	admin, err := postgres.OpenAdmin(ctx, workflow.Target{Endpoint: cur.Primary(), DBName: cur.DBName, User: h.c.AdminUser(), Password: workflow.NewPassword(h.c.AdminPassword())}, postgres.Options{CABundle: h.c.CAFile})
 	if err != nil {
 		t.Fatal(err)
 	}
