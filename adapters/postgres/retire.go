@@ -143,7 +143,9 @@ func (p PG) RetirePassword(ctx context.Context, admin workflow.Target, user stri
 	var r Retired
 	err = p.withAdmin(ctx, admin, func(a *Admin) (err error) {
 		r, err = a.RetirePassword(ctx, user, password, grace)
-		return err
+		// As in the other database steps: a server lost mid-step is DatabaseUnavailable,
+		// which the RetirePrevious state retries.
+		return classify(admin.Endpoint, err)
 	})
 	return r.ValidUntil, r.Skipped, err
 }
