@@ -35,7 +35,7 @@ const (
 	opRegion = "eu-west-1"
 	opAKID   = "AKIAOPERATORTEST0001"
 	// opSecretKey is the local server's access key secret: not a secret value of pgrotate.
-	opSecretKey = "operator-test-secret-access-key"
+	opSecretKey   = "operator-test-secret-access-key"
 	rotatorName   = "pgrotate-" + spec.Rotator
 	preflightName = "pgrotate-" + spec.Preflight
 )
