@@ -136,6 +136,12 @@ func functionTags(ctx context.Context, fn FunctionGetter, function string, neede
 	if err != nil {
 		return nil, fmt.Errorf("read the rotation function %s: %w", function, err)
 	}
+	// GetFunction returns the tags only to a caller allowed lambda:ListTags; otherwise it
+	// says why in TagsError.
+	if te := out.TagsError; te != nil && needed {
+		return nil, &NotDiscovered{What: "state machine", Flag: "--state-machine",
+			Reason: fmt.Sprintf("the tags of %s cannot be read (%s: %s; allow lambda:ListTags)", function, aws.ToString(te.ErrorCode), aws.ToString(te.Message))}
+	}
 	return out.Tags, nil
 }
 
