@@ -100,15 +100,8 @@ func Redrive(ctx context.Context, api ExecutionRedriver, d *Deployment, now time
 	if err != nil {
 		return nil, fmt.Errorf("describe execution %s: %w", a.Name, err)
 	}
-	switch {
-	case desc.Status == types.ExecutionStatusRunning || desc.Status == types.ExecutionStatusPendingRedrive:
-		return nil, refuse(ExecutionRunning, a.Name, "")
-	case desc.Status == types.ExecutionStatusSucceeded:
-		return nil, refuse(ExecutionSucceeded, a.Name, "")
-	case desc.StopDate != nil && now.Sub(*desc.StopDate) > RedriveWindow:
-		return nil, refuse(RedriveWindowPassed, a.Name, desc.StopDate.UTC().Format(time.RFC3339))
-	case desc.RedriveStatus == types.ExecutionRedriveStatusNotRedrivable:
-		return nil, refuse(NotRedrivable, a.Name, aws.ToString(desc.RedriveStatusReason))
+	if reason, detail := notRedrivable(desc, now); reason != "" {
+		return nil, refuse(reason, a.Name, detail)
 	}
 	p, err := r.Progress(ctx, a.Name)
 	if err != nil {
@@ -128,6 +121,22 @@ func Redrive(ctx context.Context, api ExecutionRedriver, d *Deployment, now time
 	}
 	return &Redriven{Version: pending, Execution: a.Name, ExecutionARN: r.ARN(a.Name), FailedState: p.FailedState,
 		Error: p.Error, RedriveDate: aws.ToTime(out.RedriveDate), LastEvent: last}, nil
+}
+
+// notRedrivable says why the described execution cannot be redriven, or "" when it can
+// (as far as DescribeExecution tells: RedriveExecution may still refuse).
+func notRedrivable(desc *sfn.DescribeExecutionOutput, now time.Time) (RefusalReason, string) {
+	switch {
+	case desc.Status == types.ExecutionStatusRunning || desc.Status == types.ExecutionStatusPendingRedrive:
+		return ExecutionRunning, ""
+	case desc.Status == types.ExecutionStatusSucceeded:
+		return ExecutionSucceeded, ""
+	case desc.StopDate != nil && now.Sub(*desc.StopDate) > RedriveWindow:
+		return RedriveWindowPassed, desc.StopDate.UTC().Format(time.RFC3339)
+	case desc.RedriveStatus == types.ExecutionRedriveStatusNotRedrivable:
+		return NotRedrivable, aws.ToString(desc.RedriveStatusReason)
+	}
+	return "", ""
 }
 
 // lastEvent is the id of the execution's newest history event.
