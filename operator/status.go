@@ -37,8 +37,20 @@ type Version struct {
 
 // ServiceStatus is one ECS service's deployments.
 type ServiceStatus struct {
-	Service     workflow.Service        `json:"service"`
-	Deployments []ecsservice.Deployment `json:"deployments"`
+	Service     workflow.Service    `json:"service"`
+	Deployments []ServiceDeployment `json:"deployments"`
+}
+
+// ServiceDeployment is one deployment of a service, as DescribeServices reports it
+// (https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_Deployment.html).
+type ServiceDeployment struct {
+	ID                 string    `json:"id"`
+	Status             string    `json:"status"`
+	RolloutState       string    `json:"rolloutState,omitempty"`
+	RolloutStateReason string    `json:"rolloutStateReason,omitempty"`
+	Desired            int       `json:"desired"`
+	Running            int       `json:"running"`
+	UpdatedAt          time.Time `json:"updatedAt"`
 }
 
 // Status answers: which user is live, how did the last rotation end, when is the next one,
@@ -88,7 +100,12 @@ func GetStatus(ctx context.Context, c StatusClients, d *Deployment) (*Status, er
 		if err != nil {
 			return nil, err
 		}
-		s.Services = append(s.Services, ServiceStatus{Service: sv, Deployments: deps})
+		st := ServiceStatus{Service: sv, Deployments: []ServiceDeployment{}}
+		for _, d := range deps {
+			st.Deployments = append(st.Deployments, ServiceDeployment{ID: d.ID, Status: d.Status, RolloutState: d.RolloutState,
+				RolloutStateReason: d.RolloutStateReason, Desired: d.Desired, Running: d.Running, UpdatedAt: d.UpdatedAt})
+		}
+		s.Services = append(s.Services, st)
 	}
 	s.Reasons = reasons(s)
 	s.MayRotate = len(s.Reasons) == 0
