@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
 	"slices"
 	"strings"
@@ -217,6 +219,13 @@ func TestOperatorDiscoveryAndUsage(t *testing.T) {
 				t.Errorf("pgrotate %v = %d (%q), want %d saying %q", tt.args, code, errOut, tt.want, tt.says)
 			}
 		})
+	}
+	// Interrupted (Ctrl-C cancels the context): 130, whatever the call in flight.
+	cancelled, cancel := context.WithCancel(context.Background())
+	cancel()
+	var stdout, stderr bytes.Buffer
+	if code := run(cancelled, []string{"status", name}, &stdout, &stderr); code != exitInterrupted {
+		t.Errorf("status with a cancelled context = %d, want %d (%s)", code, exitInterrupted, stderr.String())
 	}
 	code, out, _ := d.cli("status", "-h")
 	if code != exitOK || !strings.Contains(out, "-state-machine") {
