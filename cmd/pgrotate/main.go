@@ -4,7 +4,8 @@
 //	pgrotate bench  both strategies, more rotations and tasks, one comparison table
 //	pgrotate status|history|rotate|redrive SECRET   the operator commands, on AWS (operator.go)
 //
-// Human output goes to stderr; `demo --json` and `bench` print their reports on stdout.
+// Human output goes to stderr; `demo --json` and `bench` print their reports on stdout. The
+// operator commands print their answer (text, or JSON with --json) on stdout, errors on stderr.
 // No secret value is ever printed: --secrets-file is the only place the passwords go.
 package main
 

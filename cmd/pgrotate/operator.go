@@ -191,7 +191,9 @@ func runHistory(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		fmt.Fprintf(stderr, "%s: --since %q: %v\n", f.fs.Name(), since, err)
 		return exitUsage
 	}
-	rs, err := operator.History(ctx, c.sfn, d, evidenceSource(c, d), from)
+	// No evidence reader yet: operator/audit's loader (S3, the discovered bucket and prefix)
+	// is the EvidenceSource to pass here; until then history reads the executions only.
+	rs, err := operator.History(ctx, c.sfn, d, nil, from)
 	if err != nil {
 		return opExit(ctx, err, stderr)
 	}
@@ -203,10 +205,6 @@ func runHistory(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	}
 	return exitOK
 }
-
-// evidenceSource reads the deployment's evidence records. None is wired yet: operator/audit's
-// reader takes this place; until then history reads Step Functions' executions only.
-func evidenceSource(*clients, *operator.Deployment) operator.EvidenceSource { return nil }
 
 func runRotate(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	f := newOpFlags("rotate", "Rotate the secret now (RotateSecret). With --follow, follow the execution state by state;\nthe exit status is then the rotation's outcome.")
