@@ -155,18 +155,25 @@ func reasons(s *Status) []string {
 }
 
 func versions(m map[string][]string) []Version {
+	// AWSCURRENT first, then AWSPENDING, AWSPREVIOUS, then by id; the same for the labels.
+	order := []string{workflow.StageCurrent, workflow.StagePending, workflow.StagePrevious}
+	stageRank := func(s string) int {
+		if i := slices.Index(order, s); i >= 0 {
+			return i
+		}
+		return len(order)
+	}
 	out := make([]Version, 0, len(m))
 	for id, stages := range m {
+		stages = slices.Clone(stages)
+		slices.SortStableFunc(stages, func(a, b string) int { return stageRank(a) - stageRank(b) })
 		out = append(out, Version{ID: id, Stages: stages})
 	}
-	// AWSCURRENT first, then AWSPENDING, AWSPREVIOUS, then by id.
 	rank := func(v Version) int {
-		for i, s := range []string{workflow.StageCurrent, workflow.StagePending, workflow.StagePrevious} {
-			if slices.Contains(v.Stages, s) {
-				return i
-			}
+		if len(v.Stages) == 0 {
+			return len(order)
 		}
-		return 3
+		return stageRank(v.Stages[0])
 	}
 	slices.SortFunc(out, func(a, b Version) int {
 		if d := rank(a) - rank(b); d != 0 {

@@ -143,7 +143,7 @@ func stepPrinter(w io.Writer) func(operator.Step) {
 		case s.Kind == operator.StepFailed:
 			fmt.Fprintf(w, "%s failed: %s\n", at, s.Error)
 		default:
-			fmt.Fprintf(w, "%s execution %s %s\n", at, s.Kind, s.Error)
+			fmt.Fprintln(w, strings.TrimSpace(fmt.Sprintf("%s execution %s %s", at, s.Kind, s.Error)))
 		}
 	}
 }
@@ -157,5 +157,5 @@ func ttyLine(s operator.Step, at string) string {
 	case operator.StepFailed:
 		return fmt.Sprintf("  %s  ✗ failed: %s", at, s.Error)
 	}
-	return fmt.Sprintf("  %s  ● execution %s %s", at, s.Kind, s.Error)
+	return strings.TrimRight(fmt.Sprintf("  %s  ● execution %s %s", at, s.Kind, s.Error), " ")
 }
