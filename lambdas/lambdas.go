@@ -52,8 +52,9 @@ func (d Deps) pg() postgres.PG             { return postgres.PG{Options: d.Env.P
 
 // constructors build each function's handler, as a value for lambda.Start.
 var constructors = map[string]func(Deps) any{
-	spec.Rotator:       func(d Deps) any { return NewRotator(d).Handle },
-	spec.Preflight:     func(d Deps) any { return NewPreflight(d).Handle },
+	spec.Rotator: func(d Deps) any { return NewRotator(d).Handle },
+	// One function, two modes: the state machine's State, or the CLI's dry run (tasks.DryRunInput).
+	spec.Preflight:     func(d Deps) any { return NewPreflight(d).Invoke },
 	spec.CloneUser:     func(d Deps) any { return (&tasks.CloneUser{Secrets: d.secrets(), DB: d.pg(), Log: d.Log}).Handle },
 	spec.SetPassword:   func(d Deps) any { return (&tasks.SetPassword{Secrets: d.secrets(), DB: d.pg(), Log: d.Log}).Handle },
 	spec.TestLogin:     func(d Deps) any { return (&tasks.TestLogin{Secrets: d.secrets(), DB: d.pg(), Log: d.Log}).Handle },

@@ -221,6 +221,7 @@ func New(scope constructs.Construct, id string, props Props) *Rotation {
 	r.orderSchedule(p)
 	r.newAlarms(p)
 	r.Evidence = r.newEvidence(p, filepath.Join(assets, EvidenceFunction), executionsArn)
+	r.tagForDiscovery(p)
 	r.suppressNag()
 	return r
 }

@@ -2,8 +2,10 @@
 //
 //	pgrotate demo   the whole rotation on this machine, measured (see local/demo)
 //	pgrotate bench  both strategies, more rotations and tasks, one comparison table
+//	pgrotate status|history|rotate|redrive SECRET   the operator commands, on AWS (operator.go)
 //
-// Human output goes to stderr; `demo --json` and `bench` print their reports on stdout.
+// Human output goes to stderr; `demo --json` and `bench` print their reports on stdout. The
+// operator commands print their answer (text, or JSON with --json) on stdout, errors on stderr.
 // No secret value is ever printed: --secrets-file is the only place the passwords go.
 package main
 
@@ -46,6 +48,19 @@ commands:
           the real state machine) and prove that no connection fails
   bench   run both strategies with more rotations and tasks and print a comparison table
 
+operator commands, on AWS (the standard credential chain; --region, --profile; AWS_ENDPOINT_URL):
+  status SECRET            the live user, versions, last rotation, schedule, services, and
+                           whether a rotation may start now
+  history SECRET [--since] every rotation, newest first
+  rotate SECRET [--follow] rotate now; with --follow, follow the execution state by state
+  redrive SECRET [--follow] redrive the pending version's failed execution, or say why not
+  SECRET is the app secret's name or ARN; the rest is discovered from it. --json on each.
+
+exit statuses:
+  0 ok · 1 rotation failed, or not safe to rotate · 2 usage · 3 secret or deployment not found
+  4 AWS error · 10–15 redrive refused: 10 no pending version, 11 no execution, 12 running,
+  13 succeeded, 14 past the 14-day redrive window, 15 not redrivable · 130 interrupted
+
 Run 'pgrotate <command> -h' for the command's flags.
 `
 
@@ -59,6 +74,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return runDemo(ctx, args[1:], stdout, stderr)
 	case "bench":
 		return runBench(ctx, args[1:], stdout, stderr)
+	case "status":
+		return runStatus(ctx, args[1:], stdout, stderr)
+	case "history":
+		return runHistory(ctx, args[1:], stdout, stderr)
+	case "rotate":
+		return runRotate(ctx, args[1:], stdout, stderr)
+	case "redrive":
+		return runRedrive(ctx, args[1:], stdout, stderr)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return exitOK

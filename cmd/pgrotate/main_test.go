@@ -24,7 +24,7 @@ func TestRunExitStatus(t *testing.T) {
 		wantStdout string
 	}{
 		{"no command", nil, exitUsage, "usage: pgrotate", ""},
-		{"unknown command", []string{"rotate"}, exitUsage, `unknown command "rotate"`, ""},
+		{"unknown command", []string{"rotation"}, exitUsage, `unknown command "rotation"`, ""},
 		{"help", []string{"help"}, exitOK, "", "usage: pgrotate"},
 		{"-h", []string{"-h"}, exitOK, "", "usage: pgrotate"},
 		{"demo help on stdout", []string{"demo", "-h"}, exitOK, "", "-primary-dsn"},

@@ -71,8 +71,8 @@ func layer(r string) (int, bool) {
 		return 1, true
 	case under(r, "tasks"), r == "rotator":
 		return 2, true // the handlers (tasks/evidence: the evidence function's)
-	case r == "internal/lambdaenv":
-		return 3, true // reading a Lambda's environment
+	case r == "internal/lambdaenv", under(r, "operator"):
+		return 3, true // reading a Lambda's environment; the operator commands' library (over handlers' types and adapters)
 	case r == "lambdas":
 		return 4, true // the constructors the mains and local/ share
 	case under(r, "cmd") && r != "cmd/pgrotate":
@@ -82,7 +82,7 @@ func layer(r string) (int, bool) {
 }
 
 // Layer names, for the messages.
-var layerName = []string{"workflow (contract)", "adapters", "handlers", "environment", "constructors", "mains"}
+var layerName = []string{"workflow (contract)", "adapters", "handlers", "environment or operator library", "constructors", "mains"}
 
 func TestImportsPointDown(t *testing.T) {
 	for _, p := range listPackages(t) {

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"sort"
 	"strconv"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
@@ -259,7 +260,29 @@ func (s *Store) describeSecret(ctx context.Context, in *secretsmanager.DescribeS
 		r := *sec.rules
 		out.RotationRules = &r
 	}
+	out.NextRotationDate = sec.nextRotation()
 	return out, nil
+}
+
+// nextRotation is DescribeSecret's NextRotationDate: "The next rotation is scheduled to
+// occur on or before this date. If the secret isn't configured for rotation or rotation has
+// been disabled, Secrets Manager returns null"
+// (https://docs.aws.amazon.com/secretsmanager/latest/apireference/API_DescribeSecret.html).
+// The model knows AutomaticallyAfterDays schedules only: the last rotation (or, before any,
+// the moment rotation was configured) plus that many days; a ScheduleExpression gives null.
+func (sec *secret) nextRotation() *time.Time {
+	if !sec.rotation || sec.rules == nil || sec.rules.AutomaticallyAfterDays == nil {
+		return nil
+	}
+	from := sec.configured
+	if sec.rotated != nil && sec.rotated.After(from) {
+		from = *sec.rotated
+	}
+	if from.IsZero() {
+		return nil
+	}
+	next := from.AddDate(0, 0, int(*sec.rules.AutomaticallyAfterDays))
+	return &next
 }
 
 // UpdateSecretVersionStage moves VersionStage to MoveToVersionId, or removes it from

@@ -173,7 +173,7 @@ func (s *Store) configureRotation(in *secretsmanager.RotateSecretInput, token st
 	if sec.version(token) != nil {
 		return nil, nil, nil, &types.ResourceExistsException{Message: aws.String(fmt.Sprintf("A version with the ClientRequestToken %s already exists.", token))}
 	}
-	sec.rotation, sec.rotationARN = true, fnARN
+	sec.rotation, sec.rotationARN, sec.configured = true, fnARN, s.now()
 	if in.RotationRules != nil {
 		r := *in.RotationRules
 		sec.rules = &r

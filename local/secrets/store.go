@@ -117,6 +117,7 @@ type secret struct {
 	rotation    bool
 	rotationARN string
 	rules       *types.RotationRulesType
+	configured  time.Time  // when RotateSecret last set the rotation configuration
 	versions    []*version // in creation order
 }
 
