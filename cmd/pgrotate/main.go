@@ -2,7 +2,7 @@
 //
 //	pgrotate demo   the whole rotation on this machine, measured (see local/demo)
 //	pgrotate bench  both strategies, more rotations and tasks, one comparison table
-//	pgrotate status|history|rotate|redrive SECRET   the operator commands, on AWS (operator.go)
+//	pgrotate status|history|audit|rotate|redrive SECRET   the operator commands, on AWS (operator.go, audit.go)
 //
 // Human output goes to stderr; `demo --json` and `bench` print their reports on stdout. The
 // operator commands print their answer (text, or JSON with --json) on stdout, errors on stderr.
@@ -52,12 +52,14 @@ operator commands, on AWS (the standard credential chain; --region, --profile; A
   status SECRET            the live user, versions, last rotation, schedule, services, and
                            whether a rotation may start now
   history SECRET [--since] every rotation, newest first
+  audit SECRET [--since --until --max-age 90d] --format table|json|csv|html [-o FILE]
+                           the compliance report from the evidence records (exit 1: not compliant)
   rotate SECRET [--follow] rotate now; with --follow, follow the execution state by state
   redrive SECRET [--follow] redrive the pending version's failed execution, or say why not
   SECRET is the app secret's name or ARN; the rest is discovered from it. --json on each.
 
 exit statuses:
-  0 ok · 1 rotation failed, or not safe to rotate · 2 usage · 3 secret or deployment not found
+  0 ok · 1 rotation failed, not safe to rotate, or not compliant · 2 usage · 3 secret or deployment not found
   4 AWS error · 10–15 redrive refused: 10 no pending version, 11 no execution, 12 running,
   13 succeeded, 14 past the 14-day redrive window, 15 not redrivable · 130 interrupted
 
@@ -78,6 +80,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return runStatus(ctx, args[1:], stdout, stderr)
 	case "history":
 		return runHistory(ctx, args[1:], stdout, stderr)
+	case "audit":
+		return runAudit(ctx, args[1:], stdout, stderr)
 	case "rotate":
 		return runRotate(ctx, args[1:], stdout, stderr)
 	case "redrive":

@@ -14,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/aws-sdk-go-v2/service/sfn"
 
@@ -120,6 +121,7 @@ type clients struct {
 	lam *lambda.Client
 	sfn *sfn.Client
 	ecs *ecs.Client
+	s3  *s3.Client
 }
 
 func (f *opFlags) clients(ctx context.Context) (*clients, error) {
@@ -137,7 +139,7 @@ func (f *opFlags) clients(ctx context.Context) (*clients, error) {
 	if cfg.Region == "" {
 		return nil, errNoRegion
 	}
-	return &clients{sm: secretsmanager.NewFromConfig(cfg), lam: lambda.NewFromConfig(cfg), sfn: sfn.NewFromConfig(cfg), ecs: ecs.NewFromConfig(cfg)}, nil
+	return &clients{sm: secretsmanager.NewFromConfig(cfg), lam: lambda.NewFromConfig(cfg), sfn: sfn.NewFromConfig(cfg), ecs: ecs.NewFromConfig(cfg), s3: s3.NewFromConfig(cfg)}, nil
 }
 
 var errNoRegion = errors.New("no AWS region: give --region, or set AWS_REGION or a profile's region")
@@ -191,9 +193,7 @@ func runHistory(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		fmt.Fprintf(stderr, "%s: --since %q: %v\n", f.fs.Name(), since, err)
 		return exitUsage
 	}
-	// No evidence reader yet: operator/audit's loader (S3, the discovered bucket and prefix)
-	// is the EvidenceSource to pass here; until then history reads the executions only.
-	rs, err := operator.History(ctx, c.sfn, d, nil, from)
+	rs, err := operator.History(ctx, c.sfn, d, c.evidenceSource(d), from)
 	if err != nil {
 		return opExit(ctx, err, stderr)
 	}

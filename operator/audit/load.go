@@ -138,3 +138,14 @@ func getRecord(ctx context.Context, objs Objects, bucket, key string) (evidence.
 	}
 	return rec, nil
 }
+
+// Source reads the evidence records of a bucket: operator.History's EvidenceSource.
+type Source struct {
+	S3             Objects
+	Bucket, Prefix string
+}
+
+// Records loads every record of the secret (Load).
+func (s Source) Records(ctx context.Context, secretARN string) ([]evidence.Record, error) {
+	return Load(ctx, s.S3, s.Bucket, s.Prefix, secretARN)
+}
