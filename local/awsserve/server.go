@@ -39,6 +39,11 @@ type Options struct {
 	LambdaTags map[string]map[string]string
 	// Buckets are created, empty, in the in-memory S3 at start.
 	Buckets []string
+	// ObjectLock are buckets created, empty, with Object Lock (versioning on) and the
+	// given default retention, which the server enforces (objectlock.go).
+	ObjectLock map[string]Retention
+	// Now is the clock Object Lock retention is reckoned by; default time.Now.
+	Now func() time.Time
 	// Region and Account appear in the ARNs the server makes itself (Lambda's
 	// ResourceNotFoundException). Defaults "us-east-1" and "000000000000".
 	Region, Account string
@@ -149,7 +154,27 @@ func newServer(opts Options) (*Server, error) {
 			return nil, fmt.Errorf("awsserve: create bucket %s: %w", b, err)
 		}
 	}
-	s.s3 = gofakes3.New(backend).Server()
+	lock := &objectLock{buckets: map[string]Retention{}, now: opts.Now, locks: map[versionRef]lock{}, latest: map[[2]string]string{}}
+	if lock.now == nil {
+		lock.now = time.Now
+	}
+	for name, ret := range opts.ObjectLock {
+		if err := ret.validate(); err != nil {
+			return nil, err
+		}
+		// https://docs.aws.amazon.com/AmazonS3/latest/userguide/object-lock-overview.html:
+		// Object Lock works only in a versioned bucket and turns versioning on.
+		err := backend.CreateBucket(name)
+		if err == nil {
+			err = backend.SetVersioningConfiguration(name, gofakes3.VersioningConfiguration{Status: gofakes3.VersioningEnabled})
+		}
+		if err != nil {
+			return nil, fmt.Errorf("awsserve: create bucket %s with Object Lock: %w", name, err)
+		}
+		lock.buckets[name] = ret
+	}
+	lock.next = gofakes3.New(backend).Server()
+	s.s3 = lock
 	return s, nil
 }
 
