@@ -34,6 +34,7 @@ import (
 	"github.com/pgrotate/pgrotate/local/sfnlocal"
 	"github.com/pgrotate/pgrotate/rotator"
 	"github.com/pgrotate/pgrotate/statemachine"
+	"github.com/pgrotate/pgrotate/tasks/evidence"
 	"github.com/pgrotate/pgrotate/workflow"
 )
 
@@ -129,6 +130,7 @@ type Backend struct {
 
 	mu            sync.Mutex
 	notifications []string
+	served        *Served // set by ServeAWS: evidence is delivered to it
 }
 
 // New bootstraps the database (the admin secret's login, the first app user with a fresh
@@ -193,20 +195,13 @@ func (b *Backend) log() *slog.Logger {
 // handler through the registry's constructors (package lambdas), exactly as the deployed
 // Lambdas are wired in cmd/, with the local models as their AWS clients.
 func (b *Backend) startMachine() error {
-	log := b.log()
 	arn := func(name string) string { return functionPrefix + name }
 	env, err := b.functionEnv()
 	if err != nil {
 		return err
 	}
 	late := &lateSFN{}
-	deps := func() lambdas.Deps {
-		return lambdas.Deps{
-			Env:     &lambdaenv.Env{Lookup: func(k string) (string, bool) { v, ok := env[k]; return v, ok }},
-			Clients: lambdas.Clients{SecretsManager: b.Secrets, StepFunctions: late, ECS: b.ECS},
-			Log:     log,
-		}
-	}
+	deps := func() lambdas.Deps { return b.deps(env, late, nil) }
 	d := deps()
 	b.Rotator = lambdas.NewRotator(d)
 	if err := d.Env.Err(); err != nil {
@@ -249,7 +244,7 @@ func (b *Backend) startMachine() error {
 		Handlers:               handlers,
 		TimeScale:              b.opts.TimeScale,
 		RetryIntervalOverrides: b.opts.RetryIntervalOverrides,
-		OnEvent:                b.opts.OnEvent,
+		OnEvent:                b.onEvent,
 	})
 	if err != nil {
 		return err
@@ -257,6 +252,35 @@ func (b *Backend) startMachine() error {
 	b.Machine = m
 	late.set(m)
 	return nil
+}
+
+// deps are a function's environment and the local models as its AWS clients, for the
+// registry's constructors; objects is the evidence bucket (ServeAWS's S3 client).
+func (b *Backend) deps(env map[string]string, sfn rotator.StepFunctions, objects evidence.Objects) lambdas.Deps {
+	return lambdas.Deps{
+		Env:     &lambdaenv.Env{Lookup: func(k string) (string, bool) { v, ok := env[k]; return v, ok }},
+		Clients: lambdas.Clients{SecretsManager: b.Secrets, StepFunctions: sfn, ECS: b.ECS, S3: objects},
+		Log:     b.log(),
+	}
+}
+
+// onEvent passes each history event to Options.OnEvent and to the served endpoint's
+// evidence delivery (ServeAWS), if any.
+func (b *Backend) onEvent(executionArn string, ev types.HistoryEvent) {
+	if b.opts.OnEvent != nil {
+		b.opts.OnEvent(executionArn, ev)
+	}
+	if s := b.getServed(); s != nil {
+		s.onEvent(executionArn, ev)
+	}
+}
+
+func (b *Backend) setServed(s *Served) { b.mu.Lock(); b.served = s; b.mu.Unlock() }
+
+func (b *Backend) getServed() *Served {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.served
 }
 
 // functionEnv is the functions' environment, as the CDK sets it (lambdas/spec).
@@ -356,6 +380,10 @@ func (b *Backend) Rotate(ctx context.Context) (*Rotation, error) {
 			r.StepErr = fmt.Errorf("%s: %w", step, err)
 			break
 		}
+	}
+	if s := b.getServed(); s != nil && r.StepErr != nil {
+		// Secrets Manager records RotationFailed when a step of the rotation function fails.
+		s.record(s.rotationFailed(ctx, r.StepErr))
 	}
 	latest, found, err := (&executions.Reader{API: b.Machine, StateMachineARN: StateMachineARN}).Latest(ctx, token)
 	if err != nil {
