@@ -83,13 +83,21 @@ const (
 func (o *objectLock) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	bucket, key, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, "/"), "/")
 	ret, locked := o.buckets[bucket]
-	if !locked {
+	switch {
+	case !locked:
 		o.next.ServeHTTP(w, r)
-		return
+	case key == "":
+		o.serveBucket(w, r, bucket, ret)
+	default:
+		o.serveObject(w, r, bucket, key, ret)
 	}
+}
+
+// serveBucket serves the bucket sub-resources Object Lock changes.
+func (o *objectLock) serveBucket(w http.ResponseWriter, r *http.Request, bucket string, ret Retention) {
 	q := r.URL.Query()
 	switch {
-	case key == "" && r.Method == http.MethodGet && q.Has("object-lock"):
+	case r.Method == http.MethodGet && q.Has("object-lock"):
 		o.writeXML(w, struct {
 			XMLName xml.Name `xml:"ObjectLockConfiguration"`
 			XMLNS   string   `xml:"xmlns,attr"`
@@ -97,17 +105,26 @@ func (o *objectLock) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			Mode    string   `xml:"Rule>DefaultRetention>Mode"`
 			Days    int      `xml:"Rule>DefaultRetention>Days"`
 		}{XMLNS: lockConfigXMLNS, Enabled: "Enabled", Mode: ret.Mode, Days: ret.Days})
-	case key == "" && r.Method == http.MethodPut && q.Has("versioning"):
+	case r.Method == http.MethodPut && q.Has("versioning"):
 		o.putVersioning(w, r)
-	case key == "" && r.Method == http.MethodPost && q.Has("delete"):
+	case r.Method == http.MethodPost && q.Has("delete"):
 		o.deleteObjects(w, r, bucket)
-	case key != "" && r.Method == http.MethodGet && q.Has("retention"):
+	default:
+		o.next.ServeHTTP(w, r)
+	}
+}
+
+// serveObject serves the object operations Object Lock changes.
+func (o *objectLock) serveObject(w http.ResponseWriter, r *http.Request, bucket, key string, ret Retention) {
+	q := r.URL.Query()
+	switch {
+	case r.Method == http.MethodGet && q.Has("retention"):
 		o.getRetention(w, bucket, key, q.Get("versionId"))
-	case key != "" && r.Method == http.MethodPut && !q.Has("uploadId") && r.Header.Get("X-Amz-Copy-Source") == "":
+	case r.Method == http.MethodPut && !q.Has("uploadId") && r.Header.Get("X-Amz-Copy-Source") == "":
 		o.putObject(w, r, bucket, key, ret)
-	case key != "" && r.Method == http.MethodDelete && q.Get("versionId") != "":
-		if err := o.mayDelete(bucket, key, q.Get("versionId"), r.Header); err != "" {
-			writeS3Error(w, http.StatusForbidden, "AccessDenied", err)
+	case r.Method == http.MethodDelete && q.Get("versionId") != "":
+		if why := o.mayDelete(bucket, key, q.Get("versionId"), r.Header); why != "" {
+			writeS3Error(w, http.StatusForbidden, "AccessDenied", why)
 			return
 		}
 		o.next.ServeHTTP(w, r)

@@ -148,15 +148,25 @@ func newServer(opts Options) (*Server, error) {
 		}
 		s.lambdaTags[name] = tags
 	}
+	s3, err := newS3(opts)
+	if err != nil {
+		return nil, err
+	}
+	s.s3 = s3
+	return s, nil
+}
+
+// newS3 is the in-memory S3 with the buckets of opts, behind the Object Lock shim.
+func newS3(opts Options) (http.Handler, error) {
 	backend := s3mem.New()
 	for _, b := range opts.Buckets {
 		if err := backend.CreateBucket(b); err != nil {
 			return nil, fmt.Errorf("awsserve: create bucket %s: %w", b, err)
 		}
 	}
-	lock := &objectLock{buckets: map[string]Retention{}, now: opts.Now, locks: map[versionRef]lock{}, latest: map[[2]string]string{}}
-	if lock.now == nil {
-		lock.now = time.Now
+	shim := &objectLock{buckets: map[string]Retention{}, now: opts.Now, locks: map[versionRef]lock{}, latest: map[[2]string]string{}}
+	if shim.now == nil {
+		shim.now = time.Now
 	}
 	for name, ret := range opts.ObjectLock {
 		if err := ret.validate(); err != nil {
@@ -171,11 +181,10 @@ func newServer(opts Options) (*Server, error) {
 		if err != nil {
 			return nil, fmt.Errorf("awsserve: create bucket %s with Object Lock: %w", name, err)
 		}
-		lock.buckets[name] = ret
+		shim.buckets[name] = ret
 	}
-	lock.next = gofakes3.New(backend).Server()
-	s.s3 = lock
-	return s, nil
+	shim.next = gofakes3.New(backend).Server()
+	return shim, nil
 }
 
 func pkgOf[T any]() string { return reflect.TypeFor[T]().PkgPath() }
