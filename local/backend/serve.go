@@ -2,13 +2,12 @@ package backend
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -136,13 +135,18 @@ func (b *Backend) ServeAWS(opts ServeOptions) (*Served, error) {
 
 func functionName(f string) string { return "pgrotate-" + f }
 
+// randomKey is a throwaway access key of the served endpoint, from two random version ids.
 func randomKey() (akid, secret string, err error) {
-	buf := make([]byte, 28)
-	if _, err := rand.Read(buf); err != nil {
+	a, err := newToken()
+	if err != nil {
 		return "", "", err
 	}
-	h := hex.EncodeToString(buf)
-	return "AKIALOCAL" + h[:11], h[11:], nil
+	b, err := newToken()
+	if err != nil {
+		return "", "", err
+	}
+	h := strings.ReplaceAll(a+b, "-", "")
+	return strings.ToUpper("AKIALOCAL" + h[:11]), h[11:], nil
 }
 
 // Config is an SDK configuration that reaches the endpoint with its access key.
