@@ -223,6 +223,10 @@ func (b *Backend) startMachine() error {
 	// Secrets Manager invokes the same function for the rotation steps (RotateSecret).
 	b.Secrets.RegisterFunction(RotationFunctionARN, func(ctx context.Context, ev localsecrets.RotationEvent) error {
 		_, err := b.Rotator.Handle(ctx, rotator.Event{Step: ev.Step, SecretID: ev.SecretID, ClientRequestToken: ev.ClientRequestToken, RotationToken: workflow.NewPassword(ev.RotationToken)})
+		if s := b.getServed(); s != nil && err != nil {
+			// Secrets Manager records RotationFailed when the rotation function fails a step.
+			s.record(s.rotationFailed(ctx, fmt.Errorf("%s: %w", ev.Step, err)))
+		}
 		return err
 	})
 	if b.opts.Intercept != nil {

@@ -413,6 +413,14 @@ func (f *fixture) noSecretsIn(bucket *objectLockBucket) {
 // noSecretsInRecords scans records (by key) as noSecretsIn does.
 func (f *fixture) noSecretsInRecords(records map[string][]byte) {
 	f.t.Helper()
+	f.scanRecords(records)
+	f.noSecrets()
+}
+
+// scanRecords scans records (by key) for every password, SCRAM verifier (and its keys) and
+// RotationToken of the run.
+func (f *fixture) scanRecords(records map[string][]byte) {
+	f.t.Helper()
 	f.collectVerifiers()
 	snap, err := f.b.Secrets.Snapshot()
 	if err != nil {
@@ -460,5 +468,4 @@ func (f *fixture) noSecretsInRecords(records map[string][]byte) {
 			}
 		}
 	}
-	f.noSecrets()
 }

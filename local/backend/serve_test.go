@@ -240,3 +240,46 @@ func decodeRecord(t *testing.T, key string, body []byte) *evidence.Record {
 	}
 	return &rec
 }
+
+// Rotations whose createSecret fails before any execution exists, one run as Secrets
+// Manager runs it (Backend.Rotate) and one started over the wire (RotateSecret): Secrets
+// Manager's RotationFailed is their only evidence, and it is there, once each.
+func TestServeAWSRotationFailedBeforeAnExecution(t *testing.T) {
+	f := newFixture(t, "serve_rfail_user", Options{Services: []workflow.Service{{Cluster: "prod", Service: "api"}}})
+	s, err := f.b.ServeAWS(ServeOptions{Version: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	cfg := s.Config()
+	f.b.Secrets.FailNext("PutSecretValue", errors.New("injected: PutSecretValue refused"))
+	if r := f.rotate(); r.StepErr == nil || r.Status != "" {
+		t.Fatalf("rotation: step error %v, status %q; want createSecret failed, no execution", r.StepErr, r.Status)
+	}
+	f.b.Secrets.FailNext("PutSecretValue", errors.New("injected: PutSecretValue refused"))
+	out, err := secretsmanager.NewFromConfig(cfg).RotateSecret(f.ctx, &secretsmanager.RotateSecretInput{
+		SecretId: aws.String(f.b.AppSecretARN), RotationLambdaARN: aws.String(RotationFunctionARN)})
+	if err != nil {
+		t.Fatalf("RotateSecret over the wire: %v", err)
+	}
+	f.b.Secrets.WaitRotations()
+	if err := s.Settle(f.ctx); err != nil {
+		t.Fatal(err)
+	}
+	execs, err := sfn.NewFromConfig(cfg).ListExecutions(f.ctx, &sfn.ListExecutionsInput{StateMachineArn: aws.String(StateMachineARN)})
+	if err != nil || len(execs.Executions) != 0 {
+		t.Fatalf("ListExecutions: %v, %v; want none (createSecret failed)", execs, err)
+	}
+	records := readRecords(t, f.ctx, s3.NewFromConfig(cfg), s.Bucket, "")
+	if len(records) != 2 {
+		t.Fatalf("records %v; want two RotationFailed", keys(records))
+	}
+	for key, body := range records {
+		rec := decodeRecord(t, key, body)
+		if rec.Kind != evidence.KindRotationFailure || rec.Outcome.Status != "RotationFailed" || rec.SecretARN != f.b.AppSecretARN ||
+			!strings.Contains(rec.Outcome.Cause, "createSecret") || !strings.Contains(key, "/secretsmanager/RotationFailed-") {
+			t.Errorf("record %s: %+v (version %s)", key, rec, aws.ToString(out.VersionId))
+		}
+	}
+	f.scanRecords(records)
+}
