@@ -72,8 +72,12 @@ type Served struct {
 }
 
 // ServeAWS serves the backend on a loopback endpoint until Served.Close, and from then on
-// writes the evidence of every execution that ends. The access key is random; Env holds it.
+// writes the evidence of every execution run that ends and of every failed rotation step.
+// The access key is random; Env holds it. A backend is served by one endpoint at a time.
 func (b *Backend) ServeAWS(opts ServeOptions) (*Served, error) {
+	if b.getServed() != nil {
+		return nil, errors.New("serve the local AWS APIs: the backend is already served (one endpoint at a time)")
+	}
 	if opts.Bucket == "" {
 		opts.Bucket = EvidenceBucket
 	}

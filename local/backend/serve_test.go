@@ -168,6 +168,10 @@ func TestServeAWSDiscovery(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = s.Close() })
+	if again, err := f.b.ServeAWS(ServeOptions{}); err == nil {
+		_ = again.Close()
+		t.Error("a second ServeAWS on a served backend: no error")
+	}
 	cfg := s.Config()
 	if s.Env.Endpoint != s.URL() || s.Env.SecretARN != f.b.AppSecretARN || s.Env.Region != "local" || s.Env.AccessKeyID == "" || s.Env.SecretAccessKey == "" {
 		t.Errorf("Env: endpoint %s, region %s, secret %s", s.Env.Endpoint, s.Env.Region, s.Env.SecretARN)
