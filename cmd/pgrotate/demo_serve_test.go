@@ -131,10 +131,11 @@ func TestDemoServeAWS(t *testing.T) {
 	}
 	secret := env["PGROTATE_SECRET"]
 	desc, err := secretsmanager.NewFromConfig(cfg).DescribeSecret(ctx, &secretsmanager.DescribeSecretInput{SecretId: aws.String(secret)})
-	if err != nil || aws.ToString(desc.ARN) != secret || len(desc.VersionIdsToStages) < 2 {
+	if err != nil || aws.ToString(desc.ARN) != secret || len(desc.VersionIdsToStages) < 2 || aws.ToString(desc.RotationLambdaARN) != backend.RotationFunctionARN {
 		t.Fatalf("DescribeSecret: %v", err)
 	}
-	fn, err := lambda.NewFromConfig(cfg).GetFunction(ctx, &lambda.GetFunctionInput{FunctionName: aws.String(backend.RotationFunctionARN)})
+	// Discovery as the CLI does it: the secret's rotation function, then its tags.
+	fn, err := lambda.NewFromConfig(cfg).GetFunction(ctx, &lambda.GetFunctionInput{FunctionName: desc.RotationLambdaARN})
 	if err != nil {
 		t.Fatalf("GetFunction: %v", err)
 	}

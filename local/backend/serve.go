@@ -14,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/aws-sdk-go-v2/service/sfn"
 	"github.com/aws/aws-sdk-go-v2/service/sfn/types"
 
@@ -84,6 +85,9 @@ func (b *Backend) ServeAWS(opts ServeOptions) (*Served, error) {
 	if opts.Retention == (awsserve.Retention{}) {
 		opts.Retention = awsserve.Retention{Mode: awsserve.LockGovernance, Days: EvidenceRetentionDays}
 	}
+	if err := b.configureRotation(); err != nil {
+		return nil, err
+	}
 	akid, secret, err := randomKey()
 	if err != nil {
 		return nil, err
@@ -135,6 +139,20 @@ func (b *Backend) ServeAWS(opts ServeOptions) (*Served, error) {
 	}
 	b.setServed(s)
 	return s, nil
+}
+
+// configureRotation names the rotation function on the app secret, as a deployment's
+// rotation schedule does, unless it is already configured (TestConfiguration): the CLI
+// finds the deployment from DescribeSecret's RotationLambdaARN.
+func (b *Backend) configureRotation() error {
+	desc, err := b.Secrets.DescribeSecret(context.Background(), &secretsmanager.DescribeSecretInput{SecretId: aws.String(b.AppSecretARN)})
+	if err != nil {
+		return fmt.Errorf("describe the app secret: %w", err)
+	}
+	if aws.ToString(desc.RotationLambdaARN) != "" {
+		return nil
+	}
+	return b.Secrets.SetRotation(b.AppSecretARN, true, RotationFunctionARN)
 }
 
 func functionName(f string) string { return "pgrotate-" + f }

@@ -177,10 +177,10 @@ func TestServeAWSDiscovery(t *testing.T) {
 		t.Errorf("Env: endpoint %s, region %s, secret %s", s.Env.Endpoint, s.Env.Region, s.Env.SecretARN)
 	}
 	desc, err := secretsmanager.NewFromConfig(cfg).DescribeSecret(f.ctx, &secretsmanager.DescribeSecretInput{SecretId: aws.String(f.b.AppSecretARN)})
-	if err != nil || aws.ToString(desc.ARN) != f.b.AppSecretARN {
-		t.Fatalf("DescribeSecret: %v", err)
+	if err != nil || aws.ToString(desc.ARN) != f.b.AppSecretARN || aws.ToString(desc.RotationLambdaARN) != RotationFunctionARN {
+		t.Fatalf("DescribeSecret: %v; want the rotation function named", err)
 	}
-	fn, err := lambda.NewFromConfig(cfg).GetFunction(f.ctx, &lambda.GetFunctionInput{FunctionName: aws.String(RotationFunctionARN)})
+	fn, err := lambda.NewFromConfig(cfg).GetFunction(f.ctx, &lambda.GetFunctionInput{FunctionName: desc.RotationLambdaARN})
 	if err != nil {
 		t.Fatalf("GetFunction: %v", err)
 	}
