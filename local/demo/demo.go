@@ -296,8 +296,10 @@ func Run(ctx context.Context, opts Options) (rep *Report, err error) {
 		return r.report, err
 	}
 	if r.opts.AfterRotations != nil {
-		// The run is complete: an interruption from here on ends the serving, not the demo.
+		// The run is complete: an interruption from here on ends the serving, not the demo,
+		// and the report holds what was measured up to here.
 		r.complete = true
+		r.measured()
 		if err := r.opts.AfterRotations(ctx, r.served, r.report); err != nil {
 			return r.report, err
 		}
@@ -676,14 +678,24 @@ func (r *run) writeSecrets(path string) error {
 	return nil
 }
 
-// close stops everything in reverse order of start and fills the report's counts.
-func (r *run) close() error {
-	var errs []error
-	// The probe first, so that stopping the tasks is not counted against anyone.
+// measured ends the measurement: it stops the probe and fills the report's counts of
+// logins and, once the run is complete, of the app's requests (the tasks may run on while
+// AfterRotations serves; their requests then are not the demo's).
+func (r *run) measured() {
 	if r.stopProbe != nil {
 		r.stopProbe()
 		r.report.Connections = r.probe.Report()
 	}
+	if r.complete && r.fleet != nil {
+		r.report.Requests = r.fleet.Stats()
+	}
+}
+
+// close stops everything in reverse order of start and fills the report's counts.
+func (r *run) close() error {
+	var errs []error
+	// The probe first, so that stopping the tasks is not counted against anyone.
+	r.measured()
 	if r.served != nil {
 		errs = append(errs, r.served.Close())
 	}
@@ -702,7 +714,9 @@ func (r *run) close() error {
 	}
 	if r.fleet != nil {
 		errs = append(errs, r.fleet.Close())
-		r.report.Requests = r.fleet.Stats()
+		if !r.complete {
+			r.report.Requests = r.fleet.Stats()
+		}
 	}
 	if r.cluster != nil {
 		errs = append(errs, r.cluster.Close())
