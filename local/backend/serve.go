@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"strconv"
 	"strings"
 	"sync"
@@ -341,16 +340,13 @@ func (s *Served) rotationFailed(ctx context.Context, stepErr error) error {
 	return s.deliver(ctx, ev)
 }
 
-// Object is one record in the evidence bucket.
-type Object struct {
-	Key    string
-	Body   []byte
-	Record evidence.Record
-}
+// S3 is a real S3 client of the endpoint, for reading the evidence bucket (operator/audit's
+// Load reads records through it).
+func (s *Served) S3() *s3.Client { return s.s3 }
 
-// Records reads every record under the prefix through the S3 API, in key order.
-func (s *Served) Records(ctx context.Context) ([]Object, error) {
-	var out []Object
+// RecordKeys lists the keys of every record under the prefix through the S3 API.
+func (s *Served) RecordKeys(ctx context.Context) ([]string, error) {
+	var out []string
 	p := s3.NewListObjectsV2Paginator(s.s3, &s3.ListObjectsV2Input{Bucket: aws.String(s.Bucket), Prefix: aws.String(s.Prefix)})
 	for p.HasMorePages() {
 		page, err := p.NextPage(ctx)
@@ -358,20 +354,7 @@ func (s *Served) Records(ctx context.Context) ([]Object, error) {
 			return nil, fmt.Errorf("list evidence: %w", err)
 		}
 		for _, o := range page.Contents {
-			obj, err := s.s3.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(s.Bucket), Key: o.Key})
-			if err != nil {
-				return nil, fmt.Errorf("read evidence %s: %w", aws.ToString(o.Key), err)
-			}
-			body, err := io.ReadAll(obj.Body)
-			obj.Body.Close()
-			if err != nil {
-				return nil, fmt.Errorf("read evidence %s: %w", aws.ToString(o.Key), err)
-			}
-			rec := Object{Key: aws.ToString(o.Key), Body: body}
-			if err := json.Unmarshal(body, &rec.Record); err != nil {
-				return nil, fmt.Errorf("evidence %s: %w", rec.Key, err)
-			}
-			out = append(out, rec)
+			out = append(out, aws.ToString(o.Key))
 		}
 	}
 	return out, nil

@@ -29,7 +29,6 @@ import (
 	"github.com/pgrotate/pgrotate/local/pgcluster"
 	"github.com/pgrotate/pgrotate/local/probe"
 	"github.com/pgrotate/pgrotate/local/sfnlocal"
-	"github.com/pgrotate/pgrotate/tasks/evidence"
 	"github.com/pgrotate/pgrotate/workflow"
 )
 
@@ -313,13 +312,14 @@ func (r *run) evidence(ctx context.Context) error {
 	if err := r.served.Settle(ctx); err != nil {
 		return fmt.Errorf("evidence: %w", err)
 	}
-	recs, err := r.served.Records(ctx)
+	keys, err := r.served.RecordKeys(ctx)
 	if err != nil {
 		return err
 	}
-	ev := &Evidence{Bucket: r.served.Bucket, Records: len(recs)}
-	for _, o := range recs {
-		if o.Record.Kind == evidence.KindExecution {
+	ev := &Evidence{Bucket: r.served.Bucket, Records: len(keys)}
+	for _, k := range keys {
+		// An execution run's record is …/<execution>/run-<n>.json (tasks/evidence).
+		if strings.Contains(k, "/run-") {
 			ev.ExecutionRuns++
 		}
 	}
