@@ -48,6 +48,9 @@ func (h *CheckRollout) Handle(ctx context.Context, ro workflow.Rollout) (workflo
 			ours = &deps[i]
 		}
 	}
+	if ours != nil {
+		ro.DesiredCount, ro.RunningCount = ours.Desired, ours.Running
+	}
 	switch {
 	case ours == nil:
 		return h.fail(ctx, ro, &workflow.DeploymentFailed{Service: ro.Service.String(), Deployment: ro.DeploymentID, Reason: "the deployment is gone (rolled back or replaced)"})

@@ -96,7 +96,7 @@ func (h *Preflight) DryRun(ctx context.Context, in DryRunInput) (DryRunResult, e
 	res.Primary, res.Replicas = &primary, r.current.Replicas
 
 	for _, ep := range append([]workflow.Endpoint{primary}, r.current.Replicas...) {
-		err := h.DB.Login(ctx, ep, r.current)
+		err := h.DB.Login(ctx, r.current.At(ep))
 		if err != nil {
 			err = fmt.Errorf("log in with AWSCURRENT on %s: %w", ep, err)
 		}

@@ -121,6 +121,10 @@ type Rollout struct {
 	Done bool `json:"done"`
 	// Checks counts CheckRollout invocations, so the loop is bounded.
 	Checks int `json:"checks"`
+	// DesiredCount and RunningCount are the deployment's task counts at the last check
+	// (ECS DescribeServices deployments[].desiredCount and runningCount).
+	DesiredCount int `json:"desiredCount,omitempty"`
+	RunningCount int `json:"runningCount,omitempty"`
 }
 
 // PromoteRequest is what the state machine sends the rotation function to move AWSCURRENT.

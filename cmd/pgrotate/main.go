@@ -23,6 +23,8 @@ import (
 	"time"
 
 	"github.com/pgrotate/pgrotate/adapters/postgres"
+	"github.com/pgrotate/pgrotate/local/awsserve"
+	"github.com/pgrotate/pgrotate/local/backend"
 	"github.com/pgrotate/pgrotate/local/demo"
 )
 
@@ -184,20 +186,59 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&f.opts.SecretsFile, "secrets-file", "", "write the secret store at the end, as JSON, to this file (mode 0600; it holds the passwords)")
 	fs.BoolVar(&f.json, "json", false, "print the report as JSON on stdout")
 	fs.DurationVar(&f.opts.RetirePrevious, "retire-previous", 0, fmt.Sprintf("retire the previous user's password this long after each redeploy completed: 0 (off) or at least %s; the report then lists AWSPREVIOUS as refused", demo.MinRetirePrevious))
+	var serveFile string
+	fs.StringVar(&serveFile, "serve-aws", "", "once the rotations are done, serve the demo's AWS APIs (Secrets Manager, ECS, Step Functions, Lambda, the evidence bucket) on a loopback endpoint until interrupted, and write the environment to reach them to this file (mode 0600)")
 	if code, ok := f.parse(fs, args, stdout, stderr); !ok {
 		return code
 	}
+	if serveFile != "" && f.opts.Strategy == demo.StrategySingleUser {
+		fmt.Fprintf(stderr, "%s: --serve-aws needs the alternating strategy: single-user runs no state machine executions to inspect\nRun '%s -h' for the flags.\n", fs.Name(), fs.Name())
+		return exitUsage
+	}
 	began := time.Now()
-	rep, err := demo.Run(ctx, f.opts)
-	if rep != nil {
+	printed := false
+	report := func(rep *demo.Report) error {
+		printed = true
 		rep.WriteSummary(stderr)
 		if f.json {
-			if werr := writeJSON(stdout, rep); werr != nil && err == nil {
-				err = werr
+			return writeJSON(stdout, rep)
+		}
+		return nil
+	}
+	if serveFile != "" {
+		f.opts.AfterRotations = func(ctx context.Context, served *backend.Served, rep *demo.Report) error {
+			if err := report(rep); err != nil {
+				return err
 			}
+			return serveAWS(ctx, served, serveFile, stderr)
 		}
 	}
+	rep, err := demo.Run(ctx, f.opts)
+	if rep != nil && !printed {
+		if werr := report(rep); werr != nil && err == nil {
+			err = werr
+		}
+	}
+	if printed && serveFile != "" {
+		// Serving ends with Ctrl-C or SIGTERM: that is the run's normal end, not an
+		// interruption, so the exit status is the demo's verdict (0 or 1).
+		fmt.Fprintf(stderr, "pgrotate: stopped serving; everything the demo started is stopped\n")
+		ctx = context.WithoutCancel(ctx)
+	}
 	return exitStatus(ctx, err, stderr, time.Since(began), rep != nil && rep.OK())
+}
+
+// serveAWS writes the env file of the served endpoint and serves until ctx ends; the file
+// is removed then, as its endpoint and key are gone.
+func serveAWS(ctx context.Context, served *backend.Served, path string, stderr io.Writer) error {
+	if err := awsserve.WriteEnvFile(path, served.Env); err != nil {
+		return err
+	}
+	defer os.Remove(path)
+	fmt.Fprintf(stderr, "\nserving the demo's AWS APIs at %s (region %s) until Ctrl-C; environment in %s (mode 0600). Try:\n"+
+		"  set -a; . %s; set +a; pgrotate status \"$PGROTATE_SECRET\"\n", served.Env.Endpoint, served.Env.Region, path, path)
+	<-ctx.Done()
+	return nil
 }
 
 func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int {

@@ -15,8 +15,9 @@
 //   - anything else: S3, served by github.com/johannesboyne/gofakes3 on an in-memory
 //     backend, path-style (http://127.0.0.1:PORT/BUCKET/KEY; the SDK uses path style for
 //     an IP endpoint on its own). gofakes3 v1.2.0 keeps a PutObject's x-amz-object-lock-*
-//     headers and returns them on GetObject/HeadObject, but enforces no retention and
-//     routes none of the ?object-lock, ?retention and ?legal-hold sub-resources.
+//     headers and returns them on GetObject/HeadObject, but enforces no retention; for the
+//     buckets of Options.ObjectLock a shim in front of it (objectlock.go) does what S3 does
+//     for a bucket with Object Lock and a default retention.
 //
 // The JSON services are generic: an operation is any method of the backend with the
 // signature of the SDK client's method (ctx, *svc.XInput, ...func(*svc.Options))

@@ -39,6 +39,11 @@ type Options struct {
 	LambdaTags map[string]map[string]string
 	// Buckets are created, empty, in the in-memory S3 at start.
 	Buckets []string
+	// ObjectLock are buckets created, empty, with Object Lock (versioning on) and the
+	// given default retention, which the server enforces (objectlock.go).
+	ObjectLock map[string]Retention
+	// Now is the clock Object Lock retention is reckoned by; default time.Now.
+	Now func() time.Time
 	// Region and Account appear in the ARNs the server makes itself (Lambda's
 	// ResourceNotFoundException). Defaults "us-east-1" and "000000000000".
 	Region, Account string
@@ -143,14 +148,43 @@ func newServer(opts Options) (*Server, error) {
 		}
 		s.lambdaTags[name] = tags
 	}
+	s3, err := newS3(opts)
+	if err != nil {
+		return nil, err
+	}
+	s.s3 = s3
+	return s, nil
+}
+
+// newS3 is the in-memory S3 with the buckets of opts, behind the Object Lock shim.
+func newS3(opts Options) (http.Handler, error) {
 	backend := s3mem.New()
 	for _, b := range opts.Buckets {
 		if err := backend.CreateBucket(b); err != nil {
 			return nil, fmt.Errorf("awsserve: create bucket %s: %w", b, err)
 		}
 	}
-	s.s3 = gofakes3.New(backend).Server()
-	return s, nil
+	shim := &objectLock{buckets: map[string]Retention{}, now: opts.Now, locks: map[versionRef]lock{}, latest: map[[2]string]string{}}
+	if shim.now == nil {
+		shim.now = time.Now
+	}
+	for name, ret := range opts.ObjectLock {
+		if err := ret.validate(); err != nil {
+			return nil, err
+		}
+		// https://docs.aws.amazon.com/AmazonS3/latest/userguide/object-lock-overview.html:
+		// Object Lock works only in a versioned bucket and turns versioning on.
+		err := backend.CreateBucket(name)
+		if err == nil {
+			err = backend.SetVersioningConfiguration(name, gofakes3.VersioningConfiguration{Status: gofakes3.VersioningEnabled})
+		}
+		if err != nil {
+			return nil, fmt.Errorf("awsserve: create bucket %s with Object Lock: %w", name, err)
+		}
+		shim.buckets[name] = ret
+	}
+	shim.next = gofakes3.New(backend).Server()
+	return shim, nil
 }
 
 func pkgOf[T any]() string { return reflect.TypeFor[T]().PkgPath() }

@@ -34,6 +34,7 @@ import (
 	"github.com/pgrotate/pgrotate/local/sfnlocal"
 	"github.com/pgrotate/pgrotate/rotator"
 	"github.com/pgrotate/pgrotate/statemachine"
+	"github.com/pgrotate/pgrotate/tasks/evidence"
 	"github.com/pgrotate/pgrotate/workflow"
 )
 
@@ -129,6 +130,7 @@ type Backend struct {
 
 	mu            sync.Mutex
 	notifications []string
+	served        *Served // set by ServeAWS: evidence is delivered to it
 }
 
 // New bootstraps the database (the admin secret's login, the first app user with a fresh
@@ -193,22 +195,13 @@ func (b *Backend) log() *slog.Logger {
 // handler through the registry's constructors (package lambdas), exactly as the deployed
 // Lambdas are wired in cmd/, with the local models as their AWS clients.
 func (b *Backend) startMachine() error {
-	log := b.log()
 	arn := func(name string) string { return functionPrefix + name }
 	env, err := b.functionEnv()
 	if err != nil {
 		return err
 	}
 	late := &lateSFN{}
-	// Each function sees only the variables the registry gives it, as in the CDK.
-	deps := func(name string) lambdas.Deps {
-		f, _ := spec.Lookup(name)
-		return lambdas.Deps{
-			Env:     &lambdaenv.Env{Lookup: func(k string) (string, bool) { v, ok := env[k]; return v, ok && f.Reads(k) }},
-			Clients: lambdas.Clients{SecretsManager: b.Secrets, StepFunctions: late, ECS: b.ECS},
-			Log:     log,
-		}
-	}
+	deps := func(name string) lambdas.Deps { return b.deps(name, env, late, nil) }
 	d := deps(spec.Rotator)
 	b.Rotator = lambdas.NewRotator(d)
 	if err := d.Env.Err(); err != nil {
@@ -230,6 +223,10 @@ func (b *Backend) startMachine() error {
 	// Secrets Manager invokes the same function for the rotation steps (RotateSecret).
 	b.Secrets.RegisterFunction(RotationFunctionARN, func(ctx context.Context, ev localsecrets.RotationEvent) error {
 		_, err := b.Rotator.Handle(ctx, rotator.Event{Step: ev.Step, SecretID: ev.SecretID, ClientRequestToken: ev.ClientRequestToken, RotationToken: workflow.NewPassword(ev.RotationToken)})
+		if s := b.getServed(); s != nil && err != nil {
+			// Secrets Manager records RotationFailed when the rotation function fails a step.
+			s.record(s.rotationFailed(ctx, fmt.Errorf("%s: %w", ev.Step, err)))
+		}
 		return err
 	})
 	if b.opts.Intercept != nil {
@@ -251,7 +248,7 @@ func (b *Backend) startMachine() error {
 		Handlers:               handlers,
 		TimeScale:              b.opts.TimeScale,
 		RetryIntervalOverrides: b.opts.RetryIntervalOverrides,
-		OnEvent:                b.opts.OnEvent,
+		OnEvent:                b.onEvent,
 	})
 	if err != nil {
 		return err
@@ -261,8 +258,39 @@ func (b *Backend) startMachine() error {
 	return nil
 }
 
-// functionEnv is every variable the CDK sets, for any function (lambdas/spec); startMachine
-// gives each function its own.
+// deps are function name's environment (only the variables the registry gives it, as in the
+// CDK) and the local models as its AWS clients, for the registry's constructors; objects is
+// the evidence bucket (ServeAWS's S3 client).
+func (b *Backend) deps(name string, env map[string]string, sfn rotator.StepFunctions, objects evidence.Objects) lambdas.Deps {
+	f, _ := spec.Lookup(name)
+	return lambdas.Deps{
+		Env:     &lambdaenv.Env{Lookup: func(k string) (string, bool) { v, ok := env[k]; return v, ok && f.Reads(k) }},
+		Clients: lambdas.Clients{SecretsManager: b.Secrets, StepFunctions: sfn, ECS: b.ECS, S3: objects},
+		Log:     b.log(),
+	}
+}
+
+// onEvent passes each history event to Options.OnEvent and to the served endpoint's
+// evidence delivery (ServeAWS), if any.
+func (b *Backend) onEvent(executionArn string, ev types.HistoryEvent) {
+	if b.opts.OnEvent != nil {
+		b.opts.OnEvent(executionArn, ev)
+	}
+	if s := b.getServed(); s != nil {
+		s.onEvent(executionArn, ev)
+	}
+}
+
+func (b *Backend) setServed(s *Served) { b.mu.Lock(); b.served = s; b.mu.Unlock() }
+
+func (b *Backend) getServed() *Served {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.served
+}
+
+// functionEnv is every variable the CDK sets, for any function (lambdas/spec); deps gives
+// each function its own.
 func (b *Backend) functionEnv() (map[string]string, error) {
 	services, err := json.Marshal(b.opts.Services)
 	if err != nil {
@@ -359,6 +387,10 @@ func (b *Backend) Rotate(ctx context.Context) (*Rotation, error) {
 			r.StepErr = fmt.Errorf("%s: %w", step, err)
 			break
 		}
+	}
+	if s := b.getServed(); s != nil && r.StepErr != nil {
+		// Secrets Manager records RotationFailed when a step of the rotation function fails.
+		s.record(s.rotationFailed(ctx, r.StepErr))
 	}
 	latest, found, err := (&executions.Reader{API: b.Machine, StateMachineARN: StateMachineARN}).Latest(ctx, token)
 	if err != nil {

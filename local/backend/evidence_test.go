@@ -407,6 +407,20 @@ func TestEvidenceRefusesForeignEvents(t *testing.T) {
 // and RotationTokens, then runs the fixture's own scan of everything else.
 func (f *fixture) noSecretsIn(bucket *objectLockBucket) {
 	f.t.Helper()
+	f.noSecretsInRecords(bucket.objects())
+}
+
+// noSecretsInRecords scans records (by key) as noSecretsIn does.
+func (f *fixture) noSecretsInRecords(records map[string][]byte) {
+	f.t.Helper()
+	f.scanRecords(records)
+	f.noSecrets()
+}
+
+// scanRecords scans records (by key) for every password, SCRAM verifier (and its keys) and
+// RotationToken of the run.
+func (f *fixture) scanRecords(records map[string][]byte) {
+	f.t.Helper()
 	f.collectVerifiers()
 	snap, err := f.b.Secrets.Snapshot()
 	if err != nil {
@@ -443,7 +457,6 @@ func (f *fixture) noSecretsIn(bucket *objectLockBucket) {
 	needles = append(needles, f.rotationTokens...)
 	tokens := len(f.rotationTokens)
 	f.mu.Unlock()
-	records := bucket.objects()
 	if len(records) == 0 || tokens == 0 || len(needles) < 4 {
 		f.t.Fatalf("scan of %d records for %d values (%d RotationTokens): nothing to scan", len(records), len(needles), tokens)
 	}
@@ -455,5 +468,4 @@ func (f *fixture) noSecretsIn(bucket *objectLockBucket) {
 			}
 		}
 	}
-	f.noSecrets()
 }

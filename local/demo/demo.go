@@ -23,10 +23,12 @@ import (
 	"time"
 
 	"github.com/pgrotate/pgrotate/adapters/postgres"
+	"github.com/pgrotate/pgrotate/internal/modroot"
 	"github.com/pgrotate/pgrotate/local/backend"
 	"github.com/pgrotate/pgrotate/local/fleet"
 	"github.com/pgrotate/pgrotate/local/pgcluster"
 	"github.com/pgrotate/pgrotate/local/probe"
+	"github.com/pgrotate/pgrotate/local/sfnlocal"
 	"github.com/pgrotate/pgrotate/workflow"
 )
 
@@ -113,6 +115,12 @@ type Options struct {
 	// off). The demo then waits out the last retirement, up to MaxRetireWait, before its
 	// final logins, where AWSPREVIOUS must be refused.
 	RetirePrevious time.Duration
+	// AfterRotations, if set, runs once the rotations are done and the report is complete,
+	// while everything still runs: the PostgreSQL servers, the app secret and the backend
+	// served on the wire (served), whose evidence bucket holds every record. Run stops
+	// everything after it returns. `pgrotate demo --serve-aws` prints the report, writes
+	// its env file and serves until interrupted there; an error it returns is Run's.
+	AfterRotations func(ctx context.Context, served *backend.Served, rep *Report) error
 }
 
 // Check reports whether the options are usable, without running anything.
@@ -229,6 +237,8 @@ type run struct {
 
 	stopProbe func()
 	tmpDir    string // removed at the end
+	served    *backend.Served
+	complete  bool // the rotations and the report are done (AfterRotations runs)
 	tasks     taskEvents
 	retired   *workflow.Retirement // the last succeeded rotation's, with retirement on
 }
@@ -268,7 +278,7 @@ func Run(ctx context.Context, opts Options) (rep *Report, err error) {
 		States: []StateTime{}, PerRotation: []RotationResult{}, LoginsAfter: []Login{}}
 	defer func() {
 		err = errors.Join(err, r.close())
-		if ctx.Err() != nil {
+		if ctx.Err() != nil && !r.complete {
 			r.report.Interrupted = true
 		}
 	}()
@@ -281,13 +291,50 @@ func Run(ctx context.Context, opts Options) (rep *Report, err error) {
 	if err := r.finish(ctx); err != nil {
 		return r.report, err
 	}
+	if err := r.evidence(ctx); err != nil {
+		return r.report, err
+	}
+	if r.opts.AfterRotations != nil {
+		// The run is complete: an interruption from here on ends the serving, not the demo,
+		// and the report holds what was measured up to here.
+		r.complete = true
+		r.measured()
+		if err := r.opts.AfterRotations(ctx, r.served, r.report); err != nil {
+			return r.report, err
+		}
+	}
 	return r.report, nil
+}
+
+// evidence waits until every execution run has its record in the served bucket and counts
+// the records.
+func (r *run) evidence(ctx context.Context) error {
+	if err := r.served.Settle(ctx); err != nil {
+		return fmt.Errorf("evidence: %w", err)
+	}
+	keys, err := r.served.RecordKeys(ctx)
+	if err != nil {
+		return err
+	}
+	ev := &Evidence{Bucket: r.served.Bucket, Records: len(keys)}
+	for _, k := range keys {
+		// An execution run's record is …/<execution>/run-<n>.json (tasks/evidence).
+		if strings.Contains(k, "/run-") {
+			ev.ExecutionRuns++
+		}
+	}
+	r.report.Evidence = ev
+	r.out.printf("• %s\n", ev.Line())
+	return nil
 }
 
 // start brings up the servers, the backend, the fleet and the probe.
 func (r *run) start(ctx context.Context) error {
 	o := &r.opts
 	r.out.printf("pgrotate demo: %s, %d rotations, %d tasks\n", o.Strategy, o.Rotations, o.Tasks)
+	if err := r.prerequisites(); err != nil {
+		return err
+	}
 	if err := r.workDir(); err != nil {
 		return err
 	}
@@ -328,6 +375,10 @@ func (r *run) start(ctx context.Context) error {
 		return fmt.Errorf("bootstrap: %w", err)
 	}
 	r.b = bk
+	// The evidence of every rotation goes through the served S3, by the real evidence handler.
+	if r.served, err = bk.ServeAWS(backend.ServeOptions{}); err != nil {
+		return fmt.Errorf("serve the local AWS APIs: %w", err)
+	}
 	r.out.printf("• roles %s (admin) and %s, table %s; secrets pgrotate/admin and pgrotate/app in the local Secrets Manager\n",
 		r.db.AdminUser, o.AppUser, bk.DemoTable)
 	if len(bk.Adopted) > 0 {
@@ -351,6 +402,20 @@ func (r *run) start(ctx context.Context) error {
 		return err
 	}
 	return sleep(ctx, o.Settle)
+}
+
+// prerequisites checks what the demo needs from the pgrotate module (the interpreter's
+// node tooling, the examples/app source unless a binary is given) before anything starts.
+func (r *run) prerequisites() error {
+	if _, err := sfnlocal.FindTools("", ""); err != nil {
+		return err
+	}
+	if r.opts.AppBinary == "" {
+		if _, err := modroot.Find(); err != nil {
+			return fmt.Errorf("build examples/app: %w (run from the pgrotate module, or give a prebuilt binary with --app-binary)", err)
+		}
+	}
+	return nil
 }
 
 // workDir makes a temporary work directory when none was given; Close removes it.
@@ -613,13 +678,26 @@ func (r *run) writeSecrets(path string) error {
 	return nil
 }
 
+// measured ends the measurement: it stops the probe and fills the report's counts of
+// logins and, once the run is complete, of the app's requests (the tasks may run on while
+// AfterRotations serves; their requests then are not the demo's).
+func (r *run) measured() {
+	if r.stopProbe != nil {
+		r.stopProbe()
+		r.report.Connections = r.probe.Report()
+	}
+	if r.complete && r.fleet != nil {
+		r.report.Requests = r.fleet.Stats()
+	}
+}
+
 // close stops everything in reverse order of start and fills the report's counts.
 func (r *run) close() error {
 	var errs []error
 	// The probe first, so that stopping the tasks is not counted against anyone.
-	if r.stopProbe != nil {
-		r.stopProbe()
-		r.report.Connections = r.probe.Report()
+	r.measured()
+	if r.served != nil {
+		errs = append(errs, r.served.Close())
 	}
 	if r.b != nil {
 		// Stops the interpreter and ECS: no deployment runs after this.
@@ -636,7 +714,9 @@ func (r *run) close() error {
 	}
 	if r.fleet != nil {
 		errs = append(errs, r.fleet.Close())
-		r.report.Requests = r.fleet.Stats()
+		if !r.complete {
+			r.report.Requests = r.fleet.Stats()
+		}
 	}
 	if r.cluster != nil {
 		errs = append(errs, r.cluster.Close())

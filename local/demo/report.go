@@ -52,6 +52,24 @@ type Report struct {
 	// Retirement is the last rotation's retirement of its previous user, with
 	// --retire-previous.
 	Retirement *Retirement `json:"retirement,omitempty"`
+	// Evidence counts the records the real evidence handler wrote to the served bucket.
+	Evidence *Evidence `json:"evidence,omitempty"`
+}
+
+// Evidence is what the evidence bucket (Object Lock, the demo's served S3) holds at the end.
+type Evidence struct {
+	Bucket string `json:"bucket"`
+	// Records counts every record: one per execution run, one per failed rotation
+	// (Secrets Manager's RotationFailed).
+	Records int `json:"records"`
+	// ExecutionRuns counts the records of execution runs.
+	ExecutionRuns int `json:"execution_runs"`
+}
+
+// Line is the evidence's line in the human report.
+func (e *Evidence) Line() string {
+	return fmt.Sprintf("evidence: %d records (%d of execution runs) in s3://%s, written by the evidence function (Object Lock)",
+		e.Records, e.ExecutionRuns, e.Bucket)
 }
 
 // Retirement is what the last rotation's RetirePrevious did.
@@ -182,6 +200,9 @@ func (r *Report) WriteSummary(w io.Writer) {
 		r.Requests.Failed, r.Requests.Attempts, r.Requests.Draining.Failed, r.Requests.Draining.Attempts)
 	if c := r.ConfigurationTest; c != nil {
 		fmt.Fprintf(w, "         %s\n", c.Line())
+	}
+	if e := r.Evidence; e != nil {
+		fmt.Fprintf(w, "         %s\n", e.Line())
 	}
 	fmt.Fprintf(w, "         promote (start → AWSCURRENT moved) p50 %s, max %s; whole rotation p50 %s, max %s\n",
 		ms(r.PromoteMS.P50), ms(r.PromoteMS.Max), ms(r.RotationMS.P50), ms(r.RotationMS.Max))

@@ -1,13 +1,16 @@
 package demo
 
 import (
+	"errors"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/pgrotate/pgrotate/adapters/postgres"
+	"github.com/pgrotate/pgrotate/internal/modroot"
 	"github.com/pgrotate/pgrotate/local/pgcluster/pgtest"
+	"github.com/pgrotate/pgrotate/local/sfnlocal"
 	"github.com/pgrotate/pgrotate/workflow"
 )
 
@@ -61,5 +64,21 @@ func TestDemoAdoptsOnRequest(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), "adopted existing roles not created by pgrotate (--adopt-existing-user): "+live) {
 		t.Errorf("the human output does not say %s was adopted:\n%s", live, out)
+	}
+}
+
+// Outside the pgrotate module, the demo fails at once with an error that says so, before it
+// starts PostgreSQL or anything else.
+func TestDemoOutsideTheModuleFailsFast(t *testing.T) {
+	t.Chdir(t.TempDir())
+	t.Setenv(sfnlocal.EnvNode, "")
+	t.Setenv(sfnlocal.EnvNodeModules, "")
+	out := &syncBuffer{}
+	_, err := Run(testCtx(t), Options{Rotations: 1, Tasks: 1, Out: out})
+	if !errors.Is(err, modroot.ErrNotFound) {
+		t.Fatalf("Run outside the module: %v; want %v", err, modroot.ErrNotFound)
+	}
+	if strings.Contains(out.String(), "PostgreSQL") || strings.Contains(out.String(), "building") {
+		t.Errorf("the demo started something before failing:\n%s", out)
 	}
 }

@@ -126,6 +126,9 @@ type Deployment struct {
 	DeploymentID string `json:"deploymentId,omitempty"`
 	RolloutState string `json:"rolloutState,omitempty"`
 	Checks       int    `json:"checks,omitempty"`
+	// DesiredCount and RunningCount are the deployment's task counts at its last check.
+	DesiredCount int `json:"desiredCount,omitempty"`
+	RunningCount int `json:"runningCount,omitempty"`
 }
 
 // Outcome is how the run (or the Secrets Manager rotation) ended.
@@ -318,7 +321,7 @@ func outputs(rec *Record, state string, st workflow.State) {
 		for _, r := range st.Rollouts {
 			rec.Deployments = append(rec.Deployments, Deployment{
 				Cluster: r.Service.Cluster, Service: r.Service.Service, DeploymentID: r.DeploymentID,
-				RolloutState: r.RolloutState, Checks: r.Checks,
+				RolloutState: r.RolloutState, Checks: r.Checks, DesiredCount: r.DesiredCount, RunningCount: r.RunningCount,
 			})
 		}
 	}
