@@ -15,6 +15,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
+	"github.com/pgrotate/pgrotate/local/backend"
 	"github.com/pgrotate/pgrotate/operator"
 	"github.com/pgrotate/pgrotate/operator/audit"
 )
@@ -90,6 +91,21 @@ func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		return exitFailed
 	}
 	return exitOK
+}
+
+// demoAudit writes the HTML audit report of the demo's evidence, read back through the
+// served S3 as pgrotate audit reads a deployment's bucket.
+func demoAudit(ctx context.Context, served *backend.Served, path string, stderr io.Writer) error {
+	recs, err := audit.Source{S3: served.S3(), Bucket: served.Bucket, Prefix: served.Prefix}.Records(ctx, served.Env.SecretARN)
+	if err != nil {
+		return fmt.Errorf("audit report: read the demo's evidence: %w", err)
+	}
+	rep := audit.Build(recs, audit.Options{})
+	if err := writeReport(rep, "html", path, nil); err != nil {
+		return fmt.Errorf("audit report: %w", err)
+	}
+	fmt.Fprintf(stderr, "pgrotate: audit report of %d rotations (%d evidence records) written to %s\n", len(rep.Rotations), len(recs), path)
+	return nil
 }
 
 // auditOptions reads --since, --until and --max-age.

@@ -71,6 +71,7 @@ func TestDemoServeAWS(t *testing.T) {
 		t.Fatal(err)
 	}
 	envFile := filepath.Join(t.TempDir(), "demo.env")
+	auditFile := filepath.Join(t.TempDir(), "audit.html")
 	serveCtx, stop := context.WithCancel(ctx)
 	defer stop()
 	stdout := &notifyBuffer{}
@@ -78,7 +79,7 @@ func TestDemoServeAWS(t *testing.T) {
 	serving := stderr.seen
 	done := make(chan int, 1)
 	go func() {
-		done <- run(serveCtx, []string{"demo", "--serve-aws", envFile, "--rotations", "2", "--tasks", "1", "--app-binary", bin,
+		done <- run(serveCtx, []string{"demo", "--serve-aws", envFile, "--audit-report", auditFile, "--rotations", "2", "--tasks", "1", "--app-binary", bin,
 			"--json"}, stdout, stderr)
 	}()
 	select {
@@ -167,6 +168,8 @@ func TestDemoServeAWS(t *testing.T) {
 		t.Errorf("records %v, report evidence %+v; want one per execution run", keys, rep.Evidence)
 	}
 
+	checkOperatorAgrees(t, secret, rep, auditFile)
+
 	stop() // Ctrl-C
 	if code := <-done; code != exitOK || !strings.Contains(stderr.String(), "stopped serving") || strings.Contains(stderr.String(), "interrupted") {
 		t.Errorf("exit %d, want %d (the report's verdict):\n%s", code, exitOK, stderr)
@@ -176,5 +179,64 @@ func TestDemoServeAWS(t *testing.T) {
 	}
 	if strings.Count(stderr.String(), "\nsummary:") != 1 {
 		t.Errorf("the summary was not printed once:\n%s", stderr)
+	}
+}
+
+// checkOperatorAgrees runs pgrotate status and pgrotate audit --format json against the
+// served demo (the environment is set) and checks that they, and the demo's HTML audit
+// report, agree with the demo's own report.
+func checkOperatorAgrees(t *testing.T, secret string, rep demo.Report, auditFile string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	if len(rep.PerRotation) != 2 {
+		t.Fatalf("the demo reported %d rotations, want 2", len(rep.PerRotation))
+	}
+	last := rep.PerRotation[len(rep.PerRotation)-1]
+
+	var stdout, stderr bytes.Buffer
+	if code := run(ctx, []string{"status", secret, "--json"}, &stdout, &stderr); code != exitOK {
+		t.Fatalf("pgrotate status: exit %d\n%s", code, stderr.String())
+	}
+	var st struct {
+		LiveUser     string
+		MayRotate    bool
+		LastRotation struct{ Version, Status string }
+	}
+	if err := json.Unmarshal(stdout.Bytes(), &st); err != nil {
+		t.Fatalf("status --json: %v\n%s", err, stdout.String())
+	}
+	if st.LiveUser != last.To || !st.MayRotate || st.LastRotation.Version != last.Version || st.LastRotation.Status != "SUCCEEDED" {
+		t.Errorf("status: live user %q, may rotate %v, last rotation %+v; the demo's last rotation made %s live with version %s",
+			st.LiveUser, st.MayRotate, st.LastRotation, last.To, last.Version)
+	}
+
+	stdout.Reset()
+	stderr.Reset()
+	if code := run(ctx, []string{"audit", secret, "--format", "json"}, &stdout, &stderr); code != exitOK {
+		t.Fatalf("pgrotate audit: exit %d\n%s", code, stderr.String())
+	}
+	var au struct {
+		Compliant bool
+		Rotations []struct{ Version, FromUser, ToUser, Outcome string }
+	}
+	if err := json.Unmarshal(stdout.Bytes(), &au); err != nil {
+		t.Fatalf("audit --format json: %v\n%s", err, stdout.String())
+	}
+	html, err := os.ReadFile(auditFile)
+	if err != nil {
+		t.Fatalf("--audit-report: %v", err)
+	}
+	if !au.Compliant || len(au.Rotations) != len(rep.PerRotation) {
+		t.Fatalf("audit: compliant %v, %d rotations; the demo made %d", au.Compliant, len(au.Rotations), len(rep.PerRotation))
+	}
+	for _, r := range rep.PerRotation {
+		i := slices.IndexFunc(au.Rotations, func(a struct{ Version, FromUser, ToUser, Outcome string }) bool { return a.Version == r.Version })
+		if i < 0 || au.Rotations[i].Outcome != "succeeded" || au.Rotations[i].FromUser != r.From || au.Rotations[i].ToUser != r.To {
+			t.Errorf("the demo's rotation %d (version %s, %s → %s) is not in the audit as a success: %+v", r.Rotation, r.Version, r.From, r.To, au.Rotations)
+		}
+		if !bytes.Contains(html, []byte(r.Version)) {
+			t.Errorf("the HTML audit report does not name version %s", r.Version)
+		}
 	}
 }

@@ -188,11 +188,13 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&f.opts.RetirePrevious, "retire-previous", 0, fmt.Sprintf("retire the previous user's password this long after each redeploy completed: 0 (off) or at least %s; the report then lists AWSPREVIOUS as refused", demo.MinRetirePrevious))
 	var serveFile string
 	fs.StringVar(&serveFile, "serve-aws", "", "once the rotations are done, serve the demo's AWS APIs (Secrets Manager, ECS, Step Functions, Lambda, the evidence bucket) on a loopback endpoint until interrupted, and write the environment to reach them to this file (mode 0600)")
+	var auditFile string
+	fs.StringVar(&auditFile, "audit-report", "", "once the rotations are done, write the HTML audit report of the demo's evidence records to this file (as pgrotate audit --format html)")
 	if code, ok := f.parse(fs, args, stdout, stderr); !ok {
 		return code
 	}
-	if serveFile != "" && f.opts.Strategy == demo.StrategySingleUser {
-		fmt.Fprintf(stderr, "%s: --serve-aws needs the alternating strategy: single-user runs no state machine executions to inspect\nRun '%s -h' for the flags.\n", fs.Name(), fs.Name())
+	if problem := evidenceFlagProblem(f.opts.Strategy, serveFile, auditFile); problem != "" {
+		fmt.Fprintf(stderr, "%s: %s\nRun '%s -h' for the flags.\n", fs.Name(), problem, fs.Name())
 		return exitUsage
 	}
 	began := time.Now()
@@ -205,14 +207,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 		return nil
 	}
-	if serveFile != "" {
-		f.opts.AfterRotations = func(ctx context.Context, served *backend.Served, rep *demo.Report) error {
-			if err := report(rep); err != nil {
-				return err
-			}
-			return serveAWS(ctx, served, serveFile, stderr)
-		}
-	}
+	f.opts.AfterRotations = afterRotations(serveFile, auditFile, report, stderr)
 	rep, err := demo.Run(ctx, f.opts)
 	if rep != nil && !printed {
 		if werr := report(rep); werr != nil && err == nil {
@@ -226,6 +221,42 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		ctx = context.WithoutCancel(ctx)
 	}
 	return exitStatus(ctx, err, stderr, time.Since(began), rep != nil && rep.OK())
+}
+
+// evidenceFlagProblem refuses --serve-aws and --audit-report with the single-user baseline,
+// which runs no executions and writes no evidence; "" when there is no problem.
+func evidenceFlagProblem(strategy, serveFile, auditFile string) string {
+	if strategy != demo.StrategySingleUser {
+		return ""
+	}
+	for _, f := range []struct{ name, value string }{{"--serve-aws", serveFile}, {"--audit-report", auditFile}} {
+		if f.value != "" {
+			return f.name + " needs the alternating strategy: single-user runs no state machine executions and writes no evidence"
+		}
+	}
+	return ""
+}
+
+// afterRotations is what the demo does once its rotations are done: write the HTML audit
+// report (--audit-report), then print the report and serve (--serve-aws); nil when neither.
+func afterRotations(serveFile, auditFile string, report func(*demo.Report) error, stderr io.Writer) func(context.Context, *backend.Served, *demo.Report) error {
+	if serveFile == "" && auditFile == "" {
+		return nil
+	}
+	return func(ctx context.Context, served *backend.Served, rep *demo.Report) error {
+		if auditFile != "" {
+			if err := demoAudit(ctx, served, auditFile, stderr); err != nil {
+				return err
+			}
+		}
+		if serveFile == "" {
+			return nil
+		}
+		if err := report(rep); err != nil {
+			return err
+		}
+		return serveAWS(ctx, served, serveFile, stderr)
+	}
 }
 
 // serveAWS writes the env file of the served endpoint and serves until ctx ends; the file

@@ -40,28 +40,8 @@ const lambdaPrefix = "/2015-03-31/functions/"
 // {"errorMessage","errorType"}; InvocationType Event answers 202 and runs the function in
 // the background, DryRun answers 204 without running it.
 func (s *Server) serveLambda(w http.ResponseWriter, r *http.Request) {
-	rest := strings.TrimPrefix(r.URL.EscapedPath(), lambdaPrefix)
-	escaped, invoke := strings.CutSuffix(rest, "/invocations")
-	get := !invoke && r.Method == http.MethodGet
-	if (!invoke && !get) || (invoke && r.Method != http.MethodPost) || strings.Contains(escaped, "/") {
-		writeJSONError(w, "application/json", http.StatusBadRequest, "UnknownOperationException",
-			fmt.Sprintf("%s %s is not served here: only Lambda Invoke and GetFunction are", r.Method, r.URL.Path))
-		return
-	}
-	ref, err := url.PathUnescape(escaped)
-	if err != nil {
-		writeJSONError(w, "application/json", http.StatusBadRequest, "InvalidParameterValueException", "bad function name")
-		return
-	}
-	name := functionName(ref)
-	h, ok := s.lambdas[name]
+	name, h, get, ok := s.lambdaFunction(w, r)
 	if !ok {
-		// Lambda's ResourceNotFoundException carries Type and Message.
-		w.Header().Set("Content-Type", "application/json")
-		w.Header().Set("X-Amzn-Errortype", "ResourceNotFoundException")
-		w.WriteHeader(http.StatusNotFound)
-		body := append([]byte(`{"Type":"User","Message":`), appendJSONString(nil, "Function not found: "+s.functionARN(name))...)
-		_, _ = w.Write(append(body, '}'))
 		return
 	}
 	if get {
@@ -108,6 +88,34 @@ func (s *Server) serveLambda(w http.ResponseWriter, r *http.Request) {
 	}
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(out)
+}
+
+// lambdaFunction routes a Lambda request to its function: Invoke (POST …/invocations) or
+// GetFunction (GET). When ok is false the error response is written.
+func (s *Server) lambdaFunction(w http.ResponseWriter, r *http.Request) (name string, h LambdaHandler, get, ok bool) {
+	rest := strings.TrimPrefix(r.URL.EscapedPath(), lambdaPrefix)
+	escaped, invoke := strings.CutSuffix(rest, "/invocations")
+	get = !invoke && r.Method == http.MethodGet
+	if (!invoke && !get) || (invoke && r.Method != http.MethodPost) || strings.Contains(escaped, "/") {
+		writeJSONError(w, "application/json", http.StatusBadRequest, "UnknownOperationException",
+			fmt.Sprintf("%s %s is not served here: only Lambda Invoke and GetFunction are", r.Method, r.URL.Path))
+		return "", nil, false, false
+	}
+	ref, err := url.PathUnescape(escaped)
+	if err != nil {
+		writeJSONError(w, "application/json", http.StatusBadRequest, "InvalidParameterValueException", "bad function name")
+		return "", nil, false, false
+	}
+	name = functionName(ref)
+	if h, ok = s.lambdas[name]; !ok {
+		// Lambda's ResourceNotFoundException carries Type and Message.
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("X-Amzn-Errortype", "ResourceNotFoundException")
+		w.WriteHeader(http.StatusNotFound)
+		body := append([]byte(`{"Type":"User","Message":`), appendJSONString(nil, "Function not found: "+s.functionARN(name))...)
+		_, _ = w.Write(append(body, '}'))
+	}
+	return name, h, get, ok
 }
 
 // getFunction serves GetFunction, GET /2015-03-31/functions/{FunctionName}
