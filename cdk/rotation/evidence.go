@@ -19,7 +19,7 @@ import (
 
 // EvidenceFunction is the evidence function's name: cmd/evidence, built to
 // <AssetDir>/evidence/bootstrap.
-const EvidenceFunction = "evidence"
+const EvidenceFunction = spec.Evidence
 
 // Evidence defaults and limits.
 const (
@@ -94,9 +94,6 @@ type Evidence struct {
 	FailureRule   awsevents.Rule
 }
 
-var evidenceFunction = function{EvidenceFunction, "Evidence",
-	"pgrotate evidence: write one pgrotate.evidence/v1 record per rotation to the Object Lock bucket", "", false}
-
 func (e EvidenceProps) withDefaults() EvidenceProps {
 	if e.RetentionDays == 0 {
 		e.RetentionDays = DefaultEvidenceRetentionDays
@@ -131,9 +128,8 @@ const (
 		"to objects of the evidence bucket (and prefix), and only s3:PutObject is granted on it."
 )
 
-// newEvidence deploys the evidence store and function; executionsArn matches the rotation
-// state machine's executions.
-func (r *Rotation) newEvidence(p Props, code string, executionsArn *string) *Evidence {
+// newEvidence deploys the evidence store and function.
+func (r *Rotation) newEvidence(p Props, code string) *Evidence {
 	c := r.Construct
 	e := p.Evidence.withDefaults()
 	ev := &Evidence{Bucket: e.Bucket, Key: e.BucketKey}
@@ -145,20 +141,8 @@ func (r *Rotation) newEvidence(p Props, code string, executionsArn *string) *Evi
 	if e.Prefix != "" {
 		env[EnvEvidencePrefix] = e.Prefix
 	}
-	ev.Function = newFunction(c, evidenceFunction, p, code, env, nil)
-
-	// Least privilege: read the history of this machine's executions, create objects in the
-	// bucket, encrypt them with its key. Nothing else (no read, no delete, no bypass).
-	ev.Function.AddToRolePolicy(statement("ReadExecutionHistory", []string{"states:GetExecutionHistory"}, []*string{executionsArn}, nil))
-	ev.Function.AddToRolePolicy(statement("WriteEvidence", []string{"s3:PutObject"}, []*string{ev.Bucket.ArnForObjects(jsii.String(e.Prefix + "*"))}, nil))
-	if ev.Key != nil {
-		// SSE-KMS PutObject needs kms:GenerateDataKey on the bucket's key.
-		// https://docs.aws.amazon.com/AmazonS3/latest/userguide/UsingKMSEncryption.html
-		ev.Function.AddToRolePolicy(statement("EncryptEvidence", []string{"kms:GenerateDataKey"}, []*string{ev.Key.KeyArn()},
-			map[string]interface{}{"StringEquals": map[string]interface{}{
-				"kms:ViaService": fmt.Sprintf("s3.%s.amazonaws.com", *awscdk.Stack_Of(c).Region()),
-			}}))
-	}
+	r.grants.evidenceObjects, r.grants.evidenceKey = ev.Bucket.ArnForObjects(jsii.String(e.Prefix+"*")), ev.Key
+	ev.Function = newFunction(c, lookup(spec.Evidence), r.grants, code, env, nil)
 
 	// An event the function fails on (after Lambda's two retries of an asynchronous invoke)
 	// or that EventBridge cannot deliver lands in the queue, for an operator to replay.
@@ -217,11 +201,6 @@ func (r *Rotation) newEvidence(p Props, code string, executionsArn *string) *Evi
 		Targets: &[]awsevents.IRuleTarget{target()},
 	})
 
-	cdknag.NagSuppressions_AddResourceSuppressions(ev.Function.Role(), &[]*cdknag.NagPackSuppression{
-		suppression("AwsSolutions-IAM5", reasonXRay, "Resource::*"),
-		suppression("AwsSolutions-IAM5", reasonExecutions, executionsRegex),
-		suppression("AwsSolutions-IAM5", reasonEvidenceObjects, &cdknag.RegexAppliesTo{Regex: jsii.String(`/^Resource::.*Evidence.*\.Arn>\/.*\*$|^Resource::arn:<AWS::Partition>:s3:::.*\*$/g`)}),
-	}, jsii.Bool(true))
 	cdknag.NagSuppressions_AddResourceSuppressions(ev.DeadLetters, &[]*cdknag.NagPackSuppression{
 		suppression("AwsSolutions-SQS3", reasonDeadLetterQueue),
 	}, jsii.Bool(true))

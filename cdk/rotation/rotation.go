@@ -73,15 +73,26 @@ const (
 	rotatorTimeoutMinutes   = 15  // set/test/finishSecret wait for the execution, bounded by this
 )
 
-// function describes one Lambda: what it is for and whether it talks to the database.
+// function describes one Lambda: what it is for, whether it talks to the database, and the
+// rights its role is built from.
 type function struct {
 	name, id, description string
 	key                   string // the statemachine substitution key of its ARN ("" for none)
 	database              bool
+	rights                []spec.Right
 }
 
 func fromSpec(f spec.Function) function {
-	return function{f.Name, f.ID, f.Description, f.Placeholder, f.Has(spec.Database)}
+	return function{f.Name, f.ID, f.Description, f.Placeholder, f.Has(spec.Database), f.Rights}
+}
+
+// lookup is the registry's function called name.
+func lookup(name string) function {
+	f, ok := spec.Lookup(name)
+	if !ok {
+		panic(fmt.Sprintf("rotation: no function %q in lambdas/spec", name))
+	}
+	return fromSpec(f)
 }
 
 // functions are the state machine's functions of the registry, in its order.
@@ -132,6 +143,8 @@ type Rotation struct {
 	Bootstrap *Bootstrap
 	// Evidence keeps one record per rotation in an Object Lock bucket.
 	Evidence *Evidence
+
+	grants *grants // what each function's rights give it here
 }
 
 // New deploys the rotation. It panics on invalid props, with every problem listed (each
@@ -187,6 +200,8 @@ func New(scope constructs.Construct, id string, props Props) *Rotation {
 		dbEnv[EnvConnectTimeout] = goDuration(p.ConnectTimeout)
 	}
 	env := functionEnv(stack, p, *r.StateMachineArn)
+	r.grants = newGrants(p, stack, r.StateMachineArn, executionsArn)
+	r.ServiceArns = r.grants.services
 
 	for _, f := range functions {
 		vars := maps.Clone(env[f.name])
@@ -196,10 +211,9 @@ func New(scope constructs.Construct, id string, props Props) *Rotation {
 		if f.database {
 			maps.Copy(vars, dbEnv)
 		}
-		r.Functions[f.name] = newFunction(c, f, p, filepath.Join(assets, f.name), vars, layers)
+		r.Functions[f.name] = newFunction(c, f, r.grants, filepath.Join(assets, f.name), vars, layers)
 	}
 
-	r.grant(p, executionsArn)
 	if p.Bootstrap {
 		r.Bootstrap = r.newBootstrap(p, filepath.Join(assets, BootstrapFunction), dbEnv, layers)
 	}
@@ -220,7 +234,7 @@ func New(scope constructs.Construct, id string, props Props) *Rotation {
 	r.newStateMachine(p, name)
 	r.orderSchedule(p)
 	r.newAlarms(p)
-	r.Evidence = r.newEvidence(p, filepath.Join(assets, EvidenceFunction), executionsArn)
+	r.Evidence = r.newEvidence(p, filepath.Join(assets, EvidenceFunction))
 	r.suppressNag()
 	return r
 }
@@ -365,8 +379,10 @@ func newTopic(scope constructs.Construct) awssns.Topic {
 	})
 }
 
-// newFunction creates one function with its own role and log group.
-func newFunction(scope constructs.Construct, f function, p Props, code string, env map[string]string, layers []awslambda.ILayerVersion) awslambda.Function {
+// newFunction creates one function with its own role and log group; the role holds what
+// f's rights map to (grants) and its wildcards' cdk-nag suppressions.
+func newFunction(scope constructs.Construct, f function, g *grants, code string, env map[string]string, layers []awslambda.ILayerVersion) awslambda.Function {
+	p := g.p
 	logs := awslogs.NewLogGroup(scope, jsii.String(f.id+"Logs"), &awslogs.LogGroupProps{
 		Retention: p.LogRetention,
 	})
@@ -405,16 +421,11 @@ func newFunction(scope constructs.Construct, f function, p Props, code string, e
 		fp.VpcSubnets = p.Subnets
 		fp.SecurityGroups = &[]awsec2.ISecurityGroup{p.SecurityGroup}
 		fp.Layers = &layers
-		// Lambda manages the function's network interfaces with its role; these EC2 actions
-		// have no resource-level scope for this use.
-		role.AddToPrincipalPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
-			Sid: jsii.String("VpcNetworkInterfaces"),
-			Actions: jsii.Strings("ec2:CreateNetworkInterface", "ec2:DescribeNetworkInterfaces", "ec2:DescribeSubnets",
-				"ec2:DeleteNetworkInterface", "ec2:AssignPrivateIpAddresses", "ec2:UnassignPrivateIpAddresses"),
-			Resources: jsii.Strings("*"),
-		}))
 	}
-	return awslambda.NewFunction(scope, jsii.String(f.id), fp)
+	fn := awslambda.NewFunction(scope, jsii.String(f.id), fp)
+	g.grant(fn, f.rights)
+	suppressWildcards(role, f.rights)
+	return fn
 }
 
 // restrictInvoke narrows the permission the rotation schedule gives Secrets Manager to
