@@ -52,12 +52,6 @@ func EvidenceEvents() (sources, detailTypes, statuses, failures []string) {
 		terminalStatuses, rotationFailureEvents
 }
 
-// Environment variables of the evidence function (cmd/evidence).
-const (
-	EnvEvidenceBucket = spec.EnvEvidenceBucket
-	EnvEvidencePrefix = spec.EnvEvidencePrefix
-)
-
 // EvidenceProps configure the evidence store. The zero value creates a bucket with Object
 // Lock in GOVERNANCE mode for 400 days.
 type EvidenceProps struct {
@@ -137,9 +131,9 @@ func (r *Rotation) newEvidence(p Props, code string) *Evidence {
 		ev.Key, ev.AccessLogs, ev.Bucket = newEvidenceBucket(r, e)
 	}
 
-	env := map[string]string{EnvStateMachineARN: *r.StateMachineArn, EnvEvidenceBucket: *ev.Bucket.BucketName()}
+	env := map[string]string{spec.EnvStateMachineARN: *r.StateMachineArn, spec.EnvEvidenceBucket: *ev.Bucket.BucketName()}
 	if e.Prefix != "" {
-		env[EnvEvidencePrefix] = e.Prefix
+		env[spec.EnvEvidencePrefix] = e.Prefix
 	}
 	r.grants.evidenceObjects, r.grants.evidenceKey = ev.Bucket.ArnForObjects(jsii.String(e.Prefix+"*")), ev.Key
 	ev.Function = newFunction(c, lookup(spec.Evidence), r.grants, code, env, nil)
@@ -168,18 +162,18 @@ func (r *Rotation) newEvidence(p Props, code string) *Evidence {
 	// Step Functions sends "Step Functions Execution Status Change" to the default bus for
 	// every Standard execution; the rule keeps this machine's ends.
 	// https://docs.aws.amazon.com/step-functions/latest/dg/eventbridge-integration.html
-	ev.ExecutionRule = awsevents.NewRule(c, jsii.String("EvidenceExecutionRule"), &awsevents.RuleProps{
-		Description: jsii.String("pgrotate: write evidence when a rotation execution ends"),
-		EventPattern: &awsevents.EventPattern{
-			Source:     jsii.Strings(sourceStates),
-			DetailType: jsii.Strings(detailTypeStatusChange),
-			Detail: &map[string]interface{}{
-				"stateMachineArn": []*string{r.StateMachineArn},
-				"status":          terminalStatuses,
-			},
-		},
-		Targets: &[]awsevents.IRuleTarget{target()},
-	})
+	rule := func(id, description, source, detailType string, detail map[string]interface{}) awsevents.Rule {
+		return awsevents.NewRule(c, jsii.String(id), &awsevents.RuleProps{
+			Description:  jsii.String(description),
+			EventPattern: &awsevents.EventPattern{Source: jsii.Strings(source), DetailType: jsii.Strings(detailType), Detail: &detail},
+			Targets:      &[]awsevents.IRuleTarget{target()},
+		})
+	}
+	ev.ExecutionRule = rule("EvidenceExecutionRule", "pgrotate: write evidence when a rotation execution ends",
+		sourceStates, detailTypeStatusChange, map[string]interface{}{
+			"stateMachineArn": []*string{r.StateMachineArn},
+			"status":          terminalStatuses,
+		})
 	// Secrets Manager's rotation failures arrive via CloudTrail (best effort), with the
 	// secret's ARN in additionalEventData.SecretId.
 	// https://docs.aws.amazon.com/eventbridge/latest/ref/events-ref-secretsmanager.html
@@ -187,19 +181,12 @@ func (r *Rotation) newEvidence(p Props, code string) *Evidence {
 	if full := p.AppSecret.SecretFullArn(); full != nil {
 		secretMatch = []interface{}{full}
 	}
-	ev.FailureRule = awsevents.NewRule(c, jsii.String("EvidenceRotationFailureRule"), &awsevents.RuleProps{
-		Description: jsii.String("pgrotate: write evidence when Secrets Manager reports a failed rotation of the app secret"),
-		EventPattern: &awsevents.EventPattern{
-			Source:     jsii.Strings(sourceSecretsManager),
-			DetailType: jsii.Strings(detailTypeServiceEvent),
-			Detail: &map[string]interface{}{
-				"eventSource":         []string{"secretsmanager.amazonaws.com"},
-				"eventName":           rotationFailureEvents,
-				"additionalEventData": map[string]interface{}{"SecretId": secretMatch},
-			},
-		},
-		Targets: &[]awsevents.IRuleTarget{target()},
-	})
+	ev.FailureRule = rule("EvidenceRotationFailureRule", "pgrotate: write evidence when Secrets Manager reports a failed rotation of the app secret",
+		sourceSecretsManager, detailTypeServiceEvent, map[string]interface{}{
+			"eventSource":         []string{"secretsmanager.amazonaws.com"},
+			"eventName":           rotationFailureEvents,
+			"additionalEventData": map[string]interface{}{"SecretId": secretMatch},
+		})
 
 	cdknag.NagSuppressions_AddResourceSuppressions(ev.DeadLetters, &[]*cdknag.NagPackSuppression{
 		suppression("AwsSolutions-SQS3", reasonDeadLetterQueue),

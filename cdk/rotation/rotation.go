@@ -57,16 +57,7 @@ const (
 	RetirePrevious = spec.RetirePrevious
 )
 
-// Environment variables the functions read (see package lambdas/spec).
 const (
-	EnvStateMachineARN      = spec.EnvStateMachineARN
-	EnvServices             = spec.EnvServices
-	EnvPasswordLength       = spec.EnvPasswordLength
-	EnvExcludeCharacters    = spec.EnvExcludeCharacters
-	EnvCABundle             = spec.EnvCABundle
-	EnvConnectTimeout       = spec.EnvConnectTimeout
-	EnvRolloutMaxChecks     = spec.EnvRolloutMaxChecks
-	EnvReplicas             = spec.EnvReplicas
 	lambdaServicePrinc      = "lambda.amazonaws.com"
 	secretsManagerPrincipal = "secretsmanager.amazonaws.com"
 	taskTimeoutSeconds      = 100 // under the state machine's TimeoutSeconds of 120
@@ -105,13 +96,7 @@ var functions = func() []function {
 }()
 
 // FunctionNames returns the names of the state machine's functions, in its order.
-func FunctionNames() []string {
-	names := make([]string, len(functions))
-	for i, f := range functions {
-		names[i] = f.name
-	}
-	return names
-}
+func FunctionNames() []string { return spec.StepNames() }
 
 // Rotation is the deployed rotation of one app secret.
 type Rotation struct {
@@ -194,10 +179,10 @@ func New(scope constructs.Construct, id string, props Props) *Rotation {
 			panic(fmt.Sprintf("rotation %s: %v", id, err))
 		}
 		layers = append(layers, layer)
-		dbEnv[EnvCABundle] = path
+		dbEnv[spec.EnvCABundle] = path
 	}
 	if p.ConnectTimeout != nil {
-		dbEnv[EnvConnectTimeout] = goDuration(p.ConnectTimeout)
+		dbEnv[spec.EnvConnectTimeout] = goDuration(p.ConnectTimeout)
 	}
 	env := functionEnv(stack, p, *r.StateMachineArn)
 	r.grants = newGrants(p, stack, r.StateMachineArn, executionsArn)
@@ -244,21 +229,21 @@ func functionEnv(stack awscdk.Stack, p Props, stateMachineArn string) map[string
 	services := servicesJSON(stack, p)
 	env := map[string]map[string]string{
 		Rotator: {
-			EnvStateMachineARN:   stateMachineArn,
-			EnvServices:          services,
-			EnvPasswordLength:    strconv.Itoa(p.PasswordLength),
-			EnvExcludeCharacters: p.ExcludeCharacters,
+			spec.EnvStateMachineARN:   stateMachineArn,
+			spec.EnvServices:          services,
+			spec.EnvPasswordLength:    strconv.Itoa(p.PasswordLength),
+			spec.EnvExcludeCharacters: p.ExcludeCharacters,
 		},
-		Preflight:    {EnvStateMachineARN: stateMachineArn},
+		Preflight:    {spec.EnvStateMachineARN: stateMachineArn},
 		CheckRollout: {},
 	}
 	if len(p.Replicas) > 0 {
 		replicas, _ := json.Marshal(p.Replicas) // []workflow.Endpoint always encodes
-		env[Preflight][EnvReplicas] = string(replicas)
-		env[CheckReplicas] = map[string]string{EnvReplicas: string(replicas)}
+		env[Preflight][spec.EnvReplicas] = string(replicas)
+		env[CheckReplicas] = map[string]string{spec.EnvReplicas: string(replicas)}
 	}
 	if p.RolloutMaxChecks > 0 {
-		env[CheckRollout][EnvRolloutMaxChecks] = strconv.Itoa(p.RolloutMaxChecks)
+		env[CheckRollout][spec.EnvRolloutMaxChecks] = strconv.Itoa(p.RolloutMaxChecks)
 	}
 	return env
 }

@@ -163,9 +163,14 @@ func Steps() []Function {
 }
 
 // Names returns the names of every function, in the order of Functions.
-func Names() []string {
-	out := make([]string, len(functions))
-	for i, f := range functions {
+func Names() []string { return names(functions) }
+
+// StepNames returns the names of the Steps, in their order.
+func StepNames() []string { return names(Steps()) }
+
+func names(fs []Function) []string {
+	out := make([]string, len(fs))
+	for i, f := range fs {
 		out[i] = f.Name
 	}
 	return out
