@@ -9,6 +9,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
 	"github.com/aws/aws-sdk-go-v2/service/ecs/types"
+
+	"github.com/pgrotate/pgrotate/local/internal/apirec"
 )
 
 // UpdateService updates a service. ForceNewDeployment, or a new TaskDefinition, starts a new
@@ -17,17 +19,20 @@ import (
 // The output shows the service as it was when the deployment started.
 func (e *ECS) UpdateService(ctx context.Context, in *ecs.UpdateServiceInput, _ ...func(*ecs.Options)) (*ecs.UpdateServiceOutput, error) {
 	c := Call{Op: OpUpdateService, Cluster: aws.ToString(in.Cluster), Services: []string{aws.ToString(in.Service)}, ForceNewDeployment: in.ForceNewDeployment}
-	out, r, dctx, err := e.updateService(ctx, in)
-	if err == nil && r != nil {
-		e.controller.Deploy(dctx, r)
+	var r *Rollout
+	var dctx context.Context
+	update := func(ctx context.Context, in *ecs.UpdateServiceInput) (out *ecs.UpdateServiceOutput, err error) {
+		out, r, dctx, err = e.updateService(ctx, in)
+		return out, err
 	}
-	return out, e.finish(c, err)
+	return apirec.Do(ctx, e.api, c, in, update, func(_ *Call, _ *ecs.UpdateServiceOutput, err error) {
+		if err == nil && r != nil {
+			e.controller.Deploy(dctx, r)
+		}
+	})
 }
 
 func (e *ECS) updateService(ctx context.Context, in *ecs.UpdateServiceInput) (*ecs.UpdateServiceOutput, *Rollout, context.Context, error) {
-	if err := e.begin(ctx, OpUpdateService); err != nil {
-		return nil, nil, nil, err
-	}
 	if aws.ToString(in.Service) == "" {
 		return nil, nil, nil, &types.InvalidParameterException{Message: aws.String("Service must be specified.")}
 	}
@@ -86,14 +91,10 @@ func (e *ECS) startDeployment(svc *service) (*Rollout, context.Context) {
 // services are reported in Failures with reason MISSING; deleted ones have status INACTIVE.
 func (e *ECS) DescribeServices(ctx context.Context, in *ecs.DescribeServicesInput, _ ...func(*ecs.Options)) (*ecs.DescribeServicesOutput, error) {
 	c := Call{Op: OpDescribeServices, Cluster: aws.ToString(in.Cluster), Services: append([]string(nil), in.Services...)}
-	out, err := e.describeServices(ctx, in)
-	return out, e.finish(c, err)
+	return apirec.Do(ctx, e.api, c, in, e.describeServices, nil)
 }
 
 func (e *ECS) describeServices(ctx context.Context, in *ecs.DescribeServicesInput) (*ecs.DescribeServicesOutput, error) {
-	if err := e.begin(ctx, OpDescribeServices); err != nil {
-		return nil, err
-	}
 	if len(in.Services) == 0 || len(in.Services) > 10 {
 		return nil, &types.InvalidParameterException{Message: aws.String("Services must name 1 to 10 services.")}
 	}
@@ -172,14 +173,10 @@ func (e *ECS) ListTasks(ctx context.Context, in *ecs.ListTasksInput, _ ...func(*
 	if in.ServiceName != nil {
 		c.Services = []string{*in.ServiceName}
 	}
-	out, err := e.listTasks(ctx, in)
-	return out, e.finish(c, err)
+	return apirec.Do(ctx, e.api, c, in, e.listTasks, nil)
 }
 
 func (e *ECS) listTasks(ctx context.Context, in *ecs.ListTasksInput) (*ecs.ListTasksOutput, error) {
-	if err := e.begin(ctx, OpListTasks); err != nil {
-		return nil, err
-	}
 	limit, start, want, err := checkListTasks(in)
 	if err != nil {
 		return nil, err
@@ -250,14 +247,10 @@ func (t *task) listed(cluster, service, desired string, startedBy *string) bool 
 // reported in Failures with reason MISSING.
 func (e *ECS) DescribeTasks(ctx context.Context, in *ecs.DescribeTasksInput, _ ...func(*ecs.Options)) (*ecs.DescribeTasksOutput, error) {
 	c := Call{Op: OpDescribeTasks, Cluster: aws.ToString(in.Cluster), Tasks: len(in.Tasks)}
-	out, err := e.describeTasks(ctx, in)
-	return out, e.finish(c, err)
+	return apirec.Do(ctx, e.api, c, in, e.describeTasks, nil)
 }
 
 func (e *ECS) describeTasks(ctx context.Context, in *ecs.DescribeTasksInput) (*ecs.DescribeTasksOutput, error) {
-	if err := e.begin(ctx, OpDescribeTasks); err != nil {
-		return nil, err
-	}
 	if len(in.Tasks) == 0 || len(in.Tasks) > 100 {
 		return nil, &types.InvalidParameterException{Message: aws.String(fmt.Sprintf("Tasks must name 1 to 100 tasks (%d given).", len(in.Tasks)))}
 	}

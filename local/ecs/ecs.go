@@ -27,7 +27,6 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ecs/types"
-	"github.com/aws/smithy-go"
 
 	"github.com/pgrotate/pgrotate/local/internal/apirec"
 )
@@ -80,6 +79,7 @@ type ECS struct {
 	tasks     map[string]*task               // by ARN
 	taskOrder []string                       // ARNs in launch order
 	rec       *apirec.Recorder[Call]
+	api       apirec.API[Call]
 }
 
 // Option configures an ECS.
@@ -109,6 +109,8 @@ func New(opts ...Option) *ECS {
 	for _, o := range opts {
 		o(e)
 	}
+	// Each operation runs in apirec.Do, without e.mu held.
+	e.api = apirec.API[Call]{Rec: e.rec, Service: serviceID, SetErr: func(c *Call, err error) { c.Err = err }}
 	if e.controller == nil {
 		e.controller = Auto{}
 	}
@@ -438,28 +440,7 @@ func (e *ECS) CallsOf(op string) []Call { return e.rec.CallsOf(op) }
 // Intercept runs fn once, before the next call of op and without the lock held (fn may use
 // the ECS). If fn returns an error, the call returns it, wrapped as the SDK wraps errors,
 // and changes nothing.
-func (e *ECS) Intercept(op string, fn func() error) {
-	e.rec.Intercept(op, fn)
-}
+func (e *ECS) Intercept(op string, fn func() error) { e.rec.Intercept(op, fn) }
 
 // FailNext makes the next call of op fail with err.
-func (e *ECS) FailNext(op string, err error) {
-	e.Intercept(op, func() error { return err })
-}
-
-// begin runs the pending interceptor of op, if any, then fails if ctx is done.
-func (e *ECS) begin(ctx context.Context, op string) error {
-	if err := e.rec.Begin(op); err != nil {
-		return err
-	}
-	return ctx.Err()
-}
-
-func (e *ECS) finish(c Call, err error) error {
-	if err != nil {
-		err = &smithy.OperationError{ServiceID: serviceID, OperationName: c.Op, Err: err}
-	}
-	c.Err = err
-	e.rec.Record(c)
-	return err
-}
+func (e *ECS) FailNext(op string, err error) { e.rec.FailNext(op, err) }

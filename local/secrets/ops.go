@@ -11,24 +11,23 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
+
+	"github.com/pgrotate/pgrotate/local/internal/apirec"
 )
 
 // CreateSecret creates a secret. With a SecretString or SecretBinary it also creates the
 // first version, labelled AWSCURRENT, whose id is ClientRequestToken (or a new UUID).
 func (s *Store) CreateSecret(ctx context.Context, in *secretsmanager.CreateSecretInput, _ ...func(*secretsmanager.Options)) (*secretsmanager.CreateSecretOutput, error) {
 	c := Call{Op: OpCreateSecret, SecretID: aws.ToString(in.Name), VersionID: aws.ToString(in.ClientRequestToken)}
-	out, err := s.createSecret(ctx, in)
-	if out != nil && out.VersionId != nil {
-		c.VersionID = *out.VersionId
-		c.Stages = []string{StageCurrent}
-	}
-	return out, s.finish(c, err)
+	return apirec.Do(ctx, s.api, c, in, s.createSecret, func(c *Call, out *secretsmanager.CreateSecretOutput, _ error) {
+		if out != nil && out.VersionId != nil {
+			c.VersionID = *out.VersionId
+			c.Stages = []string{StageCurrent}
+		}
+	})
 }
 
 func (s *Store) createSecret(ctx context.Context, in *secretsmanager.CreateSecretInput) (*secretsmanager.CreateSecretOutput, error) {
-	if err := s.begin(ctx, OpCreateSecret); err != nil {
-		return nil, err
-	}
 	name := aws.ToString(in.Name)
 	if err := validateName(name); err != nil {
 		return nil, err
@@ -78,17 +77,14 @@ func (s *Store) GetSecretValue(ctx context.Context, in *secretsmanager.GetSecret
 	if in.VersionStage != nil {
 		c.Stages = []string{*in.VersionStage}
 	}
-	out, err := s.getSecretValue(ctx, in)
-	if out != nil && c.VersionID == "" {
-		c.VersionID = aws.ToString(out.VersionId)
-	}
-	return out, s.finish(c, err)
+	return apirec.Do(ctx, s.api, c, in, s.getSecretValue, func(c *Call, out *secretsmanager.GetSecretValueOutput, _ error) {
+		if out != nil && c.VersionID == "" {
+			c.VersionID = aws.ToString(out.VersionId)
+		}
+	})
 }
 
 func (s *Store) getSecretValue(ctx context.Context, in *secretsmanager.GetSecretValueInput) (*secretsmanager.GetSecretValueOutput, error) {
-	if err := s.begin(ctx, OpGetSecretValue); err != nil {
-		return nil, err
-	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	sec, err := s.lookup(aws.ToString(in.SecretId))
@@ -137,17 +133,14 @@ func (s *Store) PutSecretValue(ctx context.Context, in *secretsmanager.PutSecret
 		Op: OpPutSecretValue, SecretID: aws.ToString(in.SecretId), VersionID: aws.ToString(in.ClientRequestToken),
 		Stages: slices.Clone(in.VersionStages), RotationToken: in.RotationToken != nil,
 	}
-	out, err := s.putSecretValue(ctx, in)
-	if out != nil && c.VersionID == "" {
-		c.VersionID = aws.ToString(out.VersionId)
-	}
-	return out, s.finish(c, err)
+	return apirec.Do(ctx, s.api, c, in, s.putSecretValue, func(c *Call, out *secretsmanager.PutSecretValueOutput, _ error) {
+		if out != nil && c.VersionID == "" {
+			c.VersionID = aws.ToString(out.VersionId)
+		}
+	})
 }
 
 func (s *Store) putSecretValue(ctx context.Context, in *secretsmanager.PutSecretValueInput) (*secretsmanager.PutSecretValueOutput, error) {
-	if err := s.begin(ctx, OpPutSecretValue); err != nil {
-		return nil, err
-	}
 	token, stages, err := checkPut(in)
 	if err != nil {
 		return nil, err
@@ -222,14 +215,10 @@ func checkPut(in *secretsmanager.PutSecretValueInput) (token string, stages []st
 // versions, which carry no label, are left out).
 func (s *Store) DescribeSecret(ctx context.Context, in *secretsmanager.DescribeSecretInput, _ ...func(*secretsmanager.Options)) (*secretsmanager.DescribeSecretOutput, error) {
 	c := Call{Op: OpDescribeSecret, SecretID: aws.ToString(in.SecretId)}
-	out, err := s.describeSecret(ctx, in)
-	return out, s.finish(c, err)
+	return apirec.Do(ctx, s.api, c, in, s.describeSecret, nil)
 }
 
 func (s *Store) describeSecret(ctx context.Context, in *secretsmanager.DescribeSecretInput) (*secretsmanager.DescribeSecretOutput, error) {
-	if err := s.begin(ctx, OpDescribeSecret); err != nil {
-		return nil, err
-	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	sec, err := s.lookup(aws.ToString(in.SecretId))
@@ -274,14 +263,10 @@ func (s *Store) UpdateSecretVersionStage(ctx context.Context, in *secretsmanager
 	if in.VersionStage != nil {
 		c.Stages = []string{*in.VersionStage}
 	}
-	out, err := s.updateSecretVersionStage(ctx, in)
-	return out, s.finish(c, err)
+	return apirec.Do(ctx, s.api, c, in, s.updateSecretVersionStage, nil)
 }
 
 func (s *Store) updateSecretVersionStage(ctx context.Context, in *secretsmanager.UpdateSecretVersionStageInput) (*secretsmanager.UpdateSecretVersionStageOutput, error) {
-	if err := s.begin(ctx, OpUpdateSecretVersionStage); err != nil {
-		return nil, err
-	}
 	stage, to, from, err := checkStageMove(in)
 	if err != nil {
 		return nil, err
@@ -363,14 +348,10 @@ func (sec *secret) labelledVersion(id, stage string) (*version, error) {
 // with IncludeDeprecated. It pages with MaxResults (default 100) and NextToken.
 func (s *Store) ListSecretVersionIds(ctx context.Context, in *secretsmanager.ListSecretVersionIdsInput, _ ...func(*secretsmanager.Options)) (*secretsmanager.ListSecretVersionIdsOutput, error) {
 	c := Call{Op: OpListSecretVersionIds, SecretID: aws.ToString(in.SecretId)}
-	out, err := s.listSecretVersionIds(ctx, in)
-	return out, s.finish(c, err)
+	return apirec.Do(ctx, s.api, c, in, s.listSecretVersionIds, nil)
 }
 
 func (s *Store) listSecretVersionIds(ctx context.Context, in *secretsmanager.ListSecretVersionIdsInput) (*secretsmanager.ListSecretVersionIdsOutput, error) {
-	if err := s.begin(ctx, OpListSecretVersionIds); err != nil {
-		return nil, err
-	}
 	limit := 100
 	if in.MaxResults != nil {
 		if *in.MaxResults < 1 || *in.MaxResults > 100 {

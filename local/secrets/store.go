@@ -30,7 +30,6 @@
 package localsecrets
 
 import (
-	"context"
 	"crypto/rand"
 	"fmt"
 	"log/slog"
@@ -41,7 +40,6 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
-	"github.com/aws/smithy-go"
 
 	"github.com/pgrotate/pgrotate/local/internal/apirec"
 )
@@ -80,6 +78,7 @@ type Store struct {
 	mu        sync.Mutex
 	secrets   map[string]*secret // by name
 	rec       *apirec.Recorder[Call]
+	api       apirec.API[Call]
 	functions map[string]RotationFunction // rotation Lambdas by ARN
 	rotating  sync.WaitGroup              // rotations started by RotateSecret
 }
@@ -104,6 +103,8 @@ func New(opts ...Option) *Store {
 	for _, o := range opts {
 		o(s)
 	}
+	// Each operation runs in apirec.Do, without s.mu held.
+	s.api = apirec.API[Call]{Rec: s.rec, Service: serviceID, SetErr: func(c *Call, err error) { c.Err = err }}
 	return s
 }
 
@@ -252,34 +253,11 @@ func (s *Store) CallsOf(op string) []Call { return s.rec.CallsOf(op) }
 // fn may use the store, for example to simulate a concurrent writer). If fn returns an
 // error, the call returns it, wrapped as the SDK wraps errors, and changes nothing.
 // Interceptors for one operation run in the order they were added, one per call.
-func (s *Store) Intercept(op string, fn func() error) {
-	s.rec.Intercept(op, fn)
-}
+func (s *Store) Intercept(op string, fn func() error) { s.rec.Intercept(op, fn) }
 
 // FailNext makes the next call of op fail with err (for example a
 // *types.InternalServiceError or a *types.ResourceNotFoundException).
-func (s *Store) FailNext(op string, err error) {
-	s.Intercept(op, func() error { return err })
-}
-
-// begin runs the pending interceptor of op, if any, then fails if ctx is done.
-func (s *Store) begin(ctx context.Context, op string) error {
-	if err := s.rec.Begin(op); err != nil {
-		return err
-	}
-	return ctx.Err()
-}
-
-// finish records c with err and returns err wrapped as the SDK would. The caller does not
-// hold s.mu.
-func (s *Store) finish(c Call, err error) error {
-	if err != nil {
-		err = &smithy.OperationError{ServiceID: serviceID, OperationName: c.Op, Err: err}
-	}
-	c.Err = err
-	s.rec.Record(c)
-	return err
-}
+func (s *Store) FailNext(op string, err error) { s.rec.FailNext(op, err) }
 
 // SetRotation records the rotation configuration DescribeSecret reports (RotationEnabled,
 // RotationLambdaARN). The store never rotates by itself.

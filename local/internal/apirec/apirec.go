@@ -4,7 +4,12 @@
 // concurrent writer).
 package apirec
 
-import "sync"
+import (
+	"context"
+	"sync"
+
+	"github.com/aws/smithy-go"
+)
 
 // Recorder records calls of type C and queues interceptors. The zero value is not usable:
 // call New.
@@ -73,4 +78,43 @@ func (r *Recorder[C]) Begin(op string) error {
 		return nil
 	}
 	return fn()
+}
+
+// FailNext makes the next call of op fail with err.
+func (r *Recorder[C]) FailNext(op string, err error) {
+	r.Intercept(op, func() error { return err })
+}
+
+// API is what Do needs of a fake API beyond its Recorder: its SDK service id and how a call
+// keeps the error it returned.
+type API[C any] struct {
+	Rec     *Recorder[C]
+	Service string              // the SDK's ServiceID, as in its OperationError
+	SetErr  func(c *C, e error) // stores the returned error in the call
+}
+
+// Do runs one call c of a fake API as the SDK client sees it: the operation's pending
+// interceptor, then ctx, then run. done (if not nil) completes c from run's output and
+// error, still before c is recorded. The error is returned (and recorded) wrapped as the
+// SDK wraps an operation's errors.
+func Do[C, In, Out any](ctx context.Context, api API[C], c C, in In, run func(context.Context, In) (*Out, error),
+	done func(c *C, out *Out, err error)) (*Out, error) {
+	out, err := func() (*Out, error) {
+		if err := api.Rec.Begin(api.Rec.op(c)); err != nil {
+			return nil, err
+		}
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		return run(ctx, in)
+	}()
+	if done != nil {
+		done(&c, out, err)
+	}
+	if err != nil {
+		err = &smithy.OperationError{ServiceID: api.Service, OperationName: api.Rec.op(c), Err: err}
+	}
+	api.SetErr(&c, err)
+	api.Rec.Record(c)
+	return out, err
 }
