@@ -98,23 +98,19 @@ func (e *ECS) describeServices(ctx context.Context, in *ecs.DescribeServicesInpu
 	if len(in.Services) == 0 || len(in.Services) > 10 {
 		return nil, &types.InvalidParameterException{Message: aws.String("Services must name 1 to 10 services.")}
 	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	cluster, svcs, err := e.resolveCluster(aws.ToString(in.Cluster))
-	if err != nil {
-		return nil, err
-	}
-	out := &ecs.DescribeServicesOutput{}
-	for _, ref := range in.Services {
-		name := serviceName(cluster, ref)
-		svc, ok := svcs[name]
-		if !ok {
-			out.Failures = append(out.Failures, types.Failure{Arn: aws.String(ServiceARN(cluster, name)), Reason: aws.String("MISSING")})
-			continue
+	return withCluster(e, in.Cluster, func(cluster string, svcs map[string]*service) (*ecs.DescribeServicesOutput, error) {
+		out := &ecs.DescribeServicesOutput{}
+		for _, ref := range in.Services {
+			name := serviceName(cluster, ref)
+			svc, ok := svcs[name]
+			if !ok {
+				out.Failures = append(out.Failures, types.Failure{Arn: aws.String(ServiceARN(cluster, name)), Reason: aws.String("MISSING")})
+				continue
+			}
+			out.Services = append(out.Services, *e.describe(svc))
 		}
-		out.Services = append(out.Services, *e.describe(svc))
-	}
-	return out, nil
+		return out, nil
+	})
 }
 
 // describe renders svc as the SDK type. The caller holds e.mu.
@@ -181,35 +177,30 @@ func (e *ECS) listTasks(ctx context.Context, in *ecs.ListTasksInput) (*ecs.ListT
 	if err != nil {
 		return nil, err
 	}
-
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	cluster, svcs, err := e.resolveCluster(aws.ToString(in.Cluster))
-	if err != nil {
-		return nil, err
-	}
-	var name string
-	if in.ServiceName != nil {
-		name = serviceName(cluster, *in.ServiceName)
-		if _, ok := svcs[name]; !ok {
-			return nil, &types.ServiceNotFoundException{Message: aws.String("Service not found.")}
+	return withCluster(e, in.Cluster, func(cluster string, svcs map[string]*service) (*ecs.ListTasksOutput, error) {
+		var name string
+		if in.ServiceName != nil {
+			name = serviceName(cluster, *in.ServiceName)
+			if _, ok := svcs[name]; !ok {
+				return nil, &types.ServiceNotFoundException{Message: aws.String("Service not found.")}
+			}
 		}
-	}
-	var all []string
-	for _, arn := range e.taskOrder {
-		if e.tasks[arn].listed(cluster, name, want, in.StartedBy) {
-			all = append(all, arn)
+		var all []string
+		for _, arn := range e.taskOrder {
+			if e.tasks[arn].listed(cluster, name, want, in.StartedBy) {
+				all = append(all, arn)
+			}
 		}
-	}
-	if start > len(all) {
-		return nil, &types.InvalidParameterException{Message: aws.String("Invalid NextToken.")}
-	}
-	end := min(start+limit, len(all))
-	out := &ecs.ListTasksOutput{TaskArns: all[start:end]}
-	if end < len(all) {
-		out.NextToken = aws.String(strconv.Itoa(end))
-	}
-	return out, nil
+		if start > len(all) {
+			return nil, &types.InvalidParameterException{Message: aws.String("Invalid NextToken.")}
+		}
+		end := min(start+limit, len(all))
+		out := &ecs.ListTasksOutput{TaskArns: all[start:end]}
+		if end < len(all) {
+			out.NextToken = aws.String(strconv.Itoa(end))
+		}
+		return out, nil
+	})
 }
 
 // checkListTasks checks ListTasks' parameters and returns the page size, the index the page
@@ -254,40 +245,36 @@ func (e *ECS) describeTasks(ctx context.Context, in *ecs.DescribeTasksInput) (*e
 	if len(in.Tasks) == 0 || len(in.Tasks) > 100 {
 		return nil, &types.InvalidParameterException{Message: aws.String(fmt.Sprintf("Tasks must name 1 to 100 tasks (%d given).", len(in.Tasks)))}
 	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	cluster, _, err := e.resolveCluster(aws.ToString(in.Cluster))
-	if err != nil {
-		return nil, err
-	}
-	out := &ecs.DescribeTasksOutput{}
-	for _, ref := range in.Tasks {
-		arn := ref
-		if _, ok := e.tasks[arn]; !ok {
-			arn = fmt.Sprintf("arn:aws:ecs:%s:%s:task/%s/%s", Region, Account, cluster, ref)
+	return withCluster(e, in.Cluster, func(cluster string, _ map[string]*service) (*ecs.DescribeTasksOutput, error) {
+		out := &ecs.DescribeTasksOutput{}
+		for _, ref := range in.Tasks {
+			arn := ref
+			if _, ok := e.tasks[arn]; !ok {
+				arn = fmt.Sprintf("arn:aws:ecs:%s:%s:task/%s/%s", Region, Account, cluster, ref)
+			}
+			t, ok := e.tasks[arn]
+			if !ok || t.cluster != cluster {
+				out.Failures = append(out.Failures, types.Failure{Arn: aws.String(ref), Reason: aws.String("MISSING")})
+				continue
+			}
+			out.Tasks = append(out.Tasks, types.Task{
+				TaskArn:           aws.String(t.arn),
+				ClusterArn:        aws.String(clusterARN(t.cluster)),
+				TaskDefinitionArn: aws.String(t.taskDef),
+				Group:             aws.String("service:" + t.service),
+				StartedBy:         aws.String(t.deploymentID),
+				LastStatus:        aws.String(t.last),
+				DesiredStatus:     aws.String(t.desired),
+				CreatedAt:         aws.Time(t.created),
+				StartedAt:         timePtr(t.started),
+				StoppingAt:        timePtr(t.stopping),
+				StoppedAt:         timePtr(t.stopped),
+				StoppedReason:     optString(t.stoppedReason),
+				LaunchType:        types.LaunchTypeFargate,
+			})
 		}
-		t, ok := e.tasks[arn]
-		if !ok || t.cluster != cluster {
-			out.Failures = append(out.Failures, types.Failure{Arn: aws.String(ref), Reason: aws.String("MISSING")})
-			continue
-		}
-		out.Tasks = append(out.Tasks, types.Task{
-			TaskArn:           aws.String(t.arn),
-			ClusterArn:        aws.String(clusterARN(t.cluster)),
-			TaskDefinitionArn: aws.String(t.taskDef),
-			Group:             aws.String("service:" + t.service),
-			StartedBy:         aws.String(t.deploymentID),
-			LastStatus:        aws.String(t.last),
-			DesiredStatus:     aws.String(t.desired),
-			CreatedAt:         aws.Time(t.created),
-			StartedAt:         timePtr(t.started),
-			StoppingAt:        timePtr(t.stopping),
-			StoppedAt:         timePtr(t.stopped),
-			StoppedReason:     optString(t.stoppedReason),
-			LaunchType:        types.LaunchTypeFargate,
-		})
-	}
-	return out, nil
+		return out, nil
+	})
 }
 
 func timePtr(t *time.Time) *time.Time {
@@ -303,4 +290,16 @@ func optString(s string) *string {
 		return nil
 	}
 	return &s
+}
+
+// withCluster runs f on the cluster name names (the default cluster for nil or "") and its
+// services, with e locked.
+func withCluster[Out any](e *ECS, name *string, f func(cluster string, svcs map[string]*service) (*Out, error)) (*Out, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	cluster, svcs, err := e.resolveCluster(aws.ToString(name))
+	if err != nil {
+		return nil, err
+	}
+	return f(cluster, svcs)
 }
