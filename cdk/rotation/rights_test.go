@@ -47,17 +47,12 @@ func rightActions(withKey bool) map[spec.Right][]string {
 func TestRolesHoldExactlyTheirRights(t *testing.T) {
 	base := []string{"logs:CreateLogStream", "logs:PutLogEvents", "xray:PutTraceSegments", "xray:PutTelemetryRecords"}
 	extra := map[string][]string{spec.Evidence: {"sqs:SendMessage", "sqs:GetQueueAttributes", "sqs:GetQueueUrl"}}
-	for _, tc := range []struct {
-		name    string
-		withKey bool
-	}{{"customer managed key", true}, {"AWS managed key", false}} {
-		t.Run(tc.name, func(t *testing.T) {
+	for _, withKey := range []bool{true, false} {
+		t.Run(map[bool]string{true: "customer managed key", false: "AWS managed key"}[withKey], func(t *testing.T) {
 			stack, r := newStack(t, func(p *rotation.Props) {
 				p.Bootstrap = true
-				if !tc.withKey {
-					p.EncryptionKey = nil
-					p.AppSecret = secretFromArn(p, "App2", appSecretArn)
-					p.AdminSecret = secretFromArn(p, "Admin2", adminSecretArn)
+				if !withKey {
+					awsManagedKey(p)
 				}
 			})
 			fns := map[string]awslambda.Function{spec.Bootstrap: r.Bootstrap.Function, spec.Evidence: r.Evidence.Function}
@@ -68,7 +63,7 @@ func TestRolesHoldExactlyTheirRights(t *testing.T) {
 			for _, s := range cdktest.Statements(cdktest.Template(t, stack)) {
 				got[s.Role] = append(got[s.Role], s.Actions...)
 			}
-			actions := rightActions(tc.withKey)
+			actions := rightActions(withKey)
 			for _, f := range spec.Functions() {
 				fn, ok := fns[f.Name]
 				if !ok {
@@ -92,6 +87,13 @@ func TestRolesHoldExactlyTheirRights(t *testing.T) {
 			}
 		})
 	}
+}
+
+// awsManagedKey makes the secrets encrypted with the AWS managed key: no key in the props.
+func awsManagedKey(p *rotation.Props) {
+	p.EncryptionKey = nil
+	p.AppSecret = secretFromArn(p, "App2", appSecretArn)
+	p.AdminSecret = secretFromArn(p, "Admin2", adminSecretArn)
 }
 
 func set(s []string) []string {
