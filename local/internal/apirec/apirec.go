@@ -1,7 +1,7 @@
 // Package apirec is what the local AWS models (local/secrets, local/ecs) share to stand in
 // for an API in tests: a record of the calls made, oldest first, and per-operation
 // interceptors that run before the next call of an operation (to fail it, or to act as a
-// concurrent writer).
+// concurrent writer); Do frames each call as the SDK client sees it.
 package apirec
 
 import (
