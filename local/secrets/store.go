@@ -73,11 +73,14 @@ const serviceID = "Secrets Manager"
 // Store is an in-process Secrets Manager. The zero value is not usable; call New. A Store
 // is safe for concurrent use.
 type Store struct {
+	// Log gives the calls made (Calls, CallsOf; never a secret value or a RotationToken) and
+	// queues interceptors (Intercept, FailNext: for example a *types.InternalServiceError).
+	apirec.Log[Call]
+
 	now func() time.Time
 
 	mu        sync.Mutex
 	secrets   map[string]*secret // by name
-	rec       *apirec.Recorder[Call]
 	api       apirec.API[Call]
 	functions map[string]RotationFunction // rotation Lambdas by ARN
 	rotating  sync.WaitGroup              // rotations started by RotateSecret
@@ -97,14 +100,15 @@ func New(opts ...Option) *Store {
 	s := &Store{
 		now:     time.Now,
 		secrets: make(map[string]*secret),
-		rec: apirec.New(func(c Call) string { return c.Op },
-			func(c Call) Call { c.Stages = append([]string(nil), c.Stages...); return c }),
 	}
 	for _, o := range opts {
 		o(s)
 	}
 	// Each operation runs in apirec.Do, without s.mu held.
-	s.api = apirec.API[Call]{Rec: s.rec, Service: serviceID, SetErr: func(c *Call, err error) { c.Err = err }}
+	rec := apirec.New(func(c Call) string { return c.Op },
+		func(c Call) Call { c.Stages = append([]string(nil), c.Stages...); return c })
+	s.Log = rec.Log()
+	s.api = apirec.API[Call]{Rec: rec, Service: serviceID, SetErr: func(c *Call, err error) { c.Err = err }}
 	return s
 }
 
@@ -242,22 +246,6 @@ type Call struct {
 	// Err is what the call returned.
 	Err error
 }
-
-// Calls returns the operations made so far, oldest first.
-func (s *Store) Calls() []Call { return s.rec.Calls() }
-
-// CallsOf returns the recorded calls of one operation, oldest first.
-func (s *Store) CallsOf(op string) []Call { return s.rec.CallsOf(op) }
-
-// Intercept runs fn once, before the next call of op and without the store's lock held (so
-// fn may use the store, for example to simulate a concurrent writer). If fn returns an
-// error, the call returns it, wrapped as the SDK wraps errors, and changes nothing.
-// Interceptors for one operation run in the order they were added, one per call.
-func (s *Store) Intercept(op string, fn func() error) { s.rec.Intercept(op, fn) }
-
-// FailNext makes the next call of op fail with err (for example a
-// *types.InternalServiceError or a *types.ResourceNotFoundException).
-func (s *Store) FailNext(op string, err error) { s.rec.FailNext(op, err) }
 
 // SetRotation records the rotation configuration DescribeSecret reports (RotationEnabled,
 // RotationLambdaARN). The store never rotates by itself.

@@ -85,6 +85,28 @@ func (r *Recorder[C]) FailNext(op string, err error) {
 	r.Intercept(op, func() error { return err })
 }
 
+// Log is what a fake API shows its tests of its Recorder; the fake embeds it to have Calls,
+// CallsOf, Intercept and FailNext. An interceptor runs without the fake's lock held, so it
+// may use the fake (for example to act as a concurrent writer); its error is the call's,
+// wrapped as the SDK wraps errors, and the call changes nothing.
+type Log[C any] struct{ rec *Recorder[C] }
+
+// Log returns r's Log.
+func (r *Recorder[C]) Log() Log[C] { return Log[C]{rec: r} }
+
+// Calls returns copies of the calls made so far, oldest first.
+func (l Log[C]) Calls() []C { return l.rec.Calls() }
+
+// CallsOf returns the calls of op, oldest first.
+func (l Log[C]) CallsOf(op string) []C { return l.rec.CallsOf(op) }
+
+// Intercept runs fn once, before the next call of op. Interceptors of one operation run in
+// the order they were added, one per call.
+func (l Log[C]) Intercept(op string, fn func() error) { l.rec.Intercept(op, fn) }
+
+// FailNext makes the next call of op fail with err.
+func (l Log[C]) FailNext(op string, err error) { l.rec.FailNext(op, err) }
+
 // API is what Do needs of a fake API beyond its Recorder: its SDK service id and how a call
 // keeps the error it returned.
 type API[C any] struct {
