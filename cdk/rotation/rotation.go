@@ -57,6 +57,9 @@ const (
 	RetirePrevious = spec.RetirePrevious
 )
 
+// EnvReplicas is where the replicas are given (package lambdas/spec names every variable).
+const EnvReplicas = spec.EnvReplicas
+
 const (
 	lambdaServicePrinc      = "lambda.amazonaws.com"
 	secretsManagerPrincipal = "secretsmanager.amazonaws.com"
@@ -239,8 +242,8 @@ func functionEnv(stack awscdk.Stack, p Props, stateMachineArn string) map[string
 	}
 	if len(p.Replicas) > 0 {
 		replicas, _ := json.Marshal(p.Replicas) // []workflow.Endpoint always encodes
-		env[Preflight][spec.EnvReplicas] = string(replicas)
-		env[CheckReplicas] = map[string]string{spec.EnvReplicas: string(replicas)}
+		env[Preflight][EnvReplicas] = string(replicas)
+		env[CheckReplicas] = map[string]string{EnvReplicas: string(replicas)}
 	}
 	if p.RolloutMaxChecks > 0 {
 		env[CheckRollout][spec.EnvRolloutMaxChecks] = strconv.Itoa(p.RolloutMaxChecks)

@@ -561,7 +561,7 @@ func TestFunctions(t *testing.T) {
 			want[spec.EnvConnectTimeout] = "7000ms"
 		}
 		if name == rotation.Preflight || name == rotation.CheckReplicas {
-			want[spec.EnvReplicas] = `[{"host":"replica-1.example.eu-west-1.rds.amazonaws.com","port":5432}]`
+			want[rotation.EnvReplicas] = `[{"host":"replica-1.example.eu-west-1.rds.amazonaws.com","port":5432}]`
 		}
 		if name == rotation.Rotator || name == rotation.Preflight {
 			if _, ok := env[spec.EnvStateMachineARN]; !ok {
