@@ -124,11 +124,7 @@ func parseSecret[S interface{ Validate() error }](which string, data []byte, rea
 }
 
 func readAdmin(data []byte) (AdminSecret, *badField) {
-	m, bad := readObject(data, adminKeys, "")
-	if bad != nil {
-		return AdminSecret{}, bad
-	}
-	c, bad := readCommon(m)
+	_, c, bad := readSecret(data, adminKeys)
 	if bad != nil {
 		return AdminSecret{}, bad
 	}
@@ -138,11 +134,7 @@ func readAdmin(data []byte) (AdminSecret, *badField) {
 }
 
 func readApp(data []byte) (AppSecret, *badField) {
-	m, bad := readObject(data, appKeys, "")
-	if bad != nil {
-		return AppSecret{}, bad
-	}
-	c, bad := readCommon(m)
+	m, c, bad := readSecret(data, appKeys)
 	if bad != nil {
 		return AppSecret{}, bad
 	}
@@ -343,6 +335,17 @@ type common struct {
 	instance, cluster                       string
 	ssl                                     json.RawMessage
 	form                                    secretForm
+}
+
+// readSecret reads a secret's object, which may hold only keys, and the fields both secrets
+// share.
+func readSecret(data []byte, keys []string) (map[string]json.RawMessage, common, *badField) {
+	m, bad := readObject(data, keys, "")
+	if bad != nil {
+		return nil, common{}, bad
+	}
+	c, bad := readCommon(m)
+	return m, c, bad
 }
 
 // readCommon reads the fields both secrets share from m, applying the templates' defaults.

@@ -105,26 +105,20 @@ func (r *Rotation) newAlarms(p Props) {
 	// statement, scoped to this account and the publishing resources (confused deputy).
 	// https://docs.aws.amazon.com/sns/latest/dg/sns-access-policy-use-cases.html
 	// https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-use-resource-based.html#eb-sns-permissions
-	r.Topic.AddToResourcePolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
-		Sid:        jsii.String("AllowCloudWatchAlarms"),
-		Principals: &[]awsiam.IPrincipal{awsiam.NewServicePrincipal(jsii.String(cloudWatchPrincipal), nil)},
-		Actions:    jsii.Strings("sns:Publish"),
-		Resources:  &topicArn,
-		Conditions: &map[string]interface{}{
-			"StringEquals": map[string]interface{}{"aws:SourceAccount": account},
-			"ArnEquals":    map[string]interface{}{"aws:SourceArn": []*string{r.Alarm.AlarmArn(), r.FunctionErrorsAlarm.AlarmArn()}},
-		},
-	}))
-	r.Topic.AddToResourcePolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
-		Sid:        jsii.String("AllowRotationFailedEvents"),
-		Principals: &[]awsiam.IPrincipal{awsiam.NewServicePrincipal(jsii.String(eventBridgePrincipal), nil)},
-		Actions:    jsii.Strings("sns:Publish"),
-		Resources:  &topicArn,
-		Conditions: &map[string]interface{}{
-			"StringEquals": map[string]interface{}{"aws:SourceAccount": account},
-			"ArnEquals":    map[string]interface{}{"aws:SourceArn": r.RotationFailedRule.AttrArn()},
-		},
-	}))
+	allow := func(sid, principal string, sources interface{}) {
+		r.Topic.AddToResourcePolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+			Sid:        jsii.String(sid),
+			Principals: &[]awsiam.IPrincipal{awsiam.NewServicePrincipal(jsii.String(principal), nil)},
+			Actions:    jsii.Strings("sns:Publish"),
+			Resources:  &topicArn,
+			Conditions: &map[string]interface{}{
+				"StringEquals": map[string]interface{}{"aws:SourceAccount": account},
+				"ArnEquals":    map[string]interface{}{"aws:SourceArn": sources},
+			},
+		}))
+	}
+	allow("AllowCloudWatchAlarms", cloudWatchPrincipal, []*string{r.Alarm.AlarmArn(), r.FunctionErrorsAlarm.AlarmArn()})
+	allow("AllowRotationFailedEvents", eventBridgePrincipal, r.RotationFailedRule.AttrArn())
 }
 
 // newRotationFailedRule forwards Secrets Manager's RotationFailed events of the app secret

@@ -4,7 +4,6 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awslambda"
 	"github.com/aws/jsii-runtime-go"
-	"github.com/cdklabs/cdk-nag-go/cdknag/v2"
 
 	"github.com/pgrotate/pgrotate/lambdas/spec"
 )
@@ -43,16 +42,10 @@ type Bootstrap struct {
 	Resource awscdk.CustomResource
 }
 
-var bootstrapFunction = func() function {
-	f, _ := spec.Lookup(spec.Bootstrap)
-	return fromSpec(f)
-}()
-
 // newBootstrap deploys the bootstrap function and its custom resource, CloudFormation
 // invoking the function directly (it answers the response URL itself: cfn.LambdaWrap).
 func (r *Rotation) newBootstrap(p Props, code string, env map[string]string, layers []awslambda.ILayerVersion) *Bootstrap {
-	fn := newFunction(r.Construct, bootstrapFunction, p, code, env, layers)
-	grantReadSecrets(fn, p, p.AppSecret, p.AdminSecret)
+	fn := newFunction(r.Construct, lookup(spec.Bootstrap), r.grants, code, env, layers)
 	props := map[string]interface{}{PropAppSecretArn: p.AppSecret.SecretArn()}
 	if p.BootstrapAdoptExistingUser {
 		// Only when set: an unchanged property list does not rerun the bootstrap of
@@ -65,8 +58,5 @@ func (r *Rotation) newBootstrap(p Props, code string, env map[string]string, lay
 		Properties:     &props,
 		ServiceTimeout: awscdk.Duration_Minutes(jsii.Number(bootstrapServiceTimeoutMinutes)),
 	})
-	cdknag.NagSuppressions_AddResourceSuppressions(fn.Role(), &[]*cdknag.NagPackSuppression{
-		suppression("AwsSolutions-IAM5", reasonENI+" "+reasonXRay, "Resource::*"),
-	}, jsii.Bool(true))
 	return &Bootstrap{Function: fn, Resource: res}
 }

@@ -39,7 +39,7 @@ func TestDiscoveryTags(t *testing.T) {
 			preflightID := cdktest.LogicalID(stack, r.Functions[rotation.Preflight])
 			bucketID := cdktest.LogicalID(stack, r.Evidence.Bucket)
 			want := map[string]string{
-				spec.TagStateMachine:      cdktest.JSON(env[rotation.EnvStateMachineARN]),
+				spec.TagStateMachine:      cdktest.JSON(env[spec.EnvStateMachineARN]),
 				spec.TagPreflightFunction: `{"Fn::GetAtt":["` + preflightID + `","Arn"]}`,
 				spec.TagEvidenceBucket:    `{"Ref":"` + bucketID + `"}`,
 			}

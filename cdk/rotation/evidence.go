@@ -19,7 +19,7 @@ import (
 
 // EvidenceFunction is the evidence function's name: cmd/evidence, built to
 // <AssetDir>/evidence/bootstrap.
-const EvidenceFunction = "evidence"
+const EvidenceFunction = spec.Evidence
 
 // Evidence defaults and limits.
 const (
@@ -51,12 +51,6 @@ func EvidenceEvents() (sources, detailTypes, statuses, failures []string) {
 	return []string{sourceStates, sourceSecretsManager}, []string{detailTypeStatusChange, detailTypeServiceEvent},
 		terminalStatuses, rotationFailureEvents
 }
-
-// Environment variables of the evidence function (cmd/evidence).
-const (
-	EnvEvidenceBucket = spec.EnvEvidenceBucket
-	EnvEvidencePrefix = spec.EnvEvidencePrefix
-)
 
 // EvidenceProps configure the evidence store. The zero value creates a bucket with Object
 // Lock in GOVERNANCE mode for 400 days.
@@ -94,9 +88,6 @@ type Evidence struct {
 	FailureRule   awsevents.Rule
 }
 
-var evidenceFunction = function{EvidenceFunction, "Evidence",
-	"pgrotate evidence: write one pgrotate.evidence/v1 record per rotation to the Object Lock bucket", "", false}
-
 func (e EvidenceProps) withDefaults() EvidenceProps {
 	if e.RetentionDays == 0 {
 		e.RetentionDays = DefaultEvidenceRetentionDays
@@ -131,9 +122,8 @@ const (
 		"to objects of the evidence bucket (and prefix), and only s3:PutObject is granted on it."
 )
 
-// newEvidence deploys the evidence store and function; executionsArn matches the rotation
-// state machine's executions.
-func (r *Rotation) newEvidence(p Props, code string, executionsArn *string) *Evidence {
+// newEvidence deploys the evidence store and function.
+func (r *Rotation) newEvidence(p Props, code string) *Evidence {
 	c := r.Construct
 	e := p.Evidence.withDefaults()
 	ev := &Evidence{Bucket: e.Bucket, Key: e.BucketKey}
@@ -141,24 +131,12 @@ func (r *Rotation) newEvidence(p Props, code string, executionsArn *string) *Evi
 		ev.Key, ev.AccessLogs, ev.Bucket = newEvidenceBucket(r, e)
 	}
 
-	env := map[string]string{EnvStateMachineARN: *r.StateMachineArn, EnvEvidenceBucket: *ev.Bucket.BucketName()}
+	env := map[string]string{spec.EnvStateMachineARN: *r.StateMachineArn, spec.EnvEvidenceBucket: *ev.Bucket.BucketName()}
 	if e.Prefix != "" {
-		env[EnvEvidencePrefix] = e.Prefix
+		env[spec.EnvEvidencePrefix] = e.Prefix
 	}
-	ev.Function = newFunction(c, evidenceFunction, p, code, env, nil)
-
-	// Least privilege: read the history of this machine's executions, create objects in the
-	// bucket, encrypt them with its key. Nothing else (no read, no delete, no bypass).
-	ev.Function.AddToRolePolicy(statement("ReadExecutionHistory", []string{"states:GetExecutionHistory"}, []*string{executionsArn}, nil))
-	ev.Function.AddToRolePolicy(statement("WriteEvidence", []string{"s3:PutObject"}, []*string{ev.Bucket.ArnForObjects(jsii.String(e.Prefix + "*"))}, nil))
-	if ev.Key != nil {
-		// SSE-KMS PutObject needs kms:GenerateDataKey on the bucket's key.
-		// https://docs.aws.amazon.com/AmazonS3/latest/userguide/UsingKMSEncryption.html
-		ev.Function.AddToRolePolicy(statement("EncryptEvidence", []string{"kms:GenerateDataKey"}, []*string{ev.Key.KeyArn()},
-			map[string]interface{}{"StringEquals": map[string]interface{}{
-				"kms:ViaService": fmt.Sprintf("s3.%s.amazonaws.com", *awscdk.Stack_Of(c).Region()),
-			}}))
-	}
+	r.grants.evidenceObjects, r.grants.evidenceKey = ev.Bucket.ArnForObjects(jsii.String(e.Prefix+"*")), ev.Key
+	ev.Function = newFunction(c, lookup(spec.Evidence), r.grants, code, env, nil)
 
 	// An event the function fails on (after Lambda's two retries of an asynchronous invoke)
 	// or that EventBridge cannot deliver lands in the queue, for an operator to replay.
@@ -184,18 +162,18 @@ func (r *Rotation) newEvidence(p Props, code string, executionsArn *string) *Evi
 	// Step Functions sends "Step Functions Execution Status Change" to the default bus for
 	// every Standard execution; the rule keeps this machine's ends.
 	// https://docs.aws.amazon.com/step-functions/latest/dg/eventbridge-integration.html
-	ev.ExecutionRule = awsevents.NewRule(c, jsii.String("EvidenceExecutionRule"), &awsevents.RuleProps{
-		Description: jsii.String("pgrotate: write evidence when a rotation execution ends"),
-		EventPattern: &awsevents.EventPattern{
-			Source:     jsii.Strings(sourceStates),
-			DetailType: jsii.Strings(detailTypeStatusChange),
-			Detail: &map[string]interface{}{
-				"stateMachineArn": []*string{r.StateMachineArn},
-				"status":          terminalStatuses,
-			},
-		},
-		Targets: &[]awsevents.IRuleTarget{target()},
-	})
+	rule := func(id, description, source, detailType string, detail map[string]interface{}) awsevents.Rule {
+		return awsevents.NewRule(c, jsii.String(id), &awsevents.RuleProps{
+			Description:  jsii.String(description),
+			EventPattern: &awsevents.EventPattern{Source: jsii.Strings(source), DetailType: jsii.Strings(detailType), Detail: &detail},
+			Targets:      &[]awsevents.IRuleTarget{target()},
+		})
+	}
+	ev.ExecutionRule = rule("EvidenceExecutionRule", "pgrotate: write evidence when a rotation execution ends",
+		sourceStates, detailTypeStatusChange, map[string]interface{}{
+			"stateMachineArn": []*string{r.StateMachineArn},
+			"status":          terminalStatuses,
+		})
 	// Secrets Manager's rotation failures arrive via CloudTrail (best effort), with the
 	// secret's ARN in additionalEventData.SecretId.
 	// https://docs.aws.amazon.com/eventbridge/latest/ref/events-ref-secretsmanager.html
@@ -203,25 +181,13 @@ func (r *Rotation) newEvidence(p Props, code string, executionsArn *string) *Evi
 	if full := p.AppSecret.SecretFullArn(); full != nil {
 		secretMatch = []interface{}{full}
 	}
-	ev.FailureRule = awsevents.NewRule(c, jsii.String("EvidenceRotationFailureRule"), &awsevents.RuleProps{
-		Description: jsii.String("pgrotate: write evidence when Secrets Manager reports a failed rotation of the app secret"),
-		EventPattern: &awsevents.EventPattern{
-			Source:     jsii.Strings(sourceSecretsManager),
-			DetailType: jsii.Strings(detailTypeServiceEvent),
-			Detail: &map[string]interface{}{
-				"eventSource":         []string{"secretsmanager.amazonaws.com"},
-				"eventName":           rotationFailureEvents,
-				"additionalEventData": map[string]interface{}{"SecretId": secretMatch},
-			},
-		},
-		Targets: &[]awsevents.IRuleTarget{target()},
-	})
+	ev.FailureRule = rule("EvidenceRotationFailureRule", "pgrotate: write evidence when Secrets Manager reports a failed rotation of the app secret",
+		sourceSecretsManager, detailTypeServiceEvent, map[string]interface{}{
+			"eventSource":         []string{"secretsmanager.amazonaws.com"},
+			"eventName":           rotationFailureEvents,
+			"additionalEventData": map[string]interface{}{"SecretId": secretMatch},
+		})
 
-	cdknag.NagSuppressions_AddResourceSuppressions(ev.Function.Role(), &[]*cdknag.NagPackSuppression{
-		suppression("AwsSolutions-IAM5", reasonXRay, "Resource::*"),
-		suppression("AwsSolutions-IAM5", reasonExecutions, executionsRegex),
-		suppression("AwsSolutions-IAM5", reasonEvidenceObjects, &cdknag.RegexAppliesTo{Regex: jsii.String(`/^Resource::.*Evidence.*\.Arn>\/.*\*$|^Resource::arn:<AWS::Partition>:s3:::.*\*$/g`)}),
-	}, jsii.Bool(true))
 	cdknag.NagSuppressions_AddResourceSuppressions(ev.DeadLetters, &[]*cdknag.NagPackSuppression{
 		suppression("AwsSolutions-SQS3", reasonDeadLetterQueue),
 	}, jsii.Bool(true))

@@ -5,6 +5,7 @@ import (
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awskms"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awslambda"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awslogs"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awssecretsmanager"
@@ -18,25 +19,141 @@ import (
 // executionTimeout bounds one rotation; a redrive restarts the clock.
 const executionTimeoutHours = 12
 
-// Which functions read which secret (CONTRACT.md). The rotator's access to the app secret
-// comes with the rotation schedule, which also makes it the only writer; it reads the admin
-// secret only when Secrets Manager tests the rotation configuration (workflow/rotator's
-// CheckConfiguration: the admin secret the app secret names must parse and name the same
-// primary).
-var (
-	appSecretReaders   = stepsWith(spec.ReadAppSecret)
-	adminSecretReaders = stepsWith(spec.ReadAdminSecret)
-)
+// grants scopes the registry's rights (lambdas/spec) to this rotation's resources: every
+// function's role is built from its spec.Function.Rights by grant, and by nothing else.
+type grants struct {
+	p     Props
+	stack awscdk.Stack
+	// stateMachine is the formatted state machine ARN, executions matches its executions.
+	stateMachine, executions *string
+	// services are Props.Services; clusters and tasks those of their clusters.
+	services, clusters, tasks []*string
+	// evidenceObjects and evidenceKey are the evidence bucket's objects (under the prefix)
+	// and its key (nil for a brought bucket without one); newEvidence sets them.
+	evidenceObjects *string
+	evidenceKey     awskms.IKey
+}
 
-// stepsWith names the state machine's functions that need right r (package lambdas/spec).
-func stepsWith(r spec.Right) []string {
-	var out []string
-	for _, f := range spec.Steps() {
-		if f.Has(r) {
-			out = append(out, f.Name)
+func newGrants(p Props, stack awscdk.Stack, stateMachine, executions *string) *grants {
+	g := &grants{p: p, stack: stack, stateMachine: stateMachine, executions: executions}
+	seen := map[string]bool{}
+	for _, s := range p.Services {
+		g.services = append(g.services, g.ecsArn("service", s.Cluster+"/"+s.Service))
+		if seen[s.Cluster] {
+			continue
+		}
+		seen[s.Cluster] = true
+		g.clusters = append(g.clusters, g.ecsArn("cluster", s.Cluster))
+		g.tasks = append(g.tasks, g.ecsArn("task", s.Cluster+"/*"))
+	}
+	return g
+}
+
+func (g *grants) ecsArn(resource, name string) *string {
+	return g.stack.FormatArn(&awscdk.ArnComponents{
+		Service: jsii.String("ecs"), Resource: jsii.String(resource), ResourceName: jsii.String(name)})
+}
+
+// rightStatements maps each right to the statements it adds to a role. The two secret reads
+// add none here: grant gives them through the secrets' own grants (grantReadSecrets).
+var rightStatements = map[spec.Right]func(g *grants) []awsiam.PolicyStatement{
+	spec.ReadAppSecret:   func(*grants) []awsiam.PolicyStatement { return nil },
+	spec.ReadAdminSecret: func(*grants) []awsiam.PolicyStatement { return nil },
+	// The rotation schedule grants the reads and writes of the app secret (which makes the
+	// rotator its only writer); a customer managed key must also encrypt new versions.
+	spec.WriteAppSecret: func(g *grants) []awsiam.PolicyStatement {
+		if g.p.EncryptionKey == nil {
+			return nil
+		}
+		return []awsiam.PolicyStatement{statement("EncryptAppSecret", []string{"kms:Decrypt", "kms:GenerateDataKey"},
+			[]*string{g.p.EncryptionKey.KeyArn()}, viaSecretsManager(g.stack, g.p.AppSecret))}
+	},
+	// Lambda manages a VPC function's network interfaces with its role; these EC2 actions have
+	// no resource-level scope for this use.
+	spec.Database: func(*grants) []awsiam.PolicyStatement {
+		return []awsiam.PolicyStatement{statement("VpcNetworkInterfaces",
+			[]string{"ec2:CreateNetworkInterface", "ec2:DescribeNetworkInterfaces", "ec2:DescribeSubnets",
+				"ec2:DeleteNetworkInterface", "ec2:AssignPrivateIpAddresses", "ec2:UnassignPrivateIpAddresses"},
+			[]*string{jsii.String("*")}, nil)}
+	},
+	// The rotator starts, follows, redrives and stops this state machine's executions. When
+	// Secrets Manager tests the rotation configuration (testSecret on a version that no
+	// createSecret made), it checks that the state machine exists.
+	// https://docs.aws.amazon.com/secretsmanager/latest/apireference/API_RotateSecret.html
+	spec.RunExecutions: func(g *grants) []awsiam.PolicyStatement {
+		return []awsiam.PolicyStatement{
+			statement("StartRotation", []string{"states:StartExecution", "states:ListExecutions"}, []*string{g.stateMachine}, nil),
+			statement("FollowRotation", []string{"states:DescribeExecution", "states:GetExecutionHistory", "states:StopExecution",
+				"states:RedriveExecution"}, []*string{g.executions}, nil),
+			statement("TestConfiguration", []string{"states:DescribeStateMachine"}, []*string{g.stateMachine}, nil),
+		}
+	},
+	// Preflight reads the promotion time from the execution that set AWSCURRENT.
+	spec.ReadExecutions: func(g *grants) []awsiam.PolicyStatement {
+		return []awsiam.PolicyStatement{statement("ReadExecutions",
+			[]string{"states:DescribeExecution", "states:GetExecutionHistory"}, []*string{g.executions}, nil)}
+	},
+	spec.ReadExecutionHistory: func(g *grants) []awsiam.PolicyStatement {
+		return []awsiam.PolicyStatement{statement("ReadExecutionHistory",
+			[]string{"states:GetExecutionHistory"}, []*string{g.executions}, nil)}
+	},
+	spec.DescribeServices: func(g *grants) []awsiam.PolicyStatement {
+		return []awsiam.PolicyStatement{statement("DescribeServices", []string{"ecs:DescribeServices"}, g.services, nil)}
+	},
+	// Preflight checks every service runs only tasks launched after the last promotion.
+	spec.DescribeTasks: func(g *grants) []awsiam.PolicyStatement {
+		return []awsiam.PolicyStatement{
+			statement("DescribeTasks", []string{"ecs:DescribeTasks"}, g.tasks, nil),
+			statement("ListTasks", []string{"ecs:ListTasks"}, []*string{jsii.String("*")},
+				map[string]interface{}{"ArnEquals": map[string]interface{}{"ecs:cluster": g.clusters}}),
+		}
+	},
+	// Only the named services, and only Redeploy changes one.
+	spec.UpdateServices: func(g *grants) []awsiam.PolicyStatement {
+		return []awsiam.PolicyStatement{statement("UpdateServices", []string{"ecs:UpdateService"}, g.services, nil)}
+	},
+	// Create objects in the bucket, encrypted with its key: no read, no delete, no bypass.
+	// SSE-KMS PutObject needs kms:GenerateDataKey on the bucket's key.
+	// https://docs.aws.amazon.com/AmazonS3/latest/userguide/UsingKMSEncryption.html
+	spec.WriteEvidence: func(g *grants) []awsiam.PolicyStatement {
+		out := []awsiam.PolicyStatement{statement("WriteEvidence", []string{"s3:PutObject"}, []*string{g.evidenceObjects}, nil)}
+		if g.evidenceKey != nil {
+			out = append(out, statement("EncryptEvidence", []string{"kms:GenerateDataKey"}, []*string{g.evidenceKey.KeyArn()},
+				map[string]interface{}{"StringEquals": map[string]interface{}{
+					"kms:ViaService": fmt.Sprintf("s3.%s.amazonaws.com", *g.stack.Region()),
+				}}))
+		}
+		return out
+	},
+}
+
+// statements are the IAM statements right r maps to.
+func (g *grants) statements(r spec.Right) []awsiam.PolicyStatement {
+	build, ok := rightStatements[r]
+	if !ok {
+		panic(fmt.Sprintf("rotation: no IAM statements for right %q", r))
+	}
+	return build(g)
+}
+
+// grant gives fn's role what rights map to, in their order (the template is deterministic),
+// and nothing else.
+func (g *grants) grant(fn awslambda.Function, rights []spec.Right) {
+	var secrets []awssecretsmanager.ISecret
+	for _, r := range rights {
+		switch r {
+		case spec.ReadAppSecret:
+			secrets = append(secrets, g.p.AppSecret)
+		case spec.ReadAdminSecret:
+			secrets = append(secrets, g.p.AdminSecret)
+		}
+		for _, s := range g.statements(r) {
+			fn.AddToRolePolicy(s)
 		}
 	}
-	return out
+	if len(secrets) > 0 {
+		grantReadSecrets(fn, g.p, secrets...)
+	}
 }
 
 func statement(sid string, actions []string, resources []*string, conditions map[string]interface{}) awsiam.PolicyStatement {
@@ -45,69 +162,6 @@ func statement(sid string, actions []string, resources []*string, conditions map
 		props.Conditions = &conditions
 	}
 	return awsiam.NewPolicyStatement(props)
-}
-
-// grant gives each function's role what its step needs, and nothing else.
-func (r *Rotation) grant(p Props, executionsArn *string) {
-	stack := awscdk.Stack_Of(r.Construct)
-	fn := r.Functions
-
-	reads := map[string][]awssecretsmanager.ISecret{}
-	for _, name := range appSecretReaders {
-		reads[name] = append(reads[name], p.AppSecret)
-	}
-	for _, name := range adminSecretReaders {
-		reads[name] = append(reads[name], p.AdminSecret)
-	}
-	for _, f := range functions { // in a fixed order: the template is deterministic
-		if secrets := reads[f.name]; len(secrets) > 0 {
-			grantReadSecrets(fn[f.name], p, secrets...)
-		}
-	}
-	if p.EncryptionKey != nil {
-		fn[Rotator].AddToRolePolicy(statement("EncryptAppSecret",
-			[]string{"kms:Decrypt", "kms:GenerateDataKey"}, []*string{p.EncryptionKey.KeyArn()}, viaSecretsManager(stack, p.AppSecret)))
-	}
-
-	// The rotator starts, follows, redrives and stops this state machine's executions.
-	fn[Rotator].AddToRolePolicy(statement("StartRotation",
-		[]string{"states:StartExecution", "states:ListExecutions"}, []*string{r.StateMachineArn}, nil))
-	fn[Rotator].AddToRolePolicy(statement("FollowRotation",
-		[]string{"states:DescribeExecution", "states:GetExecutionHistory", "states:StopExecution", "states:RedriveExecution"},
-		[]*string{executionsArn}, nil))
-	// Preflight reads the promotion time from the execution that set AWSCURRENT.
-	fn[Preflight].AddToRolePolicy(statement("ReadPromotion",
-		[]string{"states:DescribeExecution", "states:GetExecutionHistory"}, []*string{executionsArn}, nil))
-
-	var serviceArns, clusterArns, taskArns []*string
-	seen := map[string]bool{}
-	for _, s := range p.Services {
-		serviceArns = append(serviceArns, stack.FormatArn(&awscdk.ArnComponents{
-			Service: jsii.String("ecs"), Resource: jsii.String("service"), ResourceName: jsii.String(s.Cluster + "/" + s.Service)}))
-		if seen[s.Cluster] {
-			continue
-		}
-		seen[s.Cluster] = true
-		clusterArns = append(clusterArns, stack.FormatArn(&awscdk.ArnComponents{
-			Service: jsii.String("ecs"), Resource: jsii.String("cluster"), ResourceName: jsii.String(s.Cluster)}))
-		taskArns = append(taskArns, stack.FormatArn(&awscdk.ArnComponents{
-			Service: jsii.String("ecs"), Resource: jsii.String("task"), ResourceName: jsii.String(s.Cluster + "/*")}))
-	}
-	r.ServiceArns = serviceArns
-	// Only Redeploy changes a service, and only the named ones.
-	fn[Redeploy].AddToRolePolicy(statement("RedeployServices",
-		[]string{"ecs:UpdateService", "ecs:DescribeServices"}, serviceArns, nil))
-	fn[CheckRollout].AddToRolePolicy(statement("FollowRollouts", []string{"ecs:DescribeServices"}, serviceArns, nil))
-	// When Secrets Manager tests the rotation configuration (testSecret on a version that no
-	// createSecret made), the rotator checks that the state machine and the services exist.
-	// https://docs.aws.amazon.com/secretsmanager/latest/apireference/API_RotateSecret.html
-	fn[Rotator].AddToRolePolicy(statement("TestConfiguration", []string{"states:DescribeStateMachine"}, []*string{r.StateMachineArn}, nil))
-	fn[Rotator].AddToRolePolicy(statement("TestServices", []string{"ecs:DescribeServices"}, serviceArns, nil))
-	// Preflight checks every service runs only tasks launched after the last promotion.
-	fn[Preflight].AddToRolePolicy(statement("DescribeServices", []string{"ecs:DescribeServices"}, serviceArns, nil))
-	fn[Preflight].AddToRolePolicy(statement("DescribeTasks", []string{"ecs:DescribeTasks"}, taskArns, nil))
-	fn[Preflight].AddToRolePolicy(statement("ListTasks", []string{"ecs:ListTasks"}, []*string{jsii.String("*")},
-		map[string]interface{}{"ArnEquals": map[string]interface{}{"ecs:cluster": clusterArns}}))
 }
 
 // grantReadSecrets lets fn read secrets (GetSecretValue, DescribeSecret) and, when a customer

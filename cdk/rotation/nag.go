@@ -1,9 +1,11 @@
 package rotation
 
 import (
-	"github.com/aws/aws-cdk-go/awscdk/v2/awslambda"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
 	"github.com/aws/jsii-runtime-go"
 	"github.com/cdklabs/cdk-nag-go/cdknag/v2"
+
+	"github.com/pgrotate/pgrotate/lambdas/spec"
 )
 
 // Reasons for the cdk-nag suppressions, one per unavoidable wildcard.
@@ -27,6 +29,8 @@ const (
 var (
 	executionsRegex = &cdknag.RegexAppliesTo{Regex: jsii.String(`/^Resource::arn:<AWS::Partition>:states:.+:execution:[^:]+:\*$/g`)}
 	tasksRegex      = &cdknag.RegexAppliesTo{Regex: jsii.String(`/^Resource::arn:<AWS::Partition>:ecs:.+:task\/[^/]+\/\*$/g`)}
+	// The evidence bucket's objects: its own (a token) or a brought one's.
+	evidenceObjectsRegex = &cdknag.RegexAppliesTo{Regex: jsii.String(`/^Resource::.*Evidence.*\.Arn>\/.*\*$|^Resource::arn:<AWS::Partition>:s3:::.*\*$/g`)}
 )
 
 func suppression(rule, reason string, appliesTo ...interface{}) *cdknag.NagPackSuppression {
@@ -37,35 +41,41 @@ func suppression(rule, reason string, appliesTo ...interface{}) *cdknag.NagPackS
 	return s
 }
 
-// suppressNag records why each remaining wildcard is needed, on the role that holds it.
+// rightWildcards are the wildcards each right's statements hold (rightStatements), with why:
+// a reason for Resource::* (joined with the X-Ray one every role has) or a suppression.
+var rightWildcards = map[spec.Right]struct {
+	star   string
+	others []*cdknag.NagPackSuppression
+}{
+	spec.Database:       {star: reasonENI},
+	spec.WriteAppSecret: {star: reasonRandomPassword},
+	spec.RunExecutions:  {others: []*cdknag.NagPackSuppression{suppression("AwsSolutions-IAM5", reasonExecutions, executionsRegex)}},
+	spec.ReadExecutions: {others: []*cdknag.NagPackSuppression{suppression("AwsSolutions-IAM5", reasonExecutions, executionsRegex)}},
+	spec.ReadExecutionHistory: {
+		others: []*cdknag.NagPackSuppression{suppression("AwsSolutions-IAM5", reasonExecutions, executionsRegex)}},
+	spec.DescribeTasks: {star: reasonTasks, others: []*cdknag.NagPackSuppression{suppression("AwsSolutions-IAM5", reasonTasks, tasksRegex)}},
+	spec.WriteEvidence: {others: []*cdknag.NagPackSuppression{suppression("AwsSolutions-IAM5", reasonEvidenceObjects, evidenceObjectsRegex)}},
+}
+
+// suppressWildcards records on role why each wildcard its rights need is there.
+func suppressWildcards(role awsiam.IRole, rights []spec.Right) {
+	star := reasonXRay
+	var sups []*cdknag.NagPackSuppression
+	for _, r := range rights {
+		w := rightWildcards[r]
+		if w.star != "" {
+			star += " " + w.star
+		}
+		sups = append(sups, w.others...)
+	}
+	sups = append([]*cdknag.NagPackSuppression{suppression("AwsSolutions-IAM5", star, "Resource::*")}, sups...)
+	cdknag.NagSuppressions_AddResourceSuppressions(role, &sups, jsii.Bool(true))
+}
+
+// suppressNag records why the state machine role's wildcards are needed.
 func (r *Rotation) suppressNag() {
-	star := "Resource::*"
-	byFunction := map[string][]*cdknag.NagPackSuppression{
-		Rotator: {
-			suppression("AwsSolutions-IAM5", reasonRandomPassword+" "+reasonXRay, star),
-			suppression("AwsSolutions-IAM5", reasonExecutions, executionsRegex),
-		},
-		Preflight: {
-			suppression("AwsSolutions-IAM5", reasonENI+" "+reasonXRay+" "+reasonTasks, star),
-			suppression("AwsSolutions-IAM5", reasonExecutions, executionsRegex),
-			suppression("AwsSolutions-IAM5", reasonTasks, tasksRegex),
-		},
-		CloneUser:     {suppression("AwsSolutions-IAM5", reasonENI+" "+reasonXRay, star)},
-		SetPassword:   {suppression("AwsSolutions-IAM5", reasonENI+" "+reasonXRay, star)},
-		TestLogin:     {suppression("AwsSolutions-IAM5", reasonENI+" "+reasonXRay, star)},
-		CheckReplicas: {suppression("AwsSolutions-IAM5", reasonENI+" "+reasonXRay, star)},
-		Redeploy:      {suppression("AwsSolutions-IAM5", reasonXRay, star)},
-		CheckRollout:  {suppression("AwsSolutions-IAM5", reasonXRay, star)},
-		Rethrow:       {suppression("AwsSolutions-IAM5", reasonXRay, star)},
-	}
-	byFunction[RetirePrevious] = []*cdknag.NagPackSuppression{suppression("AwsSolutions-IAM5", reasonENI+" "+reasonXRay, star)}
-	for name, sups := range byFunction {
-		cdknag.NagSuppressions_AddResourceSuppressions(roleOf(r.Functions[name]), &sups, jsii.Bool(true))
-	}
 	cdknag.NagSuppressions_AddResourceSuppressions(r.StateMachine.Role(), &[]*cdknag.NagPackSuppression{
-		suppression("AwsSolutions-IAM5", reasonSFNLogs, star),
+		suppression("AwsSolutions-IAM5", reasonSFNLogs, "Resource::*"),
 		suppression("AwsSolutions-IAM5", reasonTopicKey, "Action::kms:GenerateDataKey*"),
 	}, jsii.Bool(true))
 }
-
-func roleOf(f awslambda.Function) interface{} { return f.Role() }

@@ -57,31 +57,36 @@ const (
 	RetirePrevious = spec.RetirePrevious
 )
 
-// Environment variables the functions read (see package lambdas/spec).
+// EnvReplicas is where the replicas are given (package lambdas/spec names every variable).
+const EnvReplicas = spec.EnvReplicas
+
 const (
-	EnvStateMachineARN      = spec.EnvStateMachineARN
-	EnvServices             = spec.EnvServices
-	EnvPasswordLength       = spec.EnvPasswordLength
-	EnvExcludeCharacters    = spec.EnvExcludeCharacters
-	EnvCABundle             = spec.EnvCABundle
-	EnvConnectTimeout       = spec.EnvConnectTimeout
-	EnvRolloutMaxChecks     = spec.EnvRolloutMaxChecks
-	EnvReplicas             = spec.EnvReplicas
 	lambdaServicePrinc      = "lambda.amazonaws.com"
 	secretsManagerPrincipal = "secretsmanager.amazonaws.com"
 	taskTimeoutSeconds      = 100 // under the state machine's TimeoutSeconds of 120
 	rotatorTimeoutMinutes   = 15  // set/test/finishSecret wait for the execution, bounded by this
 )
 
-// function describes one Lambda: what it is for and whether it talks to the database.
+// function describes one Lambda: what it is for, whether it talks to the database, and the
+// rights its role is built from.
 type function struct {
 	name, id, description string
 	key                   string // the statemachine substitution key of its ARN ("" for none)
 	database              bool
+	rights                []spec.Right
 }
 
 func fromSpec(f spec.Function) function {
-	return function{f.Name, f.ID, f.Description, f.Placeholder, f.Has(spec.Database)}
+	return function{f.Name, f.ID, f.Description, f.Placeholder, f.Has(spec.Database), f.Rights}
+}
+
+// lookup is the registry's function called name.
+func lookup(name string) function {
+	f, ok := spec.Lookup(name)
+	if !ok {
+		panic(fmt.Sprintf("rotation: no function %q in lambdas/spec", name))
+	}
+	return fromSpec(f)
 }
 
 // functions are the state machine's functions of the registry, in its order.
@@ -94,13 +99,7 @@ var functions = func() []function {
 }()
 
 // FunctionNames returns the names of the state machine's functions, in its order.
-func FunctionNames() []string {
-	names := make([]string, len(functions))
-	for i, f := range functions {
-		names[i] = f.name
-	}
-	return names
-}
+func FunctionNames() []string { return spec.StepNames() }
 
 // Rotation is the deployed rotation of one app secret.
 type Rotation struct {
@@ -132,6 +131,8 @@ type Rotation struct {
 	Bootstrap *Bootstrap
 	// Evidence keeps one record per rotation in an Object Lock bucket.
 	Evidence *Evidence
+
+	grants *grants // what each function's rights give it here
 }
 
 // New deploys the rotation. It panics on invalid props, with every problem listed (each
@@ -181,12 +182,14 @@ func New(scope constructs.Construct, id string, props Props) *Rotation {
 			panic(fmt.Sprintf("rotation %s: %v", id, err))
 		}
 		layers = append(layers, layer)
-		dbEnv[EnvCABundle] = path
+		dbEnv[spec.EnvCABundle] = path
 	}
 	if p.ConnectTimeout != nil {
-		dbEnv[EnvConnectTimeout] = goDuration(p.ConnectTimeout)
+		dbEnv[spec.EnvConnectTimeout] = goDuration(p.ConnectTimeout)
 	}
 	env := functionEnv(stack, p, *r.StateMachineArn)
+	r.grants = newGrants(p, stack, r.StateMachineArn, executionsArn)
+	r.ServiceArns = r.grants.services
 
 	for _, f := range functions {
 		vars := maps.Clone(env[f.name])
@@ -196,10 +199,9 @@ func New(scope constructs.Construct, id string, props Props) *Rotation {
 		if f.database {
 			maps.Copy(vars, dbEnv)
 		}
-		r.Functions[f.name] = newFunction(c, f, p, filepath.Join(assets, f.name), vars, layers)
+		r.Functions[f.name] = newFunction(c, f, r.grants, filepath.Join(assets, f.name), vars, layers)
 	}
 
-	r.grant(p, executionsArn)
 	if p.Bootstrap {
 		r.Bootstrap = r.newBootstrap(p, filepath.Join(assets, BootstrapFunction), dbEnv, layers)
 	}
@@ -220,7 +222,7 @@ func New(scope constructs.Construct, id string, props Props) *Rotation {
 	r.newStateMachine(p, name)
 	r.orderSchedule(p)
 	r.newAlarms(p)
-	r.Evidence = r.newEvidence(p, filepath.Join(assets, EvidenceFunction), executionsArn)
+	r.Evidence = r.newEvidence(p, filepath.Join(assets, EvidenceFunction))
 	r.tagForDiscovery(p)
 	r.suppressNag()
 	return r
@@ -231,12 +233,12 @@ func functionEnv(stack awscdk.Stack, p Props, stateMachineArn string) map[string
 	services := servicesJSON(stack, p)
 	env := map[string]map[string]string{
 		Rotator: {
-			EnvStateMachineARN:   stateMachineArn,
-			EnvServices:          services,
-			EnvPasswordLength:    strconv.Itoa(p.PasswordLength),
-			EnvExcludeCharacters: p.ExcludeCharacters,
+			spec.EnvStateMachineARN:   stateMachineArn,
+			spec.EnvServices:          services,
+			spec.EnvPasswordLength:    strconv.Itoa(p.PasswordLength),
+			spec.EnvExcludeCharacters: p.ExcludeCharacters,
 		},
-		Preflight:    {EnvStateMachineARN: stateMachineArn},
+		Preflight:    {spec.EnvStateMachineARN: stateMachineArn},
 		CheckRollout: {},
 	}
 	if len(p.Replicas) > 0 {
@@ -244,7 +246,7 @@ func functionEnv(stack awscdk.Stack, p Props, stateMachineArn string) map[string
 		env[Preflight][EnvReplicas] = string(replicas)
 	}
 	if p.RolloutMaxChecks > 0 {
-		env[CheckRollout][EnvRolloutMaxChecks] = strconv.Itoa(p.RolloutMaxChecks)
+		env[CheckRollout][spec.EnvRolloutMaxChecks] = strconv.Itoa(p.RolloutMaxChecks)
 	}
 	return env
 }
@@ -365,8 +367,10 @@ func newTopic(scope constructs.Construct) awssns.Topic {
 	})
 }
 
-// newFunction creates one function with its own role and log group.
-func newFunction(scope constructs.Construct, f function, p Props, code string, env map[string]string, layers []awslambda.ILayerVersion) awslambda.Function {
+// newFunction creates one function with its own role and log group; the role holds what
+// f's rights map to (grants) and its wildcards' cdk-nag suppressions.
+func newFunction(scope constructs.Construct, f function, g *grants, code string, env map[string]string, layers []awslambda.ILayerVersion) awslambda.Function {
+	p := g.p
 	logs := awslogs.NewLogGroup(scope, jsii.String(f.id+"Logs"), &awslogs.LogGroupProps{
 		Retention: p.LogRetention,
 	})
@@ -405,16 +409,11 @@ func newFunction(scope constructs.Construct, f function, p Props, code string, e
 		fp.VpcSubnets = p.Subnets
 		fp.SecurityGroups = &[]awsec2.ISecurityGroup{p.SecurityGroup}
 		fp.Layers = &layers
-		// Lambda manages the function's network interfaces with its role; these EC2 actions
-		// have no resource-level scope for this use.
-		role.AddToPrincipalPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
-			Sid: jsii.String("VpcNetworkInterfaces"),
-			Actions: jsii.Strings("ec2:CreateNetworkInterface", "ec2:DescribeNetworkInterfaces", "ec2:DescribeSubnets",
-				"ec2:DeleteNetworkInterface", "ec2:AssignPrivateIpAddresses", "ec2:UnassignPrivateIpAddresses"),
-			Resources: jsii.Strings("*"),
-		}))
 	}
-	return awslambda.NewFunction(scope, jsii.String(f.id), fp)
+	fn := awslambda.NewFunction(scope, jsii.String(f.id), fp)
+	g.grant(fn, f.rights)
+	suppressWildcards(role, f.rights)
+	return fn
 }
 
 // restrictInvoke narrows the permission the rotation schedule gives Secrets Manager to

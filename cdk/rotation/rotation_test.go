@@ -122,16 +122,16 @@ func TestNoDependencyCycle(t *testing.T) {
 	for _, name := range []string{rotation.Rotator, rotation.Preflight} {
 		fn := cdktest.Resources(tmpl, "AWS::Lambda::Function")[cdktest.LogicalID(stack, r.Functions[name])]
 		env := cdktest.Props(fn)["Environment"].(map[string]any)["Variables"].(map[string]any)
-		arn := cdktest.JSON(env[rotation.EnvStateMachineARN])
+		arn := cdktest.JSON(env[spec.EnvStateMachineARN])
 		if want := cdktest.JSON(stack.Resolve(r.StateMachineArn)); arn != want || !strings.Contains(arn, ":stateMachine:") {
-			t.Errorf("%s %s = %s, want the formatted ARN %s", name, rotation.EnvStateMachineARN, arn, want)
+			t.Errorf("%s %s = %s, want the formatted ARN %s", name, spec.EnvStateMachineARN, arn, want)
 		}
 		smName := cdktest.Props(cdktest.Resources(tmpl, "AWS::StepFunctions::StateMachine")[smID])["StateMachineName"]
 		if s, _ := smName.(string); s == "" || !strings.Contains(arn, `:stateMachine:`+s+`"`) {
-			t.Errorf("%s %s = %s does not end in the state machine's name %v", name, rotation.EnvStateMachineARN, arn, smName)
+			t.Errorf("%s %s = %s does not end in the state machine's name %v", name, spec.EnvStateMachineARN, arn, smName)
 		}
 		if strings.Contains(arn, smID) {
-			t.Errorf("%s %s references the state machine resource %s: a cycle", name, rotation.EnvStateMachineARN, smID)
+			t.Errorf("%s %s references the state machine resource %s: a cycle", name, spec.EnvStateMachineARN, smID)
 		}
 	}
 }
@@ -550,24 +550,24 @@ func TestFunctions(t *testing.T) {
 		switch name {
 		case rotation.Rotator:
 			want = map[string]string{
-				rotation.EnvServices:          `[{"cluster":"prod","service":"api"},{"cluster":"prod","service":"worker"}]`,
-				rotation.EnvPasswordLength:    "40",
-				rotation.EnvExcludeCharacters: `:/@"'\ %`,
+				spec.EnvServices:          `[{"cluster":"prod","service":"api"},{"cluster":"prod","service":"worker"}]`,
+				spec.EnvPasswordLength:    "40",
+				spec.EnvExcludeCharacters: `:/@"'\ %`,
 			}
 		case rotation.CheckRollout:
-			want = map[string]string{rotation.EnvRolloutMaxChecks: "80"}
+			want = map[string]string{spec.EnvRolloutMaxChecks: "80"}
 		}
 		if database[name] {
-			want[rotation.EnvConnectTimeout] = "7000ms"
+			want[spec.EnvConnectTimeout] = "7000ms"
 		}
 		if name == rotation.Preflight {
 			want[rotation.EnvReplicas] = `[{"host":"replica-1.example.eu-west-1.rds.amazonaws.com","port":5432}]`
 		}
 		if name == rotation.Rotator || name == rotation.Preflight {
-			if _, ok := env[rotation.EnvStateMachineARN]; !ok {
-				t.Errorf("%s: %s missing", name, rotation.EnvStateMachineARN)
+			if _, ok := env[spec.EnvStateMachineARN]; !ok {
+				t.Errorf("%s: %s missing", name, spec.EnvStateMachineARN)
 			}
-			delete(env, rotation.EnvStateMachineARN)
+			delete(env, spec.EnvStateMachineARN)
 		}
 		if got, w := cdktest.JSON(env), cdktest.JSON(want); got != w {
 			t.Errorf("%s env:\n got %s\nwant %s", name, got, w)
@@ -599,7 +599,7 @@ func TestCABundle(t *testing.T) {
 	for _, name := range rotation.FunctionNames() {
 		p := cdktest.Props(cdktest.Resources(tmpl, "AWS::Lambda::Function")[cdktest.LogicalID(stack, r.Functions[name])])
 		env := cdktest.JSON(p["Environment"])
-		has := strings.Contains(env, `"`+rotation.EnvCABundle+`":"/opt/rds-ca.pem"`)
+		has := strings.Contains(env, `"`+spec.EnvCABundle+`":"/opt/rds-ca.pem"`)
 		db := p["VpcConfig"] != nil
 		if has != db || (p["Layers"] != nil) != db {
 			t.Errorf("%s: CA bundle env %v layers %v, want both %v", name, has, p["Layers"] != nil, db)

@@ -49,29 +49,25 @@ func (e *Env) Optional(name, def string) string {
 }
 
 // Int returns a positive integer variable or def.
-func (e *Env) Int(name string, def int) int {
-	v, ok := e.Lookup(name)
-	if !ok || v == "" {
-		return def
-	}
-	n, err := strconv.Atoi(v)
-	if err != nil || n <= 0 {
-		e.errs = append(e.errs, fmt.Errorf("%s=%q is not a positive integer", name, v))
-	}
-	return n
-}
+func (e *Env) Int(name string, def int) int { return positive(e, name, def, strconv.Atoi, "integer") }
 
 // Duration returns a Go duration variable or def.
 func (e *Env) Duration(name string, def time.Duration) time.Duration {
+	return positive(e, name, def, time.ParseDuration, "duration")
+}
+
+// positive reads name with parse, or def when it is unset or empty; a value parse refuses or
+// that is not above zero is an error of e.
+func positive[T int | time.Duration](e *Env, name string, def T, parse func(string) (T, error), what string) T {
 	v, ok := e.Lookup(name)
 	if !ok || v == "" {
 		return def
 	}
-	d, err := time.ParseDuration(v)
-	if err != nil || d <= 0 {
-		e.errs = append(e.errs, fmt.Errorf("%s=%q is not a positive duration", name, v))
+	n, err := parse(v)
+	if err != nil || n <= 0 {
+		e.errs = append(e.errs, fmt.Errorf("%s=%q is not a positive %s", name, v, what))
 	}
-	return d
+	return n
 }
 
 // Services reads a JSON list of {"cluster","service"}.

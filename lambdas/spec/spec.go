@@ -6,6 +6,8 @@
 // reads it without compiling a handler or pgx.
 package spec
 
+import "slices"
+
 // Function names.
 const (
 	Rotator       = "rotator"
@@ -71,8 +73,10 @@ const (
 	// RunExecutions: start, follow, redrive and stop the state machine's executions, and
 	// describe the state machine.
 	RunExecutions Right = "run-executions"
-	// ReadExecutions: read the history of the state machine's executions.
+	// ReadExecutions: describe the state machine's executions and read their history.
 	ReadExecutions Right = "read-executions"
+	// ReadExecutionHistory: read the history of the state machine's executions, nothing more.
+	ReadExecutionHistory Right = "read-execution-history"
 	// DescribeServices, DescribeTasks, UpdateServices: on the configured ECS services only.
 	DescribeServices Right = "describe-services"
 	DescribeTasks    Right = "describe-tasks"
@@ -102,24 +106,10 @@ type Function struct {
 }
 
 // Has reports whether f needs right r.
-func (f Function) Has(r Right) bool {
-	for _, x := range f.Rights {
-		if x == r {
-			return true
-		}
-	}
-	return false
-}
+func (f Function) Has(r Right) bool { return slices.Contains(f.Rights, r) }
 
 // Reads reports whether f reads the environment variable name.
-func (f Function) Reads(name string) bool {
-	for _, x := range f.Env {
-		if x == name {
-			return true
-		}
-	}
-	return false
-}
+func (f Function) Reads(name string) bool { return slices.Contains(f.Env, name) }
 
 func withDB(env ...string) []string { return append(env, dbEnv...) }
 
@@ -165,7 +155,7 @@ var functions = []Function{
 	{Name: Evidence, ID: "Evidence",
 		Description: "pgrotate evidence: write one pgrotate.evidence/v1 record per rotation run to the Object Lock bucket",
 		Env:         []string{EnvStateMachineARN, EnvEvidenceBucket, EnvEvidencePrefix, EnvVersion},
-		Rights:      []Right{ReadExecutions, WriteEvidence}},
+		Rights:      []Right{ReadExecutionHistory, WriteEvidence}},
 }
 
 // Functions returns every function, in state machine order, the bootstrap last.
@@ -187,9 +177,14 @@ func Steps() []Function {
 }
 
 // Names returns the names of every function, in the order of Functions.
-func Names() []string {
-	out := make([]string, len(functions))
-	for i, f := range functions {
+func Names() []string { return names(functions) }
+
+// StepNames returns the names of the Steps, in their order.
+func StepNames() []string { return names(Steps()) }
+
+func names(fs []Function) []string {
+	out := make([]string, len(fs))
+	for i, f := range fs {
 		out[i] = f.Name
 	}
 	return out

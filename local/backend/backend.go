@@ -524,60 +524,43 @@ func (l *lateSFN) get() (rotator.StepFunctions, error) {
 	return l.m, nil
 }
 
-func (l *lateSFN) DescribeExecution(ctx context.Context, in *sfn.DescribeExecutionInput, o ...func(*sfn.Options)) (*sfn.DescribeExecutionOutput, error) {
+// forward calls op on the state machine once it is set.
+func forward[In, Out any](l *lateSFN, op func(rotator.StepFunctions, context.Context, In, ...func(*sfn.Options)) (Out, error),
+	ctx context.Context, in In, o []func(*sfn.Options)) (Out, error) {
 	m, err := l.get()
 	if err != nil {
-		return nil, err
+		var zero Out
+		return zero, err
 	}
-	return m.DescribeExecution(ctx, in, o...)
+	return op(m, ctx, in, o...)
+}
+
+func (l *lateSFN) DescribeExecution(ctx context.Context, in *sfn.DescribeExecutionInput, o ...func(*sfn.Options)) (*sfn.DescribeExecutionOutput, error) {
+	return forward(l, rotator.StepFunctions.DescribeExecution, ctx, in, o)
 }
 
 func (l *lateSFN) GetExecutionHistory(ctx context.Context, in *sfn.GetExecutionHistoryInput, o ...func(*sfn.Options)) (*sfn.GetExecutionHistoryOutput, error) {
-	m, err := l.get()
-	if err != nil {
-		return nil, err
-	}
-	return m.GetExecutionHistory(ctx, in, o...)
+	return forward(l, rotator.StepFunctions.GetExecutionHistory, ctx, in, o)
 }
 
 func (l *lateSFN) StartExecution(ctx context.Context, in *sfn.StartExecutionInput, o ...func(*sfn.Options)) (*sfn.StartExecutionOutput, error) {
-	m, err := l.get()
-	if err != nil {
-		return nil, err
-	}
-	return m.StartExecution(ctx, in, o...)
+	return forward(l, rotator.StepFunctions.StartExecution, ctx, in, o)
 }
 
 func (l *lateSFN) StopExecution(ctx context.Context, in *sfn.StopExecutionInput, o ...func(*sfn.Options)) (*sfn.StopExecutionOutput, error) {
-	m, err := l.get()
-	if err != nil {
-		return nil, err
-	}
-	return m.StopExecution(ctx, in, o...)
+	return forward(l, rotator.StepFunctions.StopExecution, ctx, in, o)
 }
 
 func (l *lateSFN) RedriveExecution(ctx context.Context, in *sfn.RedriveExecutionInput, o ...func(*sfn.Options)) (*sfn.RedriveExecutionOutput, error) {
-	m, err := l.get()
-	if err != nil {
-		return nil, err
-	}
-	return m.RedriveExecution(ctx, in, o...)
+	return forward(l, rotator.StepFunctions.RedriveExecution, ctx, in, o)
 }
 
 func (l *lateSFN) ListExecutions(ctx context.Context, in *sfn.ListExecutionsInput, o ...func(*sfn.Options)) (*sfn.ListExecutionsOutput, error) {
-	m, err := l.get()
-	if err != nil {
-		return nil, err
-	}
-	return m.ListExecutions(ctx, in, o...)
+	return forward(l, rotator.StepFunctions.ListExecutions, ctx, in, o)
 }
 
 func (l *lateSFN) DescribeStateMachine(ctx context.Context, in *sfn.DescribeStateMachineInput, o ...func(*sfn.Options)) (*sfn.DescribeStateMachineOutput, error) {
-	m, err := l.get()
-	if err != nil {
-		return nil, err
-	}
-	return m.DescribeStateMachine(ctx, in, o...)
+	return forward(l, rotator.StepFunctions.DescribeStateMachine, ctx, in, o)
 }
 
 func describe(arn string) *sfn.DescribeExecutionInput {

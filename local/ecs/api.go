@@ -9,6 +9,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
 	"github.com/aws/aws-sdk-go-v2/service/ecs/types"
+
+	"github.com/pgrotate/pgrotate/local/internal/apirec"
 )
 
 // UpdateService updates a service. ForceNewDeployment, or a new TaskDefinition, starts a new
@@ -17,17 +19,20 @@ import (
 // The output shows the service as it was when the deployment started.
 func (e *ECS) UpdateService(ctx context.Context, in *ecs.UpdateServiceInput, _ ...func(*ecs.Options)) (*ecs.UpdateServiceOutput, error) {
 	c := Call{Op: OpUpdateService, Cluster: aws.ToString(in.Cluster), Services: []string{aws.ToString(in.Service)}, ForceNewDeployment: in.ForceNewDeployment}
-	out, r, dctx, err := e.updateService(ctx, in)
-	if err == nil && r != nil {
-		e.controller.Deploy(dctx, r)
+	var r *Rollout
+	var dctx context.Context
+	update := func(ctx context.Context, in *ecs.UpdateServiceInput) (out *ecs.UpdateServiceOutput, err error) {
+		out, r, dctx, err = e.updateService(ctx, in)
+		return out, err
 	}
-	return out, e.finish(c, err)
+	return apirec.Do(ctx, e.api, c, in, update, func(_ *Call, _ *ecs.UpdateServiceOutput, err error) {
+		if err == nil && r != nil {
+			e.controller.Deploy(dctx, r)
+		}
+	})
 }
 
 func (e *ECS) updateService(ctx context.Context, in *ecs.UpdateServiceInput) (*ecs.UpdateServiceOutput, *Rollout, context.Context, error) {
-	if err := e.begin(ctx, OpUpdateService); err != nil {
-		return nil, nil, nil, err
-	}
 	if aws.ToString(in.Service) == "" {
 		return nil, nil, nil, &types.InvalidParameterException{Message: aws.String("Service must be specified.")}
 	}
@@ -86,34 +91,26 @@ func (e *ECS) startDeployment(svc *service) (*Rollout, context.Context) {
 // services are reported in Failures with reason MISSING; deleted ones have status INACTIVE.
 func (e *ECS) DescribeServices(ctx context.Context, in *ecs.DescribeServicesInput, _ ...func(*ecs.Options)) (*ecs.DescribeServicesOutput, error) {
 	c := Call{Op: OpDescribeServices, Cluster: aws.ToString(in.Cluster), Services: append([]string(nil), in.Services...)}
-	out, err := e.describeServices(ctx, in)
-	return out, e.finish(c, err)
+	return apirec.Do(ctx, e.api, c, in, e.describeServices, nil)
 }
 
 func (e *ECS) describeServices(ctx context.Context, in *ecs.DescribeServicesInput) (*ecs.DescribeServicesOutput, error) {
-	if err := e.begin(ctx, OpDescribeServices); err != nil {
-		return nil, err
-	}
 	if len(in.Services) == 0 || len(in.Services) > 10 {
 		return nil, &types.InvalidParameterException{Message: aws.String("Services must name 1 to 10 services.")}
 	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	cluster, svcs, err := e.resolveCluster(aws.ToString(in.Cluster))
-	if err != nil {
-		return nil, err
-	}
-	out := &ecs.DescribeServicesOutput{}
-	for _, ref := range in.Services {
-		name := serviceName(cluster, ref)
-		svc, ok := svcs[name]
-		if !ok {
-			out.Failures = append(out.Failures, types.Failure{Arn: aws.String(ServiceARN(cluster, name)), Reason: aws.String("MISSING")})
-			continue
+	return withCluster(e, in.Cluster, func(cluster string, svcs map[string]*service) (*ecs.DescribeServicesOutput, error) {
+		out := &ecs.DescribeServicesOutput{}
+		for _, ref := range in.Services {
+			name := serviceName(cluster, ref)
+			svc, ok := svcs[name]
+			if !ok {
+				out.Failures = append(out.Failures, types.Failure{Arn: aws.String(ServiceARN(cluster, name)), Reason: aws.String("MISSING")})
+				continue
+			}
+			out.Services = append(out.Services, *e.describe(svc))
 		}
-		out.Services = append(out.Services, *e.describe(svc))
-	}
-	return out, nil
+		return out, nil
+	})
 }
 
 // describe renders svc as the SDK type. The caller holds e.mu.
@@ -172,47 +169,38 @@ func (e *ECS) ListTasks(ctx context.Context, in *ecs.ListTasksInput, _ ...func(*
 	if in.ServiceName != nil {
 		c.Services = []string{*in.ServiceName}
 	}
-	out, err := e.listTasks(ctx, in)
-	return out, e.finish(c, err)
+	return apirec.Do(ctx, e.api, c, in, e.listTasks, nil)
 }
 
 func (e *ECS) listTasks(ctx context.Context, in *ecs.ListTasksInput) (*ecs.ListTasksOutput, error) {
-	if err := e.begin(ctx, OpListTasks); err != nil {
-		return nil, err
-	}
 	limit, start, want, err := checkListTasks(in)
 	if err != nil {
 		return nil, err
 	}
-
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	cluster, svcs, err := e.resolveCluster(aws.ToString(in.Cluster))
-	if err != nil {
-		return nil, err
-	}
-	var name string
-	if in.ServiceName != nil {
-		name = serviceName(cluster, *in.ServiceName)
-		if _, ok := svcs[name]; !ok {
-			return nil, &types.ServiceNotFoundException{Message: aws.String("Service not found.")}
+	return withCluster(e, in.Cluster, func(cluster string, svcs map[string]*service) (*ecs.ListTasksOutput, error) {
+		var name string
+		if in.ServiceName != nil {
+			name = serviceName(cluster, *in.ServiceName)
+			if _, ok := svcs[name]; !ok {
+				return nil, &types.ServiceNotFoundException{Message: aws.String("Service not found.")}
+			}
 		}
-	}
-	var all []string
-	for _, arn := range e.taskOrder {
-		if e.tasks[arn].listed(cluster, name, want, in.StartedBy) {
-			all = append(all, arn)
+		var all []string
+		for _, arn := range e.taskOrder {
+			if e.tasks[arn].listed(cluster, name, want, in.StartedBy) {
+				all = append(all, arn)
+			}
 		}
-	}
-	if start > len(all) {
-		return nil, &types.InvalidParameterException{Message: aws.String("Invalid NextToken.")}
-	}
-	end := min(start+limit, len(all))
-	out := &ecs.ListTasksOutput{TaskArns: all[start:end]}
-	if end < len(all) {
-		out.NextToken = aws.String(strconv.Itoa(end))
-	}
-	return out, nil
+		if start > len(all) {
+			return nil, &types.InvalidParameterException{Message: aws.String("Invalid NextToken.")}
+		}
+		end := min(start+limit, len(all))
+		out := &ecs.ListTasksOutput{TaskArns: all[start:end]}
+		if end < len(all) {
+			out.NextToken = aws.String(strconv.Itoa(end))
+		}
+		return out, nil
+	})
 }
 
 // checkListTasks checks ListTasks' parameters and returns the page size, the index the page
@@ -250,51 +238,43 @@ func (t *task) listed(cluster, service, desired string, startedBy *string) bool 
 // reported in Failures with reason MISSING.
 func (e *ECS) DescribeTasks(ctx context.Context, in *ecs.DescribeTasksInput, _ ...func(*ecs.Options)) (*ecs.DescribeTasksOutput, error) {
 	c := Call{Op: OpDescribeTasks, Cluster: aws.ToString(in.Cluster), Tasks: len(in.Tasks)}
-	out, err := e.describeTasks(ctx, in)
-	return out, e.finish(c, err)
+	return apirec.Do(ctx, e.api, c, in, e.describeTasks, nil)
 }
 
 func (e *ECS) describeTasks(ctx context.Context, in *ecs.DescribeTasksInput) (*ecs.DescribeTasksOutput, error) {
-	if err := e.begin(ctx, OpDescribeTasks); err != nil {
-		return nil, err
-	}
 	if len(in.Tasks) == 0 || len(in.Tasks) > 100 {
 		return nil, &types.InvalidParameterException{Message: aws.String(fmt.Sprintf("Tasks must name 1 to 100 tasks (%d given).", len(in.Tasks)))}
 	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	cluster, _, err := e.resolveCluster(aws.ToString(in.Cluster))
-	if err != nil {
-		return nil, err
-	}
-	out := &ecs.DescribeTasksOutput{}
-	for _, ref := range in.Tasks {
-		arn := ref
-		if _, ok := e.tasks[arn]; !ok {
-			arn = fmt.Sprintf("arn:aws:ecs:%s:%s:task/%s/%s", Region, Account, cluster, ref)
+	return withCluster(e, in.Cluster, func(cluster string, _ map[string]*service) (*ecs.DescribeTasksOutput, error) {
+		out := &ecs.DescribeTasksOutput{}
+		for _, ref := range in.Tasks {
+			arn := ref
+			if _, ok := e.tasks[arn]; !ok {
+				arn = fmt.Sprintf("arn:aws:ecs:%s:%s:task/%s/%s", Region, Account, cluster, ref)
+			}
+			t, ok := e.tasks[arn]
+			if !ok || t.cluster != cluster {
+				out.Failures = append(out.Failures, types.Failure{Arn: aws.String(ref), Reason: aws.String("MISSING")})
+				continue
+			}
+			out.Tasks = append(out.Tasks, types.Task{
+				TaskArn:           aws.String(t.arn),
+				ClusterArn:        aws.String(clusterARN(t.cluster)),
+				TaskDefinitionArn: aws.String(t.taskDef),
+				Group:             aws.String("service:" + t.service),
+				StartedBy:         aws.String(t.deploymentID),
+				LastStatus:        aws.String(t.last),
+				DesiredStatus:     aws.String(t.desired),
+				CreatedAt:         aws.Time(t.created),
+				StartedAt:         timePtr(t.started),
+				StoppingAt:        timePtr(t.stopping),
+				StoppedAt:         timePtr(t.stopped),
+				StoppedReason:     optString(t.stoppedReason),
+				LaunchType:        types.LaunchTypeFargate,
+			})
 		}
-		t, ok := e.tasks[arn]
-		if !ok || t.cluster != cluster {
-			out.Failures = append(out.Failures, types.Failure{Arn: aws.String(ref), Reason: aws.String("MISSING")})
-			continue
-		}
-		out.Tasks = append(out.Tasks, types.Task{
-			TaskArn:           aws.String(t.arn),
-			ClusterArn:        aws.String(clusterARN(t.cluster)),
-			TaskDefinitionArn: aws.String(t.taskDef),
-			Group:             aws.String("service:" + t.service),
-			StartedBy:         aws.String(t.deploymentID),
-			LastStatus:        aws.String(t.last),
-			DesiredStatus:     aws.String(t.desired),
-			CreatedAt:         aws.Time(t.created),
-			StartedAt:         timePtr(t.started),
-			StoppingAt:        timePtr(t.stopping),
-			StoppedAt:         timePtr(t.stopped),
-			StoppedReason:     optString(t.stoppedReason),
-			LaunchType:        types.LaunchTypeFargate,
-		})
-	}
-	return out, nil
+		return out, nil
+	})
 }
 
 func timePtr(t *time.Time) *time.Time {
@@ -310,4 +290,16 @@ func optString(s string) *string {
 		return nil
 	}
 	return &s
+}
+
+// withCluster runs f on the cluster name names (the default cluster for nil or "") and its
+// services, with e locked.
+func withCluster[Out any](e *ECS, name *string, f func(cluster string, svcs map[string]*service) (*Out, error)) (*Out, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	cluster, svcs, err := e.resolveCluster(aws.ToString(name))
+	if err != nil {
+		return nil, err
+	}
+	return f(cluster, svcs)
 }

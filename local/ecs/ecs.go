@@ -27,7 +27,6 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ecs/types"
-	"github.com/aws/smithy-go"
 
 	"github.com/pgrotate/pgrotate/local/internal/apirec"
 )
@@ -68,6 +67,10 @@ const serviceID = "ECS"
 // ECS is the in-process ECS. Create it with New and Close it when done. It is safe for
 // concurrent use.
 type ECS struct {
+	// Log gives the calls made (Calls, CallsOf) and queues interceptors (Intercept,
+	// FailNext).
+	apirec.Log[Call]
+
 	now        func() time.Time
 	controller Controller
 
@@ -79,7 +82,7 @@ type ECS struct {
 	clusters  map[string]map[string]*service // cluster → service name → service
 	tasks     map[string]*task               // by ARN
 	taskOrder []string                       // ARNs in launch order
-	rec       *apirec.Recorder[Call]
+	api       apirec.API[Call]
 }
 
 // Option configures an ECS.
@@ -103,12 +106,15 @@ func New(opts ...Option) *ECS {
 		controller: Auto{},
 		clusters:   make(map[string]map[string]*service),
 		tasks:      make(map[string]*task),
-		rec: apirec.New(func(c Call) string { return c.Op },
-			func(c Call) Call { c.Services = append([]string(nil), c.Services...); return c }),
 	}
 	for _, o := range opts {
 		o(e)
 	}
+	// Each operation runs in apirec.Do, without e.mu held.
+	rec := apirec.New(func(c Call) string { return c.Op },
+		func(c Call) Call { c.Services = append([]string(nil), c.Services...); return c })
+	e.Log = rec.Log()
+	e.api = apirec.API[Call]{Rec: rec, Service: serviceID, SetErr: func(c *Call, err error) { c.Err = err }}
 	if e.controller == nil {
 		e.controller = Auto{}
 	}
@@ -427,39 +433,4 @@ type Call struct {
 	// ForceNewDeployment is UpdateService's flag.
 	ForceNewDeployment bool
 	Err                error
-}
-
-// Calls returns the operations made so far, oldest first.
-func (e *ECS) Calls() []Call { return e.rec.Calls() }
-
-// CallsOf returns the recorded calls of one operation, oldest first.
-func (e *ECS) CallsOf(op string) []Call { return e.rec.CallsOf(op) }
-
-// Intercept runs fn once, before the next call of op and without the lock held (fn may use
-// the ECS). If fn returns an error, the call returns it, wrapped as the SDK wraps errors,
-// and changes nothing.
-func (e *ECS) Intercept(op string, fn func() error) {
-	e.rec.Intercept(op, fn)
-}
-
-// FailNext makes the next call of op fail with err.
-func (e *ECS) FailNext(op string, err error) {
-	e.Intercept(op, func() error { return err })
-}
-
-// begin runs the pending interceptor of op, if any, then fails if ctx is done.
-func (e *ECS) begin(ctx context.Context, op string) error {
-	if err := e.rec.Begin(op); err != nil {
-		return err
-	}
-	return ctx.Err()
-}
-
-func (e *ECS) finish(c Call, err error) error {
-	if err != nil {
-		err = &smithy.OperationError{ServiceID: serviceID, OperationName: c.Op, Err: err}
-	}
-	c.Err = err
-	e.rec.Record(c)
-	return err
 }

@@ -12,24 +12,23 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
+
+	"github.com/pgrotate/pgrotate/local/internal/apirec"
 )
 
 // CreateSecret creates a secret. With a SecretString or SecretBinary it also creates the
 // first version, labelled AWSCURRENT, whose id is ClientRequestToken (or a new UUID).
 func (s *Store) CreateSecret(ctx context.Context, in *secretsmanager.CreateSecretInput, _ ...func(*secretsmanager.Options)) (*secretsmanager.CreateSecretOutput, error) {
 	c := Call{Op: OpCreateSecret, SecretID: aws.ToString(in.Name), VersionID: aws.ToString(in.ClientRequestToken)}
-	out, err := s.createSecret(ctx, in)
-	if out != nil && out.VersionId != nil {
-		c.VersionID = *out.VersionId
-		c.Stages = []string{StageCurrent}
-	}
-	return out, s.finish(c, err)
+	return apirec.Do(ctx, s.api, c, in, s.createSecret, func(c *Call, out *secretsmanager.CreateSecretOutput, _ error) {
+		if out != nil && out.VersionId != nil {
+			c.VersionID = *out.VersionId
+			c.Stages = []string{StageCurrent}
+		}
+	})
 }
 
 func (s *Store) createSecret(ctx context.Context, in *secretsmanager.CreateSecretInput) (*secretsmanager.CreateSecretOutput, error) {
-	if err := s.begin(ctx, OpCreateSecret); err != nil {
-		return nil, err
-	}
 	name := aws.ToString(in.Name)
 	if err := validateName(name); err != nil {
 		return nil, err
@@ -79,53 +78,46 @@ func (s *Store) GetSecretValue(ctx context.Context, in *secretsmanager.GetSecret
 	if in.VersionStage != nil {
 		c.Stages = []string{*in.VersionStage}
 	}
-	out, err := s.getSecretValue(ctx, in)
-	if out != nil && c.VersionID == "" {
-		c.VersionID = aws.ToString(out.VersionId)
-	}
-	return out, s.finish(c, err)
+	return apirec.Do(ctx, s.api, c, in, s.getSecretValue, func(c *Call, out *secretsmanager.GetSecretValueOutput, _ error) {
+		if out != nil && c.VersionID == "" {
+			c.VersionID = aws.ToString(out.VersionId)
+		}
+	})
 }
 
 func (s *Store) getSecretValue(ctx context.Context, in *secretsmanager.GetSecretValueInput) (*secretsmanager.GetSecretValueOutput, error) {
-	if err := s.begin(ctx, OpGetSecretValue); err != nil {
-		return nil, err
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	sec, err := s.lookup(aws.ToString(in.SecretId))
-	if err != nil {
-		return nil, err
-	}
-	id, stage := aws.ToString(in.VersionId), aws.ToString(in.VersionStage)
-	var v *version
-	switch {
-	case id != "":
-		v = sec.version(id)
-		if v == nil {
-			return nil, notFound(fmt.Sprintf("Secrets Manager can't find the specified secret value for VersionId: %s", id))
+	return withSecret(s, in.SecretId, func(sec *secret) (*secretsmanager.GetSecretValueOutput, error) {
+		id, stage := aws.ToString(in.VersionId), aws.ToString(in.VersionStage)
+		var v *version
+		switch {
+		case id != "":
+			v = sec.version(id)
+			if v == nil {
+				return nil, notFound(fmt.Sprintf("Secrets Manager can't find the specified secret value for VersionId: %s", id))
+			}
+			if stage != "" && !v.has(stage) {
+				return nil, notFound(fmt.Sprintf("Secrets Manager can't find the specified secret value for VersionId: %s and staging label: %s", id, stage))
+			}
+		default:
+			if stage == "" {
+				stage = StageCurrent
+			}
+			v = sec.holder(stage)
+			if v == nil {
+				return nil, notFound(fmt.Sprintf("Secrets Manager can't find the specified secret value for staging label: %s", stage))
+			}
 		}
-		if stage != "" && !v.has(stage) {
-			return nil, notFound(fmt.Sprintf("Secrets Manager can't find the specified secret value for VersionId: %s and staging label: %s", id, stage))
-		}
-	default:
-		if stage == "" {
-			stage = StageCurrent
-		}
-		v = sec.holder(stage)
-		if v == nil {
-			return nil, notFound(fmt.Sprintf("Secrets Manager can't find the specified secret value for staging label: %s", stage))
-		}
-	}
-	created := v.created
-	return &secretsmanager.GetSecretValueOutput{
-		ARN:           aws.String(sec.arn),
-		Name:          aws.String(sec.name),
-		VersionId:     aws.String(v.id),
-		VersionStages: slices.Clone(v.stages),
-		SecretString:  cloneString(v.str),
-		SecretBinary:  bytes.Clone(v.bin),
-		CreatedDate:   &created,
-	}, nil
+		created := v.created
+		return &secretsmanager.GetSecretValueOutput{
+			ARN:           aws.String(sec.arn),
+			Name:          aws.String(sec.name),
+			VersionId:     aws.String(v.id),
+			VersionStages: slices.Clone(v.stages),
+			SecretString:  cloneString(v.str),
+			SecretBinary:  bytes.Clone(v.bin),
+			CreatedDate:   &created,
+		}, nil
+	})
 }
 
 // PutSecretValue creates a version (id ClientRequestToken, or a new UUID) labelled
@@ -138,53 +130,45 @@ func (s *Store) PutSecretValue(ctx context.Context, in *secretsmanager.PutSecret
 		Op: OpPutSecretValue, SecretID: aws.ToString(in.SecretId), VersionID: aws.ToString(in.ClientRequestToken),
 		Stages: slices.Clone(in.VersionStages), RotationToken: in.RotationToken != nil,
 	}
-	out, err := s.putSecretValue(ctx, in)
-	if out != nil && c.VersionID == "" {
-		c.VersionID = aws.ToString(out.VersionId)
-	}
-	return out, s.finish(c, err)
+	return apirec.Do(ctx, s.api, c, in, s.putSecretValue, func(c *Call, out *secretsmanager.PutSecretValueOutput, _ error) {
+		if out != nil && c.VersionID == "" {
+			c.VersionID = aws.ToString(out.VersionId)
+		}
+	})
 }
 
 func (s *Store) putSecretValue(ctx context.Context, in *secretsmanager.PutSecretValueInput) (*secretsmanager.PutSecretValueOutput, error) {
-	if err := s.begin(ctx, OpPutSecretValue); err != nil {
-		return nil, err
-	}
 	token, stages, err := checkPut(in)
 	if err != nil {
 		return nil, err
 	}
-
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	sec, err := s.lookup(aws.ToString(in.SecretId))
-	if err != nil {
-		return nil, err
-	}
-	out := func(v *version) *secretsmanager.PutSecretValueOutput {
-		return &secretsmanager.PutSecretValueOutput{
-			ARN: aws.String(sec.arn), Name: aws.String(sec.name),
-			VersionId: aws.String(v.id), VersionStages: slices.Clone(v.stages),
+	return withSecret(s, in.SecretId, func(sec *secret) (*secretsmanager.PutSecretValueOutput, error) {
+		out := func(v *version) *secretsmanager.PutSecretValueOutput {
+			return &secretsmanager.PutSecretValueOutput{
+				ARN: aws.String(sec.arn), Name: aws.String(sec.name),
+				VersionId: aws.String(v.id), VersionStages: slices.Clone(v.stages),
+			}
 		}
-	}
-	if v := sec.version(token); v != nil {
-		if !sameData(v, in.SecretString, in.SecretBinary) {
-			return nil, &types.ResourceExistsException{Message: aws.String(fmt.Sprintf(
-				"You can't modify an existing version, you can only create new versions. VersionId: %s", token))}
+		if v := sec.version(token); v != nil {
+			if !sameData(v, in.SecretString, in.SecretBinary) {
+				return nil, &types.ResourceExistsException{Message: aws.String(fmt.Sprintf(
+					"You can't modify an existing version, you can only create new versions. VersionId: %s", token))}
+			}
+			return out(v), nil
 		}
+		now := s.now()
+		v := &version{id: token, created: now, str: cloneString(in.SecretString), bin: bytes.Clone(in.SecretBinary)}
+		first := sec.holder(StageCurrent) == nil
+		sec.versions = append(sec.versions, v)
+		for _, st := range stages {
+			sec.attach(st, v)
+		}
+		if first {
+			sec.attach(StageCurrent, v)
+		}
+		sec.changed = now
 		return out(v), nil
-	}
-	now := s.now()
-	v := &version{id: token, created: now, str: cloneString(in.SecretString), bin: bytes.Clone(in.SecretBinary)}
-	first := sec.holder(StageCurrent) == nil
-	sec.versions = append(sec.versions, v)
-	for _, st := range stages {
-		sec.attach(st, v)
-	}
-	if first {
-		sec.attach(StageCurrent, v)
-	}
-	sec.changed = now
-	return out(v), nil
+	})
 }
 
 // checkPut checks PutSecretValue's parameters and returns the version id (ClientRequestToken
@@ -223,45 +207,37 @@ func checkPut(in *secretsmanager.PutSecretValueInput) (token string, stages []st
 // versions, which carry no label, are left out).
 func (s *Store) DescribeSecret(ctx context.Context, in *secretsmanager.DescribeSecretInput, _ ...func(*secretsmanager.Options)) (*secretsmanager.DescribeSecretOutput, error) {
 	c := Call{Op: OpDescribeSecret, SecretID: aws.ToString(in.SecretId)}
-	out, err := s.describeSecret(ctx, in)
-	return out, s.finish(c, err)
+	return apirec.Do(ctx, s.api, c, in, s.describeSecret, nil)
 }
 
 func (s *Store) describeSecret(ctx context.Context, in *secretsmanager.DescribeSecretInput) (*secretsmanager.DescribeSecretOutput, error) {
-	if err := s.begin(ctx, OpDescribeSecret); err != nil {
-		return nil, err
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	sec, err := s.lookup(aws.ToString(in.SecretId))
-	if err != nil {
-		return nil, err
-	}
-	created, changed := sec.created, sec.changed
-	out := &secretsmanager.DescribeSecretOutput{
-		ARN:                aws.String(sec.arn),
-		Name:               aws.String(sec.name),
-		CreatedDate:        &created,
-		LastChangedDate:    &changed,
-		RotationEnabled:    aws.Bool(sec.rotation),
-		VersionIdsToStages: sec.stagesByVersion(),
-	}
-	if sec.description != "" {
-		out.Description = aws.String(sec.description)
-	}
-	if sec.rotationARN != "" {
-		out.RotationLambdaARN = aws.String(sec.rotationARN)
-	}
-	if sec.rotated != nil {
-		r := *sec.rotated
-		out.LastRotatedDate = &r
-	}
-	if sec.rules != nil {
-		r := *sec.rules
-		out.RotationRules = &r
-	}
-	out.NextRotationDate = sec.nextRotation()
-	return out, nil
+	return withSecret(s, in.SecretId, func(sec *secret) (*secretsmanager.DescribeSecretOutput, error) {
+		created, changed := sec.created, sec.changed
+		out := &secretsmanager.DescribeSecretOutput{
+			ARN:                aws.String(sec.arn),
+			Name:               aws.String(sec.name),
+			CreatedDate:        &created,
+			LastChangedDate:    &changed,
+			RotationEnabled:    aws.Bool(sec.rotation),
+			VersionIdsToStages: sec.stagesByVersion(),
+		}
+		if sec.description != "" {
+			out.Description = aws.String(sec.description)
+		}
+		if sec.rotationARN != "" {
+			out.RotationLambdaARN = aws.String(sec.rotationARN)
+		}
+		if sec.rotated != nil {
+			r := *sec.rotated
+			out.LastRotatedDate = &r
+		}
+		if sec.rules != nil {
+			r := *sec.rules
+			out.RotationRules = &r
+		}
+		out.NextRotationDate = sec.nextRotation()
+		return out, nil
+	})
 }
 
 // nextRotation is DescribeSecret's NextRotationDate: "The next rotation is scheduled to
@@ -297,60 +273,51 @@ func (s *Store) UpdateSecretVersionStage(ctx context.Context, in *secretsmanager
 	if in.VersionStage != nil {
 		c.Stages = []string{*in.VersionStage}
 	}
-	out, err := s.updateSecretVersionStage(ctx, in)
-	return out, s.finish(c, err)
+	return apirec.Do(ctx, s.api, c, in, s.updateSecretVersionStage, nil)
 }
 
 func (s *Store) updateSecretVersionStage(ctx context.Context, in *secretsmanager.UpdateSecretVersionStageInput) (*secretsmanager.UpdateSecretVersionStageOutput, error) {
-	if err := s.begin(ctx, OpUpdateSecretVersionStage); err != nil {
-		return nil, err
-	}
 	stage, to, from, err := checkStageMove(in)
 	if err != nil {
 		return nil, err
 	}
-
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	sec, err := s.lookup(aws.ToString(in.SecretId))
-	if err != nil {
-		return nil, err
-	}
-	out := &secretsmanager.UpdateSecretVersionStageOutput{ARN: aws.String(sec.arn), Name: aws.String(sec.name)}
-	holder := sec.holder(stage)
-	fromV, err := sec.labelledVersion(from, stage)
-	if err != nil {
-		return nil, err
-	}
-
-	if to == "" { // remove only
-		if stage == StageCurrent {
-			return nil, invalidParameter("You can only move staging label AWSCURRENT to a different secret version. It can't be completely removed.")
+	return withSecret(s, in.SecretId, func(sec *secret) (*secretsmanager.UpdateSecretVersionStageOutput, error) {
+		out := &secretsmanager.UpdateSecretVersionStageOutput{ARN: aws.String(sec.arn), Name: aws.String(sec.name)}
+		holder := sec.holder(stage)
+		fromV, err := sec.labelledVersion(from, stage)
+		if err != nil {
+			return nil, err
 		}
-		fromV.detach(stage)
-		sec.changed = s.now()
-		return out, nil
-	}
 
-	toV := sec.version(to)
-	if toV == nil {
-		return nil, notFound(fmt.Sprintf("Secrets Manager can't find the specified secret version: %s", to))
-	}
-	if holder != nil && holder != toV && fromV != holder {
-		return nil, invalidParameter(fmt.Sprintf(
-			"The parameter RemoveFromVersionId can't be empty. Staging label %s is currently attached to version %s, so you must explicitly reference that version in RemoveFromVersionId.",
-			stage, holder.id))
-	}
-	if holder == toV {
-		return out, nil // already there
-	}
-	now := s.now()
-	sec.attach(stage, toV)
-	sec.changed = now
-	if stage == StageCurrent {
-		sec.rotated = &now
-	}
-	return out, nil
+		if to == "" { // remove only
+			if stage == StageCurrent {
+				return nil, invalidParameter("You can only move staging label AWSCURRENT to a different secret version. It can't be completely removed.")
+			}
+			fromV.detach(stage)
+			sec.changed = s.now()
+			return out, nil
+		}
+
+		toV := sec.version(to)
+		if toV == nil {
+			return nil, notFound(fmt.Sprintf("Secrets Manager can't find the specified secret version: %s", to))
+		}
+		if holder != nil && holder != toV && fromV != holder {
+			return nil, invalidParameter(fmt.Sprintf(
+				"The parameter RemoveFromVersionId can't be empty. Staging label %s is currently attached to version %s, so you must explicitly reference that version in RemoveFromVersionId.",
+				stage, holder.id))
+		}
+		if holder == toV {
+			return out, nil // already there
+		}
+		now := s.now()
+		sec.attach(stage, toV)
+		sec.changed = now
+		if stage == StageCurrent {
+			sec.rotated = &now
+		}
+		return out, nil
+	})
 }
 
 // checkStageMove checks UpdateSecretVersionStage's parameters and returns the label and the
@@ -386,14 +353,10 @@ func (sec *secret) labelledVersion(id, stage string) (*version, error) {
 // with IncludeDeprecated. It pages with MaxResults (default 100) and NextToken.
 func (s *Store) ListSecretVersionIds(ctx context.Context, in *secretsmanager.ListSecretVersionIdsInput, _ ...func(*secretsmanager.Options)) (*secretsmanager.ListSecretVersionIdsOutput, error) {
 	c := Call{Op: OpListSecretVersionIds, SecretID: aws.ToString(in.SecretId)}
-	out, err := s.listSecretVersionIds(ctx, in)
-	return out, s.finish(c, err)
+	return apirec.Do(ctx, s.api, c, in, s.listSecretVersionIds, nil)
 }
 
 func (s *Store) listSecretVersionIds(ctx context.Context, in *secretsmanager.ListSecretVersionIdsInput) (*secretsmanager.ListSecretVersionIdsOutput, error) {
-	if err := s.begin(ctx, OpListSecretVersionIds); err != nil {
-		return nil, err
-	}
 	limit := 100
 	if in.MaxResults != nil {
 		if *in.MaxResults < 1 || *in.MaxResults > 100 {
@@ -409,34 +372,40 @@ func (s *Store) listSecretVersionIds(ctx context.Context, in *secretsmanager.Lis
 		}
 		start = n
 	}
+	return withSecret(s, in.SecretId, func(sec *secret) (*secretsmanager.ListSecretVersionIdsOutput, error) {
+		var all []types.SecretVersionsListEntry
+		for _, v := range sec.versions {
+			if len(v.stages) == 0 && !aws.ToBool(in.IncludeDeprecated) {
+				continue
+			}
+			created := v.created
+			all = append(all, types.SecretVersionsListEntry{
+				VersionId: aws.String(v.id), VersionStages: slices.Clone(v.stages), CreatedDate: &created,
+			})
+		}
+		if start > len(all) {
+			return nil, &types.InvalidNextTokenException{Message: aws.String("The NextToken value is invalid.")}
+		}
+		end := min(start+limit, len(all))
+		out := &secretsmanager.ListSecretVersionIdsOutput{
+			ARN: aws.String(sec.arn), Name: aws.String(sec.name), Versions: all[start:end],
+		}
+		if end < len(all) {
+			out.NextToken = aws.String(strconv.Itoa(end))
+		}
+		return out, nil
+	})
+}
 
+// withSecret runs f on the secret id names, with the store locked.
+func withSecret[Out any](s *Store, id *string, f func(*secret) (*Out, error)) (*Out, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	sec, err := s.lookup(aws.ToString(in.SecretId))
+	sec, err := s.lookup(aws.ToString(id))
 	if err != nil {
 		return nil, err
 	}
-	var all []types.SecretVersionsListEntry
-	for _, v := range sec.versions {
-		if len(v.stages) == 0 && !aws.ToBool(in.IncludeDeprecated) {
-			continue
-		}
-		created := v.created
-		all = append(all, types.SecretVersionsListEntry{
-			VersionId: aws.String(v.id), VersionStages: slices.Clone(v.stages), CreatedDate: &created,
-		})
-	}
-	if start > len(all) {
-		return nil, &types.InvalidNextTokenException{Message: aws.String("The NextToken value is invalid.")}
-	}
-	end := min(start+limit, len(all))
-	out := &secretsmanager.ListSecretVersionIdsOutput{
-		ARN: aws.String(sec.arn), Name: aws.String(sec.name), Versions: all[start:end],
-	}
-	if end < len(all) {
-		out.NextToken = aws.String(strconv.Itoa(end))
-	}
-	return out, nil
+	return f(sec)
 }
 
 // Names returns the names of the stored secrets, sorted.

@@ -6,6 +6,8 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+
+	"github.com/pgrotate/pgrotate/local/internal/apirec"
 )
 
 // Character classes of GetRandomPassword, as the API reference lists them.
@@ -23,14 +25,10 @@ const (
 // of every included class.
 func (s *Store) GetRandomPassword(ctx context.Context, in *secretsmanager.GetRandomPasswordInput, _ ...func(*secretsmanager.Options)) (*secretsmanager.GetRandomPasswordOutput, error) {
 	c := Call{Op: OpGetRandomPassword}
-	out, err := s.getRandomPassword(ctx, in)
-	return out, s.finish(c, err)
+	return apirec.Do(ctx, s.api, c, in, s.getRandomPassword, nil)
 }
 
 func (s *Store) getRandomPassword(ctx context.Context, in *secretsmanager.GetRandomPasswordInput) (*secretsmanager.GetRandomPasswordOutput, error) {
-	if err := s.begin(ctx, OpGetRandomPassword); err != nil {
-		return nil, err
-	}
 	pw, err := randomPassword(in)
 	if err != nil {
 		return nil, err

@@ -11,6 +11,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
+
+	"github.com/pgrotate/pgrotate/local/internal/apirec"
 )
 
 // OpRotateSecret is RotateSecret's operation name.
@@ -80,17 +82,14 @@ func (s *Store) WaitRotations() { s.rotating.Wait() }
 // request is still in progress and returns an error": an InvalidRequestException.
 func (s *Store) RotateSecret(ctx context.Context, in *secretsmanager.RotateSecretInput, _ ...func(*secretsmanager.Options)) (*secretsmanager.RotateSecretOutput, error) {
 	c := Call{Op: OpRotateSecret, SecretID: aws.ToString(in.SecretId), VersionID: aws.ToString(in.ClientRequestToken)}
-	out, err := s.rotateSecret(ctx, in)
-	if out != nil {
-		c.VersionID = aws.ToString(out.VersionId)
-	}
-	return out, s.finish(c, err)
+	return apirec.Do(ctx, s.api, c, in, s.rotateSecret, func(c *Call, out *secretsmanager.RotateSecretOutput, _ error) {
+		if out != nil {
+			c.VersionID = aws.ToString(out.VersionId)
+		}
+	})
 }
 
 func (s *Store) rotateSecret(ctx context.Context, in *secretsmanager.RotateSecretInput) (*secretsmanager.RotateSecretOutput, error) {
-	if err := s.begin(ctx, OpRotateSecret); err != nil {
-		return nil, err
-	}
 	token, err := checkRotate(in)
 	if err != nil {
 		return nil, err

@@ -30,7 +30,6 @@
 package localsecrets
 
 import (
-	"context"
 	"crypto/rand"
 	"fmt"
 	"log/slog"
@@ -41,7 +40,6 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
-	"github.com/aws/smithy-go"
 
 	"github.com/pgrotate/pgrotate/local/internal/apirec"
 )
@@ -75,11 +73,15 @@ const serviceID = "Secrets Manager"
 // Store is an in-process Secrets Manager. The zero value is not usable; call New. A Store
 // is safe for concurrent use.
 type Store struct {
+	// Log gives the calls made (Calls, CallsOf; never a secret value or a RotationToken) and
+	// queues interceptors (Intercept, FailNext: for example a *types.InternalServiceError).
+	apirec.Log[Call]
+
 	now func() time.Time
 
 	mu        sync.Mutex
 	secrets   map[string]*secret // by name
-	rec       *apirec.Recorder[Call]
+	api       apirec.API[Call]
 	functions map[string]RotationFunction // rotation Lambdas by ARN
 	rotating  sync.WaitGroup              // rotations started by RotateSecret
 }
@@ -98,12 +100,15 @@ func New(opts ...Option) *Store {
 	s := &Store{
 		now:     time.Now,
 		secrets: make(map[string]*secret),
-		rec: apirec.New(func(c Call) string { return c.Op },
-			func(c Call) Call { c.Stages = append([]string(nil), c.Stages...); return c }),
 	}
 	for _, o := range opts {
 		o(s)
 	}
+	// Each operation runs in apirec.Do, without s.mu held.
+	rec := apirec.New(func(c Call) string { return c.Op },
+		func(c Call) Call { c.Stages = append([]string(nil), c.Stages...); return c })
+	s.Log = rec.Log()
+	s.api = apirec.API[Call]{Rec: rec, Service: serviceID, SetErr: func(c *Call, err error) { c.Err = err }}
 	return s
 }
 
@@ -241,45 +246,6 @@ type Call struct {
 	RotationToken bool
 	// Err is what the call returned.
 	Err error
-}
-
-// Calls returns the operations made so far, oldest first.
-func (s *Store) Calls() []Call { return s.rec.Calls() }
-
-// CallsOf returns the recorded calls of one operation, oldest first.
-func (s *Store) CallsOf(op string) []Call { return s.rec.CallsOf(op) }
-
-// Intercept runs fn once, before the next call of op and without the store's lock held (so
-// fn may use the store, for example to simulate a concurrent writer). If fn returns an
-// error, the call returns it, wrapped as the SDK wraps errors, and changes nothing.
-// Interceptors for one operation run in the order they were added, one per call.
-func (s *Store) Intercept(op string, fn func() error) {
-	s.rec.Intercept(op, fn)
-}
-
-// FailNext makes the next call of op fail with err (for example a
-// *types.InternalServiceError or a *types.ResourceNotFoundException).
-func (s *Store) FailNext(op string, err error) {
-	s.Intercept(op, func() error { return err })
-}
-
-// begin runs the pending interceptor of op, if any, then fails if ctx is done.
-func (s *Store) begin(ctx context.Context, op string) error {
-	if err := s.rec.Begin(op); err != nil {
-		return err
-	}
-	return ctx.Err()
-}
-
-// finish records c with err and returns err wrapped as the SDK would. The caller does not
-// hold s.mu.
-func (s *Store) finish(c Call, err error) error {
-	if err != nil {
-		err = &smithy.OperationError{ServiceID: serviceID, OperationName: c.Op, Err: err}
-	}
-	c.Err = err
-	s.rec.Record(c)
-	return err
 }
 
 // SetRotation records the rotation configuration DescribeSecret reports (RotationEnabled,

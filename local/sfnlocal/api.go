@@ -233,28 +233,16 @@ func (m *Machine) GetExecutionHistory(ctx context.Context, in *sfn.GetExecutionH
 	if in.ReverseOrder {
 		slices.Reverse(events)
 	}
-	start := 0
-	if in.NextToken != nil {
-		n, err := strconv.Atoi(*in.NextToken)
-		if err != nil || n < 0 || n > len(events) {
-			return nil, apiError(op, &types.InvalidToken{Message: aws.String("Invalid Token")})
-		}
-		start = n
+	start, end, next, err := page(op, in.NextToken, in.MaxResults, len(events))
+	if err != nil {
+		return nil, err
 	}
-	limit := int(in.MaxResults)
-	if limit <= 0 || limit > 1000 {
-		limit = 100
-	}
-	end := min(start+limit, len(events))
-	out := &sfn.GetExecutionHistoryOutput{}
+	out := &sfn.GetExecutionHistoryOutput{NextToken: next}
 	for _, h := range events[start:end] {
 		if in.IncludeExecutionData != nil && !*in.IncludeExecutionData {
 			h = withoutData(h)
 		}
 		out.Events = append(out.Events, h)
-	}
-	if end < len(events) {
-		out.NextToken = aws.String(strconv.Itoa(end))
 	}
 	return out, nil
 }
@@ -262,47 +250,26 @@ func (m *Machine) GetExecutionHistory(ctx context.Context, in *sfn.GetExecutionH
 // withoutData returns a copy of h without inputs and outputs, as Step Functions returns
 // events when includeExecutionData is false.
 func withoutData(h types.HistoryEvent) types.HistoryEvent {
-	if d := h.ExecutionStartedEventDetails; d != nil {
-		c := *d
-		c.Input, c.InputDetails = nil, nil
-		h.ExecutionStartedEventDetails = &c
-	}
-	if d := h.ExecutionSucceededEventDetails; d != nil {
-		c := *d
-		c.Output, c.OutputDetails = nil, nil
-		h.ExecutionSucceededEventDetails = &c
-	}
-	if d := h.StateEnteredEventDetails; d != nil {
-		c := *d
-		c.Input, c.InputDetails = nil, nil
-		h.StateEnteredEventDetails = &c
-	}
-	if d := h.StateExitedEventDetails; d != nil {
-		c := *d
-		c.Output, c.OutputDetails = nil, nil
-		h.StateExitedEventDetails = &c
-	}
-	if d := h.LambdaFunctionScheduledEventDetails; d != nil {
-		c := *d
-		c.Input, c.InputDetails = nil, nil
-		h.LambdaFunctionScheduledEventDetails = &c
-	}
-	if d := h.LambdaFunctionSucceededEventDetails; d != nil {
-		c := *d
-		c.Output, c.OutputDetails = nil, nil
-		h.LambdaFunctionSucceededEventDetails = &c
-	}
-	if d := h.TaskScheduledEventDetails; d != nil {
-		c := *d
-		c.Parameters = nil
-		h.TaskScheduledEventDetails = &c
-	}
-	if d := h.TaskSucceededEventDetails; d != nil {
-		c := *d
-		c.Output, c.OutputDetails = nil, nil
-		h.TaskSucceededEventDetails = &c
-	}
+	h.ExecutionStartedEventDetails = cleared(h.ExecutionStartedEventDetails, func(c *types.ExecutionStartedEventDetails) { c.Input, c.InputDetails = nil, nil })
+	h.ExecutionSucceededEventDetails = cleared(h.ExecutionSucceededEventDetails, func(c *types.ExecutionSucceededEventDetails) { c.Output, c.OutputDetails = nil, nil })
+	h.StateEnteredEventDetails = cleared(h.StateEnteredEventDetails, func(c *types.StateEnteredEventDetails) { c.Input, c.InputDetails = nil, nil })
+	h.StateExitedEventDetails = cleared(h.StateExitedEventDetails, func(c *types.StateExitedEventDetails) { c.Output, c.OutputDetails = nil, nil })
+	h.LambdaFunctionScheduledEventDetails = cleared(h.LambdaFunctionScheduledEventDetails, func(c *types.LambdaFunctionScheduledEventDetails) { c.Input, c.InputDetails = nil, nil })
+	h.LambdaFunctionSucceededEventDetails = cleared(h.LambdaFunctionSucceededEventDetails, func(c *types.LambdaFunctionSucceededEventDetails) { c.Output, c.OutputDetails = nil, nil })
+	h.TaskScheduledEventDetails = cleared(h.TaskScheduledEventDetails, func(c *types.TaskScheduledEventDetails) { c.Parameters = nil })
+	h.TaskSucceededEventDetails = cleared(h.TaskSucceededEventDetails, func(c *types.TaskSucceededEventDetails) { c.Output, c.OutputDetails = nil, nil })
 	return h
+}
+
+// cleared returns a copy of *d with clear applied (nil for nil), so that the event shares
+// nothing with the stored history.
+func cleared[T any](d *T, clear func(*T)) *T {
+	if d == nil {
+		return nil
+	}
+	c := *d
+	clear(&c)
+	return &c
 }
 
 // StopExecution aborts a running execution and returns once it is ABORTED. Stopping an
@@ -372,24 +339,32 @@ func (m *Machine) ListExecutions(ctx context.Context, in *sfn.ListExecutionsInpu
 			items = append(items, m.listItem(e))
 		}
 	}
-	start := 0
-	if in.NextToken != nil {
-		n, err := strconv.Atoi(*in.NextToken)
-		if err != nil || n < 0 || n > len(items) {
-			return nil, apiError(op, &types.InvalidToken{Message: aws.String("Invalid Token")})
-		}
-		start = n
+	start, end, next, err := page(op, in.NextToken, in.MaxResults, len(items))
+	if err != nil {
+		return nil, err
 	}
-	limit := int(in.MaxResults)
+	return &sfn.ListExecutionsOutput{Executions: items[start:end], NextToken: next}, nil
+}
+
+// page is the window [start, end) of n items that a NextToken (an index) and MaxResults (100
+// when 0, at most 1000) select, and the token of the next page (nil after the last).
+func page(op string, token *string, maxResults int32, n int) (start, end int, next *string, err error) {
+	if token != nil {
+		i, err := strconv.Atoi(*token)
+		if err != nil || i < 0 || i > n {
+			return 0, 0, nil, apiError(op, &types.InvalidToken{Message: aws.String("Invalid Token")})
+		}
+		start = i
+	}
+	limit := int(maxResults)
 	if limit <= 0 || limit > 1000 {
 		limit = 100
 	}
-	end := min(start+limit, len(items))
-	out := &sfn.ListExecutionsOutput{Executions: items[start:end]}
-	if end < len(items) {
-		out.NextToken = aws.String(strconv.Itoa(end))
+	end = min(start+limit, n)
+	if end < n {
+		next = aws.String(strconv.Itoa(end))
 	}
-	return out, nil
+	return start, end, next, nil
 }
 
 // listed reports whether ListExecutions lists e with these filters ("" matches every

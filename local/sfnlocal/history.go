@@ -78,22 +78,29 @@ var notTruncated = &types.HistoryEventExecutionDataDetails{Truncated: false}
 
 // line handles one line of runner output, then passes the new events to OnEvent.
 func (c *converter) line(l runnerLine) {
+	c.apply(func() {
+		switch l.Kind {
+		case "task":
+			c.task(l)
+		case "event":
+			var ev libEvent
+			if err := json.Unmarshal(l.Event, &ev); err == nil {
+				c.event(ev)
+			}
+		}
+	})
+}
+
+// apply runs change with the machine locked, unless the run has ended (whatever a finished
+// run still prints must not mix with a redrive's events), then publishes the events it added.
+func (c *converter) apply(change func()) {
 	c.m.mu.Lock()
 	if c.ended {
-		// Whatever a finished run still prints must not mix with a redrive's events.
 		c.m.mu.Unlock()
 		return
 	}
 	before := len(c.e.events)
-	switch l.Kind {
-	case "task":
-		c.task(l)
-	case "event":
-		var ev libEvent
-		if err := json.Unmarshal(l.Event, &ev); err == nil {
-			c.event(ev)
-		}
-	}
+	change()
 	added := slices.Clone(c.e.events[before:])
 	c.m.mu.Unlock()
 	c.m.publish(c.e.arn, added)
@@ -295,18 +302,7 @@ func (c *converter) end(at time.Time, status types.ExecutionStatus, errName, cau
 
 // finish is called when the Node process has exited. A run that ended without a
 // terminal event (the process died, or could not start) is closed here.
-func (c *converter) finish(runErr error) {
-	c.m.mu.Lock()
-	if c.ended {
-		c.m.mu.Unlock()
-		return
-	}
-	before := len(c.e.events)
-	c.close(runErr)
-	added := slices.Clone(c.e.events[before:])
-	c.m.mu.Unlock()
-	c.m.publish(c.e.arn, added)
-}
+func (c *converter) finish(runErr error) { c.apply(func() { c.close(runErr) }) }
 
 func (c *converter) close(runErr error) {
 	now := c.m.clock()

@@ -73,22 +73,25 @@ type Handler struct {
 	Log     *slog.Logger
 }
 
-// InvalidEvent reports an event the handler cannot write a record for (malformed, of
-// another source or state machine, or a status that is not an end). Nothing is written.
-type InvalidEvent struct {
-	ID     string
-	Reason string
-}
+// The handler's error names (the Lambda errorType).
+type (
+	// InvalidEvent reports an event the handler cannot write a record for (malformed, of
+	// another source or state machine, or a status that is not an end). Nothing is written.
+	InvalidEvent struct {
+		ID     string
+		Reason string
+	}
+
+	// HistoryIncomplete reports that the execution's history does not show the end of the
+	// run the event announces yet; the invocation fails so that Lambda retries it.
+	HistoryIncomplete struct {
+		Execution string
+		Run       int32
+	}
+)
 
 func (e *InvalidEvent) Error() string {
 	return fmt.Sprintf("invalid evidence event %q: %s", e.ID, e.Reason)
-}
-
-// HistoryIncomplete reports that the execution's history does not show the end of the run
-// the event announces yet; the invocation fails so that Lambda retries it.
-type HistoryIncomplete struct {
-	Execution string
-	Run       int32
 }
 
 func (e *HistoryIncomplete) Error() string {
