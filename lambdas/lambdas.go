@@ -55,19 +55,17 @@ var constructors = map[string]func(Deps) any{
 	spec.Rotator: func(d Deps) any { return NewRotator(d).Handle },
 	// One function, two modes: the state machine's State, or the CLI's dry run (tasks.DryRunInput).
 	spec.Preflight:     func(d Deps) any { return NewPreflight(d).Invoke },
-	spec.CloneUser:     func(d Deps) any { return (&tasks.CloneUser{Secrets: d.secrets(), DB: d.pg(), Log: d.Log}).Handle },
-	spec.SetPassword:   func(d Deps) any { return (&tasks.SetPassword{Secrets: d.secrets(), DB: d.pg(), Log: d.Log}).Handle },
-	spec.TestLogin:     func(d Deps) any { return (&tasks.TestLogin{Secrets: d.secrets(), DB: d.pg(), Log: d.Log}).Handle },
+	spec.CloneUser:     func(d Deps) any { return tasks.NewCloneUser(d.secrets(), d.pg(), d.Log).Handle },
+	spec.SetPassword:   func(d Deps) any { return tasks.NewSetPassword(d.secrets(), d.pg(), d.Log).Handle },
+	spec.TestLogin:     func(d Deps) any { return tasks.NewTestLogin(d.secrets(), d.pg(), d.Log).Handle },
 	spec.CheckReplicas: func(d Deps) any { return (&tasks.CheckReplicas{Secrets: d.secrets(), DB: d.pg(), Log: d.Log}).Handle },
 	spec.Redeploy:      func(d Deps) any { return (&tasks.Redeploy{ECS: d.ecs(), Log: d.Log}).Handle },
 	spec.CheckRollout: func(d Deps) any {
 		return (&tasks.CheckRollout{ECS: d.ecs(), MaxChecks: d.Env.Int(spec.EnvRolloutMaxChecks, tasks.DefaultMaxRolloutChecks), Log: d.Log}).Handle
 	},
-	spec.RetirePrevious: func(d Deps) any {
-		return (&tasks.RetirePrevious{Secrets: d.secrets(), DB: d.pg(), Log: d.Log}).Handle
-	},
-	spec.Rethrow:  func(d Deps) any { return (&tasks.Rethrow{Log: d.Log}).Handle },
-	spec.Evidence: func(d Deps) any { return NewEvidence(d).Handle },
+	spec.RetirePrevious: func(d Deps) any { return tasks.NewRetirePrevious(d.secrets(), d.pg(), d.Log).Handle },
+	spec.Rethrow:        func(d Deps) any { return (&tasks.Rethrow{Log: d.Log}).Handle },
+	spec.Evidence:       func(d Deps) any { return NewEvidence(d).Handle },
 	spec.Bootstrap: func(d Deps) any {
 		// CloudFormation invokes it directly; it answers the response URL itself.
 		return cfn.LambdaWrap((&tasks.Bootstrap{Secrets: d.secrets(), DB: d.pg(), Log: d.Log}).Handle)

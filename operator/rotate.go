@@ -11,6 +11,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sfn/types"
 
 	"github.com/pgrotate/pgrotate/adapters/executions"
+	"github.com/pgrotate/pgrotate/internal/wait"
 	"github.com/pgrotate/pgrotate/workflow"
 )
 
@@ -99,11 +100,11 @@ func (f *Follower) poll() time.Duration {
 	return 2 * time.Second
 }
 
-// Find waits, up to wait, for the newest execution of the rotation to version and returns
+// Find waits, up to timeout, for the newest execution of the rotation to version and returns
 // its name.
-func (f *Follower) Find(ctx context.Context, version string, wait time.Duration) (string, error) {
+func (f *Follower) Find(ctx context.Context, version string, timeout time.Duration) (string, error) {
 	r := &executions.Reader{API: f.API, StateMachineARN: f.StateMachine}
-	deadline := time.Now().Add(wait)
+	deadline := time.Now().Add(timeout)
 	for {
 		a, found, err := r.Latest(ctx, version)
 		if err != nil {
@@ -113,9 +114,9 @@ func (f *Follower) Find(ctx context.Context, version string, wait time.Duration)
 			return a.Name, nil
 		}
 		if time.Now().After(deadline) {
-			return "", &ExecutionNotStarted{Version: version, Waited: wait}
+			return "", &ExecutionNotStarted{Version: version, Waited: timeout}
 		}
-		if err := sleep(ctx, f.poll()); err != nil {
+		if err := wait.Sleep(ctx, f.poll()); err != nil {
 			return "", err
 		}
 	}
@@ -142,7 +143,7 @@ func (f *Follower) Follow(ctx context.Context, version, name string, after int64
 			}
 			return f.outcome(ctx, version, name, desc)
 		}
-		if err := sleep(ctx, f.poll()); err != nil {
+		if err := wait.Sleep(ctx, f.poll()); err != nil {
 			return Outcome{}, err
 		}
 	}
@@ -212,16 +213,5 @@ func (f *Follower) event(ev types.HistoryEvent) {
 	s.TopLevel = s.State == "" || workflow.IsTopLevel(s.State)
 	if f.OnStep != nil {
 		f.OnStep(s)
-	}
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
 	}
 }

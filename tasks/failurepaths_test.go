@@ -175,15 +175,15 @@ func TestEveryFailurePathHasANameTheStateMachineKnows(t *testing.T) {
 			return err
 		}, []string{"Login", "Sessions"}},
 		{workflow.StateCloneUser, preflighted, func(e *env, db *faultyDB, st workflow.State) error {
-			_, err := (&CloneUser{Secrets: e.store, DB: db, Log: e.log}).Handle(ctx, st)
+			_, err := NewCloneUser(e.store, db, e.log).Handle(ctx, st)
 			return err
 		}, []string{"CloneUser", "CheckParity"}},
 		{workflow.StateSetPassword, preflighted, func(e *env, db *faultyDB, st workflow.State) error {
-			_, err := (&SetPassword{Secrets: e.store, DB: db, Log: e.log}).Handle(ctx, st)
+			_, err := NewSetPassword(e.store, db, e.log).Handle(ctx, st)
 			return err
 		}, []string{"Sessions", "SetPassword"}},
 		{workflow.StateTestLogin, withLSN, func(e *env, db *faultyDB, st workflow.State) error {
-			_, err := (&TestLogin{Secrets: e.store, DB: db, Log: e.log}).Handle(ctx, st)
+			_, err := NewTestLogin(e.store, db, e.log).Handle(ctx, st)
 			return err
 		}, []string{"Login"}},
 		{workflow.StateCheckReplicas, withLSN, func(e *env, db *faultyDB, st workflow.State) error {
@@ -191,7 +191,7 @@ func TestEveryFailurePathHasANameTheStateMachineKnows(t *testing.T) {
 			return err
 		}, []string{"CaughtUp", "Login"}},
 		{workflow.StateRetirePrevious, func(e *env) workflow.State { return e.redeployed() }, func(e *env, db *faultyDB, st workflow.State) error {
-			_, err := (&RetirePrevious{Secrets: e.store, DB: db, Log: e.log}).Handle(ctx, st)
+			_, err := NewRetirePrevious(e.store, db, e.log).Handle(ctx, st)
 			return err
 		}, []string{"RetirePassword"}},
 	}

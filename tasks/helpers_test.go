@@ -235,9 +235,9 @@ func (e *env) preflighted() workflow.State {
 	return st
 }
 
-func (e *env) cloneUser() *CloneUser     { return &CloneUser{Secrets: e.store, DB: e.db, Log: e.log} }
-func (e *env) setPassword() *SetPassword { return &SetPassword{Secrets: e.store, DB: e.db, Log: e.log} }
-func (e *env) testLogin() *TestLogin     { return &TestLogin{Secrets: e.store, DB: e.db, Log: e.log} }
+func (e *env) cloneUser() *CloneUser     { return NewCloneUser(e.store, e.db, e.log) }
+func (e *env) setPassword() *SetPassword { return NewSetPassword(e.store, e.db, e.log) }
+func (e *env) testLogin() *TestLogin     { return NewTestLogin(e.store, e.db, e.log) }
 func (e *env) checkReplicas() *CheckReplicas {
 	return &CheckReplicas{Secrets: e.store, DB: e.db, Log: e.log}
 }

@@ -3,7 +3,6 @@ package tasks
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"time"
 
 	"github.com/pgrotate/pgrotate/workflow"
@@ -17,26 +16,8 @@ type passwordRetirer interface {
 	RetirePassword(ctx context.Context, admin workflow.Target, user string, password workflow.Password, grace time.Duration) (validUntil time.Time, skipped string, err error)
 }
 
-// RetirePrevious expires the previous user's password a grace period after the rotation
-// (opt-in, State.Retirement): the state machine runs it only when every service's redeploy
-// COMPLETED, so no ECS task still holds AWSPREVIOUS, and the next rotation's SetPassword
-// clears the expiry with the new password. It never touches the AWSCURRENT user
-// (invariant 2) and changes nothing unless this execution's version is AWSCURRENT, no newer
-// rotation has begun, and AWSPREVIOUS is the version this execution replaced; otherwise it
-// records why in Retirement.Skipped and succeeds, since the rotation itself did. Running it
-// again changes nothing (the adapter keeps an earlier expiry).
-type RetirePrevious struct {
-	Secrets secretReader
-	DB      passwordRetirer
-	Log     *slog.Logger
-}
-
-// Handle expires the previous user's password, after the redeploy completed.
-func (h *RetirePrevious) Handle(ctx context.Context, st workflow.State) (workflow.State, error) {
-	return run(ctx, h.Log, workflow.StateRetirePrevious, st, workflow.State.CheckPreflighted, h.retire)
-}
-
-func (h *RetirePrevious) retire(ctx context.Context, st workflow.State) (workflow.State, error) {
+// retirePrevious expires the previous user's password, after the redeploy completed.
+func retirePrevious(ctx context.Context, h *RetirePrevious, st workflow.State) (workflow.State, error) {
 	grace, err := st.Retirement.Grace()
 	if err != nil {
 		return st, err
@@ -49,13 +30,13 @@ func (h *RetirePrevious) retire(ctx context.Context, st workflow.State) (workflo
 	st.Retirement = &ret
 	skip := func(reason string) (workflow.State, error) {
 		ret.Skipped = reason
-		logger(h.Log).WarnContext(ctx, "previous password not retired", "secret", st.SecretARN, "version", st.Token, "reason", reason)
+		logger(h.log).WarnContext(ctx, "previous password not retired", "secret", st.SecretARN, "version", st.Token, "reason", reason)
 		return st, nil
 	}
 
 	// Staging labels: AWSPREVIOUS moves to the version AWSCURRENT left
 	// (https://docs.aws.amazon.com/secretsmanager/latest/apireference/API_UpdateSecretVersionStage.html).
-	v, err := h.Secrets.VersionStages(ctx, st.SecretARN)
+	v, err := h.secrets.VersionStages(ctx, st.SecretARN)
 	if err != nil {
 		return st, fmt.Errorf("read versions of %s: %w", st.SecretARN, err)
 	}
@@ -63,12 +44,12 @@ func (h *RetirePrevious) retire(ctx context.Context, st workflow.State) (workflo
 	if reason := notRetirable(v, st, previousVersion); reason != "" {
 		return skip(reason)
 	}
-	current, previous, admin, err := h.secrets(ctx, st, previousVersion)
+	current, previous, admin, err := retireSecrets(ctx, h.secrets, st, previousVersion)
 	if err != nil {
 		return st, err
 	}
 
-	until, skipped, err := h.DB.RetirePassword(ctx, admin.In(current.DBName), previous.Username, previous.Password, grace)
+	until, skipped, err := h.db.RetirePassword(ctx, admin.In(current.DBName), previous.Username, previous.Password, grace)
 	if err != nil {
 		return st, fmt.Errorf("retire the password of %s: %w", previous.Username, err)
 	}
@@ -80,7 +61,7 @@ func (h *RetirePrevious) retire(ctx context.Context, st workflow.State) (workflo
 	if skipped != "" {
 		return skip(skipped)
 	}
-	logger(h.Log).InfoContext(ctx, "previous password retired", "secret", st.SecretARN, "version", st.Token,
+	logger(h.log).InfoContext(ctx, "previous password retired", "secret", st.SecretARN, "version", st.Token,
 		"user", previous.Username, "previousVersion", previousVersion, "validUntil", ret.ValidUntil, "grace", grace.String())
 	return st, nil
 }
@@ -98,14 +79,14 @@ func notRetirable(v workflow.Versions, st workflow.State, previousVersion string
 	return ""
 }
 
-// secrets reads AWSCURRENT, AWSPREVIOUS and the admin secret, and checks they belong together
+// retireSecrets reads AWSCURRENT, AWSPREVIOUS and the admin secret, and checks they belong together
 // and to this execution.
-func (h *RetirePrevious) secrets(ctx context.Context, st workflow.State, previousVersion string) (current, previous workflow.AppSecret, admin workflow.AdminSecret, err error) {
-	current, err = h.Secrets.AppSecret(ctx, st.SecretARN, st.Token)
+func retireSecrets(ctx context.Context, s secretReader, st workflow.State, previousVersion string) (current, previous workflow.AppSecret, admin workflow.AdminSecret, err error) {
+	current, err = s.AppSecret(ctx, st.SecretARN, st.Token)
 	if err != nil {
 		return current, previous, admin, fmt.Errorf("read AWSCURRENT of %s: %w", st.SecretARN, err)
 	}
-	previous, err = h.Secrets.AppSecret(ctx, st.SecretARN, previousVersion)
+	previous, err = s.AppSecret(ctx, st.SecretARN, previousVersion)
 	if err != nil {
 		return current, previous, admin, fmt.Errorf("read AWSPREVIOUS of %s: %w", st.SecretARN, err)
 	}
@@ -119,7 +100,7 @@ func (h *RetirePrevious) secrets(ctx context.Context, st workflow.State, previou
 	if err := workflow.ValidatePending(previous, current); err != nil {
 		return current, previous, admin, err
 	}
-	admin, err = h.Secrets.AdminSecret(ctx, current.MasterARN)
+	admin, err = s.AdminSecret(ctx, current.MasterARN)
 	if err != nil {
 		return current, previous, admin, fmt.Errorf("read admin secret: %w", err)
 	}

@@ -111,7 +111,7 @@ func TestRetirePrevious(t *testing.T) {
 			if tc.change != nil {
 				tc.change(e, &st, db)
 			}
-			h := &RetirePrevious{Secrets: e.store, DB: db, Log: e.log}
+			h := NewRetirePrevious(e.store, db, e.log)
 			out, err := h.Handle(context.Background(), st)
 			calls := db.callLog()
 			if tc.retired != (len(calls) == 1) {

@@ -68,26 +68,21 @@ exit statuses:
 Run 'pgrotate <command> -h' for the command's flags.
 `
 
+// commands are the subcommands by name, each given the arguments after it.
+var commands = map[string]func(ctx context.Context, args []string, stdout, stderr io.Writer) int{
+	"demo": runDemo, "bench": runBench,
+	"status": runStatus, "history": runHistory, "audit": runAudit, "rotate": runRotate, "redrive": runRedrive,
+}
+
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
 		return exitUsage
 	}
+	if cmd, ok := commands[args[0]]; ok {
+		return cmd(ctx, args[1:], stdout, stderr)
+	}
 	switch args[0] {
-	case "demo":
-		return runDemo(ctx, args[1:], stdout, stderr)
-	case "bench":
-		return runBench(ctx, args[1:], stdout, stderr)
-	case "status":
-		return runStatus(ctx, args[1:], stdout, stderr)
-	case "history":
-		return runHistory(ctx, args[1:], stdout, stderr)
-	case "audit":
-		return runAudit(ctx, args[1:], stdout, stderr)
-	case "rotate":
-		return runRotate(ctx, args[1:], stdout, stderr)
-	case "redrive":
-		return runRedrive(ctx, args[1:], stdout, stderr)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return exitOK

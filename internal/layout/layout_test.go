@@ -65,8 +65,8 @@ func under(r, dir string) bool { return r == dir || strings.HasPrefix(r, dir+"/"
 // the rules of TestNoForbiddenDependencies instead.
 func layer(r string) (int, bool) {
 	switch {
-	case r == "workflow", r == "lambdas/spec", r == "statemachine", r == "internal/scram":
-		return 0, true // the contract, the registry's data, and leaf helpers (SCRAM verifiers)
+	case r == "workflow", r == "lambdas/spec", r == "statemachine", r == "internal/scram", r == "internal/wait":
+		return 0, true // the contract, the registry's data, and leaf helpers (SCRAM verifiers, a cancellable sleep)
 	case under(r, "adapters"):
 		return 1, true
 	case under(r, "tasks"), r == "rotator":

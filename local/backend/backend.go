@@ -254,7 +254,7 @@ func (b *Backend) startMachine() error {
 		return err
 	}
 	b.Machine = m
-	late.set(m)
+	late.StepFunctions = m
 	return nil
 }
 
@@ -506,62 +506,9 @@ func newToken() (string, error) {
 	return h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:], nil
 }
 
-// lateSFN is the handlers' Step Functions client: the interpreter, which starts after them
-// (it needs their handlers to start).
-type lateSFN struct {
-	mu sync.Mutex
-	m  rotator.StepFunctions
-}
-
-func (l *lateSFN) set(m rotator.StepFunctions) { l.mu.Lock(); l.m = m; l.mu.Unlock() }
-
-func (l *lateSFN) get() (rotator.StepFunctions, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.m == nil {
-		return nil, errors.New("state machine not started")
-	}
-	return l.m, nil
-}
-
-// forward calls op on the state machine once it is set.
-func forward[In, Out any](l *lateSFN, op func(rotator.StepFunctions, context.Context, In, ...func(*sfn.Options)) (Out, error),
-	ctx context.Context, in In, o []func(*sfn.Options)) (Out, error) {
-	m, err := l.get()
-	if err != nil {
-		var zero Out
-		return zero, err
-	}
-	return op(m, ctx, in, o...)
-}
-
-func (l *lateSFN) DescribeExecution(ctx context.Context, in *sfn.DescribeExecutionInput, o ...func(*sfn.Options)) (*sfn.DescribeExecutionOutput, error) {
-	return forward(l, rotator.StepFunctions.DescribeExecution, ctx, in, o)
-}
-
-func (l *lateSFN) GetExecutionHistory(ctx context.Context, in *sfn.GetExecutionHistoryInput, o ...func(*sfn.Options)) (*sfn.GetExecutionHistoryOutput, error) {
-	return forward(l, rotator.StepFunctions.GetExecutionHistory, ctx, in, o)
-}
-
-func (l *lateSFN) StartExecution(ctx context.Context, in *sfn.StartExecutionInput, o ...func(*sfn.Options)) (*sfn.StartExecutionOutput, error) {
-	return forward(l, rotator.StepFunctions.StartExecution, ctx, in, o)
-}
-
-func (l *lateSFN) StopExecution(ctx context.Context, in *sfn.StopExecutionInput, o ...func(*sfn.Options)) (*sfn.StopExecutionOutput, error) {
-	return forward(l, rotator.StepFunctions.StopExecution, ctx, in, o)
-}
-
-func (l *lateSFN) RedriveExecution(ctx context.Context, in *sfn.RedriveExecutionInput, o ...func(*sfn.Options)) (*sfn.RedriveExecutionOutput, error) {
-	return forward(l, rotator.StepFunctions.RedriveExecution, ctx, in, o)
-}
-
-func (l *lateSFN) ListExecutions(ctx context.Context, in *sfn.ListExecutionsInput, o ...func(*sfn.Options)) (*sfn.ListExecutionsOutput, error) {
-	return forward(l, rotator.StepFunctions.ListExecutions, ctx, in, o)
-}
-
-func (l *lateSFN) DescribeStateMachine(ctx context.Context, in *sfn.DescribeStateMachineInput, o ...func(*sfn.Options)) (*sfn.DescribeStateMachineOutput, error) {
-	return forward(l, rotator.StepFunctions.DescribeStateMachine, ctx, in, o)
-}
+// lateSFN is the handlers' Step Functions client: the interpreter, which is built after
+// them (it needs their handlers) and set before any of them can run (startMachine).
+type lateSFN struct{ rotator.StepFunctions }
 
 func describe(arn string) *sfn.DescribeExecutionInput {
 	return &sfn.DescribeExecutionInput{ExecutionArn: aws.String(arn)}

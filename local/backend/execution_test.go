@@ -831,7 +831,7 @@ func TestSupersededRotation(t *testing.T) {
 	if err := json.Unmarshal([]byte(f.enteredInput(first, workflow.StateCloneUser, 0)), &st); err != nil {
 		t.Fatal(err)
 	}
-	late := &tasks.SetPassword{Secrets: f.b.Store, DB: f.b.pg, Log: f.b.log()}
+	late := tasks.NewSetPassword(f.b.Store, f.b.pg, f.b.log())
 	if _, err := late.Handle(f.ctx, st); !errors.As(err, &sup) {
 		t.Fatalf("a late SetPassword of the superseded rotation returned %v, want RotationSuperseded", err)
 	}

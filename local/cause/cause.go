@@ -9,6 +9,7 @@ import (
 	"io"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
 )
@@ -30,6 +31,20 @@ const (
 	// Other: anything else (a timeout, an unexpected status).
 	Other Cause = "other"
 )
+
+// Failure is one failed login (local/probe) or app request (local/fleet): whose, why, and
+// when.
+type Failure struct {
+	User string `json:"user"`
+	// Reason is what the client saw: PostgreSQL's SQLSTATE and message, or the app's HTTP
+	// status and answer (an SQLSTATE or the kind of failure), or the client's error; never
+	// a secret (the probe scrubs the password, the app never puts one in its answer).
+	Reason string `json:"reason"`
+	// Cause classifies the failure; SQLState is PostgreSQL's code when there was one.
+	Cause    Cause     `json:"cause"`
+	SQLState string    `json:"sqlstate,omitempty"`
+	At       time.Time `json:"at"`
+}
 
 // All lists the causes in report order.
 var All = []Cause{AuthRefused, ServerUnavailable, CutByShutdown, Other}

@@ -24,6 +24,7 @@ import (
 
 	"github.com/pgrotate/pgrotate/adapters/postgres"
 	"github.com/pgrotate/pgrotate/internal/modroot"
+	"github.com/pgrotate/pgrotate/internal/wait"
 	"github.com/pgrotate/pgrotate/local/backend"
 	"github.com/pgrotate/pgrotate/local/fleet"
 	"github.com/pgrotate/pgrotate/local/pgcluster"
@@ -401,7 +402,7 @@ func (r *run) start(ctx context.Context) error {
 	if err := r.startProbe(ctx, f); err != nil {
 		return err
 	}
-	return sleep(ctx, o.Settle)
+	return wait.Sleep(ctx, o.Settle)
 }
 
 // prerequisites checks what the demo needs from the pgrotate module (the interpreter's
@@ -615,7 +616,7 @@ func (r *run) rotateAlternating(ctx context.Context) (rotation, error) {
 // finish lets the probe see the end state, then checks the logins, writes the secrets file
 // and fills the report.
 func (r *run) finish(ctx context.Context) error {
-	if err := sleep(ctx, r.opts.Settle); err != nil {
+	if err := wait.Sleep(ctx, r.opts.Settle); err != nil {
 		return err
 	}
 	retired, err := r.waitRetired(ctx)
@@ -732,17 +733,6 @@ func orDefault(sslmode string) string {
 		return workflow.DefaultSSLMode
 	}
 	return sslmode
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }
 
 // testConfiguration sets the rotation schedule as a deployment does, which makes Secrets

@@ -80,16 +80,16 @@ func TestReportOK(t *testing.T) {
 }
 
 func TestWriteSummaryAndMarkdown(t *testing.T) {
+	refused := cause.Failure{Reason: "SQLSTATE 28P01: x", Cause: cause.AuthRefused}
 	r := &Report{
 		Strategy: StrategySingleUser, Tasks: 4, Rotations: RotationCounts{Requested: 2, Succeeded: 2},
 		Connections: probe.Report{Attempts: 100, Failed: 3, Primary: probe.Counts{Attempts: 50, Failed: 2}, Replica: probe.Counts{Attempts: 50, Failed: 1},
-			ByCause: cause.Counts{cause.AuthRefused: 3},
-			Failures: []probe.Failure{{Target: "primary", Reason: "SQLSTATE 28P01: x", Cause: cause.AuthRefused}, {Target: "primary", Reason: "SQLSTATE 28P01: x", Cause: cause.AuthRefused},
-				{Target: "replica", Reason: "SQLSTATE 28P01: x", Cause: cause.AuthRefused}}},
+			ByCause:  cause.Counts{cause.AuthRefused: 3},
+			Failures: []probe.Failure{{Target: "primary", Failure: refused}, {Target: "primary", Failure: refused}, {Target: "replica", Failure: refused}}},
 		Requests: fleet.Stats{Counts: fleet.Counts{Attempts: 10, Failed: 2}, Draining: fleet.Counts{Attempts: 4, Failed: 2},
 			ByCause: cause.Counts{cause.AuthRefused: 1, cause.CutByShutdown: 1},
-			Failures: []fleet.RequestFailure{{Draining: true, Reason: `HTTP 503 {"error":"SQLSTATE 28P01"}`, Cause: cause.AuthRefused, SQLState: "28P01"},
-				{Draining: true, Reason: `request: Get "http://127.0.0.1:1/work?sleep=1s": EOF`, Cause: cause.CutByShutdown}}},
+			Failures: []fleet.RequestFailure{{Draining: true, Failure: cause.Failure{Reason: `HTTP 503 {"error":"SQLSTATE 28P01"}`, Cause: cause.AuthRefused, SQLState: "28P01"}},
+				{Draining: true, Failure: cause.Failure{Reason: `request: Get "http://127.0.0.1:1/work?sleep=1s": EOF`, Cause: cause.CutByShutdown}}}},
 		PromoteMS:  Latency{P50: 40, Max: 1500},
 		RotationMS: Latency{P50: 1200, Max: 1300},
 		ActiveUser: "app_user",

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/pgrotate/pgrotate/adapters/postgres"
+	"github.com/pgrotate/pgrotate/internal/wait"
 	"github.com/pgrotate/pgrotate/workflow"
 )
 
@@ -45,7 +46,7 @@ func (r *run) waitRetired(ctx context.Context) (bool, error) {
 		if time.Now().After(deadline) {
 			return false, fmt.Errorf("wait for the retirement of %s: the primary's clock did not reach %s", rep.User, rep.ValidUntil.Format(time.RFC3339Nano))
 		}
-		if err := sleep(ctx, 50*time.Millisecond); err != nil {
+		if err := wait.Sleep(ctx, 50*time.Millisecond); err != nil {
 			return false, err
 		}
 	}

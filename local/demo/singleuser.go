@@ -8,6 +8,7 @@ import (
 
 	"github.com/pgrotate/pgrotate/adapters/ecsservice"
 	"github.com/pgrotate/pgrotate/adapters/postgres"
+	"github.com/pgrotate/pgrotate/internal/wait"
 	"github.com/pgrotate/pgrotate/workflow"
 )
 
@@ -90,7 +91,7 @@ func (r *run) redeploy(ctx context.Context) error {
 	}
 	every := time.Duration(float64(15*time.Second) * r.opts.TimeScale)
 	for {
-		if err := sleep(ctx, every); err != nil {
+		if err := wait.Sleep(ctx, every); err != nil {
 			return err
 		}
 		deps, err := svc.Deployments(ctx, service)

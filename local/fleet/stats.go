@@ -3,33 +3,23 @@ package fleet
 import (
 	"maps"
 	"sync"
-	"time"
 
 	"github.com/pgrotate/pgrotate/local/cause"
+	"github.com/pgrotate/pgrotate/local/probe"
 )
 
 // maxFailures caps the request failures kept; the counts stay exact.
 const maxFailures = 100
 
 // Counts are requests sent and requests that failed.
-type Counts struct {
-	Attempts int `json:"attempts"`
-	Failed   int `json:"failed"`
-}
+type Counts = probe.Counts
 
 // RequestFailure is a /work request that did not answer 200.
 type RequestFailure struct {
 	Task string `json:"task"`
-	User string `json:"user"`
 	// Draining is true for a request that was in flight when its task got SIGTERM.
 	Draining bool `json:"draining"`
-	// Reason is the HTTP status and the app's answer (an SQLSTATE or the kind of failure;
-	// the app never puts a secret in it), or the client's error.
-	Reason string `json:"reason"`
-	// Cause classifies the failure; SQLState is PostgreSQL's code when the app got one.
-	Cause    cause.Cause `json:"cause"`
-	SQLState string      `json:"sqlstate,omitempty"`
-	At       time.Time   `json:"at"`
+	cause.Failure
 }
 
 // Stats are the /work requests the fleet sent, and the tasks that exited on their own.

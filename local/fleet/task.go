@@ -274,7 +274,7 @@ func (f *Fleet) work(ctx context.Context, t *task, path string, draining bool) {
 	if ctx.Err() != nil {
 		return
 	}
-	fail := RequestFailure{Task: t.id, User: t.user, Draining: draining, At: at}
+	fail := RequestFailure{Task: t.id, Draining: draining, Failure: cause.Failure{User: t.user, At: at}}
 	switch {
 	case err != nil:
 		fail.Reason = "request: " + err.Error()

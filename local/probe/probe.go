@@ -68,14 +68,7 @@ type Counts struct {
 // Failure is one refused or broken login.
 type Failure struct {
 	Target string `json:"target"`
-	User   string `json:"user"`
-	// Reason is the SQLSTATE and PostgreSQL's message, or the client's error (TLS, network,
-	// timeout), with the password scrubbed.
-	Reason string `json:"reason"`
-	// Cause classifies the failure; SQLState is the server's code, if it sent one.
-	Cause    cause.Cause `json:"cause"`
-	SQLState string      `json:"sqlstate,omitempty"`
-	At       time.Time   `json:"at"`
+	cause.Failure
 }
 
 // Report is what the probe saw so far.
@@ -222,7 +215,7 @@ func (p *Probe) record(name string, c Credential, at time.Time, err error) {
 	why, code := cause.Of(err)
 	r.ByCause[why]++
 	if len(r.Failures) < p.opts.MaxFailures {
-		r.Failures = append(r.Failures, Failure{Target: name, User: c.User, Reason: reason(err, c.Password), Cause: why, SQLState: code, At: at})
+		r.Failures = append(r.Failures, Failure{Target: name, Failure: cause.Failure{User: c.User, Reason: reason(err, c.Password), Cause: why, SQLState: code, At: at}})
 	}
 }
 
