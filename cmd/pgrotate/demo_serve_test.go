@@ -211,6 +211,27 @@ func checkOperatorAgrees(t *testing.T, secret string, rep demo.Report, auditFile
 			st.LiveUser, st.MayRotate, st.LastRotation, last.To, last.Version)
 	}
 
+	// history reads the executions and the evidence bucket; a rotation both know is listed once.
+	stdout.Reset()
+	stderr.Reset()
+	if code := run(ctx, []string{"history", secret, "--json"}, &stdout, &stderr); code != exitOK {
+		t.Fatalf("pgrotate history: exit %d\n%s", code, stderr.String())
+	}
+	var hist []struct{ Version, Status, Source string }
+	if err := json.Unmarshal(stdout.Bytes(), &hist); err != nil {
+		t.Fatalf("history --json: %v\n%s", err, stdout.String())
+	}
+	if len(hist) != len(rep.PerRotation) {
+		t.Errorf("history lists %d rotations, the demo made %d: %+v", len(hist), len(rep.PerRotation), hist)
+	}
+	for i, h := range hist {
+		// Newest first.
+		want := rep.PerRotation[len(rep.PerRotation)-1-i]
+		if i < len(rep.PerRotation) && (h.Version != want.Version || h.Status != "SUCCEEDED") {
+			t.Errorf("history[%d] = %+v, want version %s SUCCEEDED", i, h, want.Version)
+		}
+	}
+
 	stdout.Reset()
 	stderr.Reset()
 	if code := run(ctx, []string{"audit", secret, "--format", "json"}, &stdout, &stderr); code != exitOK {
