@@ -38,7 +38,7 @@ func run(exec string, n int32, status string, start, end time.Time, mods ...func
 	if status == "SUCCEEDED" {
 		rec.Outcome.PromotedAt = ptr(end.Add(-time.Minute))
 		rec.Replicas = []evidence.Replica{{Host: "replica-1.example", Port: 5432, LSN: "0/3000148"}}
-		rec.Deployments = []evidence.Deployment{{Cluster: "prod", Service: "api", DeploymentID: "ecs-svc/1", RolloutState: "COMPLETED", Checks: 2}}
+		rec.Deployments = []evidence.Deployment{{Cluster: "prod", Service: "api", DeploymentID: "ecs-svc/1", RolloutState: "COMPLETED", Checks: 2, DesiredCount: 4, RunningCount: 4}}
 	}
 	for _, m := range mods {
 		m(&rec)

@@ -20,6 +20,7 @@ var htmlTemplate = template.Must(template.New("report").Funcs(template.FuncMap{
 	"date":        htmlDate,
 	"users":       users,
 	"startedBy":   startedBy,
+	"tasks":       taskCounts,
 	"failureName": failureName,
 	"runOf":       runOf,
 }).Parse(htmlSource))

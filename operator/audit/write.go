@@ -116,8 +116,18 @@ func deployments(ds []evidence.Deployment) string {
 		if d.RolloutState != "" {
 			out[i] += " " + d.RolloutState
 		}
+		out[i] += taskCounts(d)
 	}
 	return strings.Join(out, "; ")
+}
+
+// taskCounts is " running/desired tasks" at the deployment's last check, or "" when the
+// record has none (records written before the counts were).
+func taskCounts(d evidence.Deployment) string {
+	if d.DesiredCount == 0 && d.RunningCount == 0 {
+		return ""
+	}
+	return fmt.Sprintf(" %d/%d tasks", d.RunningCount, d.DesiredCount)
 }
 
 // failuresOf lists a rotation's failures as "run N STATE: ERROR".

@@ -58,6 +58,7 @@ func TestWriteTable(t *testing.T) {
 	}
 	out := buf.String()
 	for _, want := range []string{`(?m)^Compliant +no$`, `(?m)^Next rotation due +2026-08-29 23:59:00Z$`, `101d \(v2 → v3\), OVER the policy of 90d`,
+		`prod/api ecs-svc/1 COMPLETED 4/4 tasks`,
 		`(?m)^2026-06-20 01:00:00Z +v6 +v6 +0 +SetPassword +DatabaseUnavailable +open +- +-$`} {
 		if !regexp.MustCompile(want).MatchString(out) {
 			t.Errorf("table lacks %q:\n%s", want, out)
@@ -216,6 +217,9 @@ func TestWriteHTML(t *testing.T) {
 		if !strings.Contains(page, ">"+rot.Version+"<") {
 			t.Errorf("the page does not name version %s", rot.Version)
 		}
+	}
+	if !strings.Contains(page, "prod/api COMPLETED 4/4 tasks") {
+		t.Error("the page does not show the deployment's task counts")
 	}
 	if strings.Contains(page, "<script") || !strings.Contains(page, "&lt;script&gt;") {
 		t.Error("a field reached the page unescaped")
