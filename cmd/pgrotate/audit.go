@@ -6,15 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/service/s3"
-
+	"github.com/pgrotate/pgrotate/internal/atomicfile"
 	"github.com/pgrotate/pgrotate/local/backend"
 	"github.com/pgrotate/pgrotate/operator"
 	"github.com/pgrotate/pgrotate/operator/audit"
@@ -150,26 +147,8 @@ func writeReport(rep *audit.Report, format, path string, stdout io.Writer) error
 		_, err := buf.WriteTo(stdout)
 		return err
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return fmt.Errorf("write the report: %w", err)
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := buf.WriteTo(tmp); err != nil {
-		tmp.Close()
-		return fmt.Errorf("write the report: %w", err)
-	}
-	if err := tmp.Chmod(0o644); err != nil {
-		tmp.Close()
-		return fmt.Errorf("write the report: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("write the report: %w", err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
+	if err := atomicfile.Write(path, buf.Bytes(), 0o644); err != nil {
 		return fmt.Errorf("write the report: %w", err)
 	}
 	return nil
 }
-
-var _ audit.Objects = (*s3.Client)(nil)

@@ -65,7 +65,7 @@ func under(r, dir string) bool { return r == dir || strings.HasPrefix(r, dir+"/"
 // the rules of TestNoForbiddenDependencies instead.
 func layer(r string) (int, bool) {
 	switch {
-	case r == "workflow", r == "lambdas/spec", r == "statemachine", r == "internal/scram", r == "internal/wait":
+	case r == "workflow", r == "lambdas/spec", r == "statemachine", r == "internal/scram", r == "internal/wait", r == "internal/atomicfile":
 		return 0, true // the contract, the registry's data, and leaf helpers (SCRAM verifiers, a cancellable sleep)
 	case under(r, "adapters"):
 		return 1, true

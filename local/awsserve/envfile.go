@@ -2,9 +2,9 @@ package awsserve
 
 import (
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
+
+	"github.com/pgrotate/pgrotate/internal/atomicfile"
 )
 
 // Env is what a shell, or the SDK's default configuration, needs to reach the server.
@@ -35,23 +35,7 @@ func WriteEnvFile(path string, env Env) error {
 		}
 		fmt.Fprintf(&b, "%s=%s\n", l.key, l.value)
 	}
-	f, err := os.CreateTemp(filepath.Dir(path), ".awsenv-*") // mode 0600
-	if err != nil {
-		return fmt.Errorf("awsserve: env file: %w", err)
-	}
-	tmp := f.Name()
-	_, err = f.WriteString(b.String())
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Chmod(tmp, 0o600)
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
+	if err := atomicfile.Write(path, []byte(b.String()), 0o600); err != nil {
 		return fmt.Errorf("awsserve: env file: %w", err)
 	}
 	return nil

@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/pgrotate/pgrotate/adapters/postgres"
+	"github.com/pgrotate/pgrotate/internal/atomicfile"
 	"github.com/pgrotate/pgrotate/internal/modroot"
 	"github.com/pgrotate/pgrotate/internal/wait"
 	"github.com/pgrotate/pgrotate/local/backend"
@@ -657,23 +658,7 @@ func (r *run) writeSecrets(path string) error {
 	if err != nil {
 		return fmt.Errorf("snapshot the secret store: %w", err)
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".pgrotate-secrets-*")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(0o600); err != nil {
-		tmp.Close()
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if _, err := tmp.Write(append(data, '\n')); err != nil {
-		tmp.Close()
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
+	if err := atomicfile.Write(path, append(data, '\n'), 0o600); err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
 	return nil
