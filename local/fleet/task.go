@@ -352,17 +352,27 @@ func (f *Fleet) stop(t *task, reason string, burst bool) {
 
 // burst sends f.opts.Burst requests that sleep BurstHold before querying, and
 // returns once the task is handling all of them (it logs "work started" for each), so they
-// are in flight when SIGTERM arrives.
+// are in flight when SIGTERM arrives. No clock of ours bounds the wait, as a busy machine
+// may take long to accept them: it ends when they started, ended (an answer, an error, or
+// the client's timeout) or the process exited.
 func (f *Fleet) burst(t *task, inflight *sync.WaitGroup) {
 	before := t.log.started()
 	path := "/work?sleep=" + f.opts.BurstHold.String()
+	var sent sync.WaitGroup
 	for range f.opts.Burst {
-		inflight.Go(func() { f.work(context.Background(), t, path, true) })
+		sent.Add(1)
+		inflight.Go(func() {
+			defer sent.Done()
+			f.work(context.Background(), t, path, true)
+		})
 	}
-	deadline := time.Now().Add(2 * time.Second)
-	for t.log.started() < before+f.opts.Burst && time.Now().Before(deadline) {
+	ended := make(chan struct{})
+	go func() { sent.Wait(); close(ended) }()
+	for t.log.started() < before+f.opts.Burst {
 		select {
 		case <-t.exited:
+			return
+		case <-ended:
 			return
 		case <-time.After(5 * time.Millisecond):
 		}
