@@ -338,6 +338,41 @@ func TestRequestCauses(t *testing.T) {
 	}
 }
 
+// TestLogCountsHeldStarts feeds the lines the app's own slog JSON handler writes, split
+// across writes as a pipe may deliver them: only a "work started" with a sleep counts, so
+// the load loop's last line arriving late cannot stand in for a burst request.
+func TestLogCountsHeldStarts(t *testing.T) {
+	var out strings.Builder
+	app := slog.New(slog.NewJSONHandler(&out, nil))
+	app.Info("ready", "addr", "127.0.0.1:1")
+	app.Info("work started", "sleep", time.Duration(0))
+	app.Info("work done", "sleep", time.Second)
+	app.Info("work started", "sleep", time.Second)
+	app.Info("work started", "sleep", 10*time.Millisecond)
+	app.Info("other", "note", `"msg":"work started"`)
+	tests := []struct {
+		name  string
+		chunk int
+	}{{"whole", len(out.String())}, {"byte by byte", 1}, {"seven bytes", 7}}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			l := &logTail{}
+			b := []byte(out.String())
+			for i := 0; i < len(b); i += tt.chunk {
+				if _, err := l.Write(b[i:min(i+tt.chunk, len(b))]); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if got := l.heldStarted(); got != 2 {
+				t.Errorf("held starts = %d, want 2 (the two with a sleep)", got)
+			}
+			if !strings.Contains(l.tail(), `"msg":"other"`) {
+				t.Errorf("tail %q lacks the last line", l.tail())
+			}
+		})
+	}
+}
+
 func TestNewRefusesDrainBeyondStopTimeout(t *testing.T) {
 	if _, err := New(Options{Binary: appBinary, Drain: time.Minute, StopTimeout: time.Minute}); err == nil || !strings.Contains(err.Error(), "shorter than the stop timeout") {
 		t.Errorf("New = %v, want a drain/stop timeout error", err)

@@ -351,12 +351,14 @@ func (f *Fleet) stop(t *task, reason string, burst bool) {
 }
 
 // burst sends f.opts.Burst requests that sleep BurstHold before querying, and
-// returns once the task is handling all of them (it logs "work started" for each), so they
-// are in flight when SIGTERM arrives. No clock of ours bounds the wait, as a busy machine
-// may take long to accept them: it ends when they started, ended (an answer, an error, or
-// the client's timeout) or the process exited.
+// returns once the task is handling all of them (it logs "work started" with that sleep for
+// each), so they are in flight when SIGTERM arrives. No clock of ours bounds the wait, as a
+// busy machine may take long to accept them: it ends when they started, ended (an answer,
+// an error, or the client's timeout) or the process exited. Only held starts count: the
+// load loop's last "work started" may still be in the log pipe when the burst begins, and
+// counting it would send SIGTERM before the last burst request was accepted.
 func (f *Fleet) burst(t *task, inflight *sync.WaitGroup) {
-	before := t.log.started()
+	before := t.log.heldStarted()
 	path := "/work?sleep=" + f.opts.BurstHold.String()
 	var sent sync.WaitGroup
 	for range f.opts.Burst {
@@ -368,7 +370,7 @@ func (f *Fleet) burst(t *task, inflight *sync.WaitGroup) {
 	}
 	ended := make(chan struct{})
 	go func() { sent.Wait(); close(ended) }()
-	for t.log.started() < before+f.opts.Burst {
+	for t.log.heldStarted() < before+f.opts.Burst {
 		select {
 		case <-t.exited:
 			return
@@ -380,12 +382,12 @@ func (f *Fleet) burst(t *task, inflight *sync.WaitGroup) {
 }
 
 // logTail keeps the last lines of a task's log (JSON lines that never hold the password)
-// and counts the requests it started.
+// and counts the held requests (?sleep= more than 0) it started.
 type logTail struct {
 	mu      sync.Mutex
 	partial []byte
 	lines   []string
-	begun   int
+	held    int
 }
 
 const tailLines = 20
@@ -401,8 +403,8 @@ func (l *logTail) Write(p []byte) (int, error) {
 		}
 		line := string(l.partial[:i])
 		l.partial = l.partial[i+1:]
-		if strings.Contains(line, `"msg":"work started"`) {
-			l.begun++
+		if heldStart(line) {
+			l.held++
 		}
 		l.lines = append(l.lines, line)
 		if len(l.lines) > tailLines {
@@ -412,10 +414,23 @@ func (l *logTail) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-func (l *logTail) started() int {
+func (l *logTail) heldStarted() int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.begun
+	return l.held
+}
+
+// heldStart reports whether line is the app's "work started" for a request with a sleep:
+// slog's JSON handler writes the duration in nanoseconds (examples/app's work).
+func heldStart(line string) bool {
+	if !strings.Contains(line, `"msg":"work started"`) {
+		return false
+	}
+	var rec struct {
+		Msg   string `json:"msg"`
+		Sleep int64  `json:"sleep"`
+	}
+	return json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == "work started" && rec.Sleep > 0
 }
 
 func (l *logTail) tail() string {
