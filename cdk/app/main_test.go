@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"encoding/csv"
 	"encoding/json"
 	"errors"
@@ -10,13 +9,13 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/jsii-runtime-go"
 
 	"github.com/pgrotate/pgrotate/cdk/byo"
 	"github.com/pgrotate/pgrotate/cdk/internal/cdktest"
+	"github.com/pgrotate/pgrotate/internal/testctx"
 )
 
 func TestMain(m *testing.M) {
@@ -101,9 +100,9 @@ func TestCDKSynth(t *testing.T) {
 	for k, v := range byoContext {
 		args = append(args, "-c", k+"="+v)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, cli, args...)
+	// cdk synth compiles the app with go run: minutes on a busy machine. Only a hang
+	// should fail this, bounded by go test's -timeout.
+	cmd := exec.CommandContext(testctx.Context(t), cli, args...)
 	cmd.Dir = root
 	cmd.Env = offlineEnv(t)
 	output, err := cmd.CombinedOutput()
