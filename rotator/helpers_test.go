@@ -16,6 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
 	"github.com/pgrotate/pgrotate/adapters/secretstore"
+	"github.com/pgrotate/pgrotate/internal/testctx"
 	localsecrets "github.com/pgrotate/pgrotate/local/secrets"
 	"github.com/pgrotate/pgrotate/local/sfnlocal"
 	"github.com/pgrotate/pgrotate/workflow"
@@ -171,9 +172,7 @@ func (f *fixture) handle(ctx context.Context, ev Event) (*workflow.PromoteResult
 
 func (f *fixture) mustHandle(ev Event) {
 	f.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if _, err := f.handle(ctx, ev); err != nil {
+	if _, err := f.handle(testctx.Context(f.t), ev); err != nil {
 		f.t.Fatalf("%s %s: %v", ev.Step, ev.ClientRequestToken, err)
 	}
 }
@@ -230,12 +229,13 @@ func (f *fixture) input(token string) string {
 // waitForPolls blocks until the handler has read the history of name at least n times, so
 // a test knows the handler is waiting before it moves the execution on.
 func (f *fixture) waitForPolls(name string, n int) {
-	deadline := time.Now().Add(5 * time.Second)
-	for time.Now().Before(deadline) {
-		if len(f.sfn.callsWith("GetExecutionHistory "+name)) >= n {
+	done := testctx.Context(f.t).Done()
+	for len(f.sfn.callsWith("GetExecutionHistory "+name)) < n {
+		select {
+		case <-done: // the test is out of time; its own wait reports the hang
 			return
+		case <-time.After(time.Millisecond):
 		}
-		time.Sleep(time.Millisecond)
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sfn/types"
 
 	"github.com/pgrotate/pgrotate/adapters/executions"
+	"github.com/pgrotate/pgrotate/internal/testctx"
 	"github.com/pgrotate/pgrotate/local/sfnlocal"
 	"github.com/pgrotate/pgrotate/statemachine"
 	"github.com/pgrotate/pgrotate/tasks"
@@ -80,8 +81,7 @@ func TestRotationResumesPastTheRedriveWindowEndToEnd(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = m.Close() })
 	f.r.SFN = m
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
+	ctx := testctx.Context(t)
 	wait := func(name string, want types.ExecutionStatus) {
 		t.Helper()
 		if got, err := m.Wait(ctx, executions.ExecutionARN(machineARN, name)); err != nil || got != want {
@@ -97,10 +97,7 @@ func TestRotationResumesPastTheRedriveWindowEndToEnd(t *testing.T) {
 
 	clock.advance(15 * 24 * time.Hour)
 	for _, step := range []string{StepCreate, StepSet, StepTest, StepFinish} {
-		stepCtx, cancel := context.WithTimeout(ctx, time.Minute)
-		_, err := f.handle(stepCtx, f.event(step, tok))
-		cancel()
-		if err != nil {
+		if _, err := f.handle(ctx, f.event(step, tok)); err != nil {
 			t.Fatalf("%s: %v", step, err)
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pgrotate/pgrotate/internal/testctx"
 	localsecrets "github.com/pgrotate/pgrotate/local/secrets"
 	"github.com/pgrotate/pgrotate/workflow"
 )
@@ -52,7 +53,7 @@ func await(t *testing.T, done <-chan error) error {
 	select {
 	case err := <-done:
 		return err
-	case <-time.After(10 * time.Second):
+	case <-testctx.Context(t).Done():
 		t.Fatal("the handler did not return")
 		return nil
 	}
@@ -70,8 +71,7 @@ func TestWaitStepsReturnOnceTheirStateHasExited(t *testing.T) {
 		t.Run(tc.step, func(t *testing.T) {
 			f := newFixture(t, Config{})
 			f.createPending(tok)
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			t.Cleanup(cancel)
+			ctx := testctx.Context(t)
 
 			var released atomic.Bool
 			done := f.runAsync(ctx, f.event(tc.step, tok))
@@ -130,8 +130,7 @@ func TestWaitStepsReportTheFailedState(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFixture(t, Config{})
 			f.createPending(tok)
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			t.Cleanup(cancel)
+			ctx := testctx.Context(t)
 
 			done := f.runAsync(ctx, f.event(tc.step, tok))
 			go func() {
@@ -246,8 +245,7 @@ func TestWaitStepsRefuse(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFixture(t, Config{})
 			tc.prepare(f)
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			t.Cleanup(cancel)
+			ctx := testctx.Context(t)
 			_, err := f.handle(ctx, f.event(tc.step, tok))
 			wantErrContains(t, err, tc.want...)
 			if n := len(f.sm.CallsOf(localsecrets.OpUpdateSecretVersionStage)); n != 0 {
@@ -307,8 +305,7 @@ func TestWaitStepsFollowARedrivenExecution(t *testing.T) {
 			if got := f.sfn.callsWith("RedriveExecution " + tok); len(got) != 1 {
 				t.Fatalf("want one redrive, calls %v", f.sfn.callLog())
 			}
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			t.Cleanup(cancel)
+			ctx := testctx.Context(t)
 			done := f.runAsync(ctx, f.event(StepSet, tok))
 			go func() {
 				f.waitForPolls(tok, 2)
