@@ -18,6 +18,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/pgrotate/pgrotate/internal/testctx"
 	"github.com/pgrotate/pgrotate/local/pgcluster"
 	"github.com/pgrotate/pgrotate/local/pgcluster/pgtest"
 )
@@ -27,8 +28,7 @@ func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
 // adminExec runs statements as the kit's admin user (CREATEROLE, like an RDS master user).
 func adminExec(t *testing.T, c *pgcluster.Cluster, sqls ...string) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
+	ctx := testctx.Context(t)
 	cfg, err := pgx.ParseConfig(c.DSN(c.Primary, c.AdminUser(), pgcluster.AppDatabase))
 	if err != nil {
 		t.Fatal(err)
@@ -209,8 +209,7 @@ func ptr[T any](v T) *T { return &v }
 // replica does not replay, so the replica refuses it until replay resumes.
 func TestReplicaAuthRetry(t *testing.T) {
 	c := pgtest.Cluster(t)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
+	ctx := testctx.Context(t)
 	if err := c.PauseReplay(ctx); err != nil {
 		t.Fatal(err)
 	}

@@ -9,12 +9,13 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	cdplog "github.com/chromedp/cdproto/log"
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
+
+	"github.com/pgrotate/pgrotate/internal/testctx"
 )
 
 // chromium is Debian's chromium, which scripts/setup installs. Outside CI a machine without
@@ -123,7 +124,12 @@ func TestHTMLInChromium(t *testing.T) {
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(path), chromedp.UserDataDir(t.TempDir()), chromedp.NoSandbox, chromedp.DisableGPU,
 		chromedp.Flag("disable-quic", true), chromedp.Flag("disable-component-update", true), chromedp.WindowSize(1280, 900))
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	// The test's deadline but not t.Context(), which ends before the cleanups below close
+	// Chromium in order.
+	ctx, cancel := context.Background(), context.CancelFunc(func() {})
+	if d, ok := testctx.Deadline(t); ok {
+		ctx, cancel = context.WithDeadline(ctx, d)
+	}
 	t.Cleanup(cancel)
 	allocCtx, cancelAlloc := chromedp.NewExecAllocator(ctx, opts...)
 	t.Cleanup(cancelAlloc)

@@ -17,6 +17,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sfn"
 	sfntypes "github.com/aws/aws-sdk-go-v2/service/sfn/types"
 
+	"github.com/pgrotate/pgrotate/internal/testctx"
 	"github.com/pgrotate/pgrotate/local/awsserve"
 	"github.com/pgrotate/pgrotate/tasks/evidence"
 )
@@ -44,9 +45,7 @@ func s3Client(t *testing.T) *s3.Client {
 
 func testContext(t *testing.T) context.Context {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	t.Cleanup(cancel)
-	return ctx
+	return testctx.Context(t)
 }
 
 func put(t *testing.T, c *s3.Client, key string, body []byte) {
