@@ -10,7 +10,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
@@ -19,6 +18,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/aws-sdk-go-v2/service/sfn"
 
+	"github.com/pgrotate/pgrotate/internal/testctx"
 	"github.com/pgrotate/pgrotate/lambdas/spec"
 	"github.com/pgrotate/pgrotate/local/backend"
 	"github.com/pgrotate/pgrotate/local/demo"
@@ -64,8 +64,7 @@ func TestDemoServeAWSRefusedWithSingleUser(t *testing.T) {
 // the evidence bucket holds one record per execution run, and an interrupt ends the serving
 // cleanly with the demo's verdict.
 func TestDemoServeAWS(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-	defer cancel()
+	ctx := testctx.Context(t)
 	bin, err := fleet.Build(ctx, t.TempDir())
 	if err != nil {
 		t.Fatal(err)
@@ -187,8 +186,7 @@ func TestDemoServeAWS(t *testing.T) {
 // report, agree with the demo's own report.
 func checkOperatorAgrees(t *testing.T, secret string, rep demo.Report, auditFile string) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
+	ctx := testctx.Context(t)
 	if len(rep.PerRotation) != 2 {
 		t.Fatalf("the demo reported %d rotations, want 2", len(rep.PerRotation))
 	}

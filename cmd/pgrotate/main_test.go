@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/pgrotate/pgrotate/adapters/postgres"
+	"github.com/pgrotate/pgrotate/internal/testctx"
 	"github.com/pgrotate/pgrotate/local/backend"
 )
 
@@ -61,8 +62,7 @@ func TestRunExitStatus(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			defer cancel()
+			ctx := testctx.Context(t)
 			var stdout, stderr bytes.Buffer
 			if got := run(ctx, tt.args, &stdout, &stderr); got != tt.want {
 				t.Errorf("exit %d, want %d\nstderr: %s", got, tt.want, stderr.String())
