@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pgrotate/pgrotate/internal/testctx"
 	"github.com/pgrotate/pgrotate/local/cause"
 	"github.com/pgrotate/pgrotate/local/pgcluster"
 	"github.com/pgrotate/pgrotate/local/pgcluster/pgtest"
@@ -21,27 +22,27 @@ func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
 func newRole(t *testing.T, c *pgcluster.Cluster) Credential {
 	t.Helper()
 	name, password := pgtest.NewRole(t, "probe_", "LOGIN")
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := c.WaitReplayed(ctx); err != nil {
+	if err := c.WaitReplayed(testctx.Context(t)); err != nil {
 		t.Fatal(err)
 	}
 	return Credential{User: name, Password: workflow.NewPassword(password)}
 }
 
-// runFor probes until both targets have at least n attempts (or a minute passes).
+// runFor probes until both targets have at least n attempts (or the test's deadline passes).
 func runFor(t *testing.T, p *Probe, n int) Report {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- p.Run(ctx) }()
-	deadline := time.Now().Add(time.Minute)
+	testDone := testctx.Context(t).Done()
+wait:
 	for r := p.Report(); r.Primary.Attempts < n || r.Replica.Attempts < n; r = p.Report() {
-		if time.Now().After(deadline) {
-			t.Errorf("after a minute: %+v, want %d attempts per target", r, n)
-			break
+		select {
+		case <-testDone:
+			t.Errorf("at the test's deadline: %+v, want %d attempts per target", r, n)
+			break wait
+		case <-time.After(10 * time.Millisecond):
 		}
-		time.Sleep(10 * time.Millisecond)
 	}
 	cancel()
 	if err := <-done; err != nil {
@@ -133,14 +134,15 @@ func TestProbeFollowsCredentials(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- p.Run(ctx) }()
+	testDone := testctx.Context(t).Done()
 	waitAttempts := func(n int) {
 		t.Helper()
-		deadline := time.Now().Add(time.Minute)
 		for p.Report().Attempts < n {
-			if time.Now().After(deadline) {
+			select {
+			case <-testDone:
 				t.Fatalf("attempts stuck at %d, want %d", p.Report().Attempts, n)
+			case <-time.After(5 * time.Millisecond):
 			}
-			time.Sleep(5 * time.Millisecond)
 		}
 	}
 	waitAttempts(4)

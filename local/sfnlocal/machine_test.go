@@ -19,6 +19,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sfn/types"
 	"github.com/aws/smithy-go"
 
+	"github.com/pgrotate/pgrotate/internal/testctx"
 	"github.com/pgrotate/pgrotate/local/sfnlocal"
 )
 
@@ -185,7 +186,7 @@ func receive(t *testing.T, ch <-chan struct{}, what string) {
 	t.Helper()
 	select {
 	case <-ch:
-	case <-time.After(20 * time.Second):
+	case <-testctx.Context(t).Done():
 		t.Fatalf("timed out waiting for %s", what)
 	}
 }
@@ -587,15 +588,20 @@ func TestOnEventStreamsHistory(t *testing.T) {
 	waitFor(t, m, arn, types.ExecutionStatusSucceeded)
 	want := trace(events(t, m, arn))
 	// The terminal event is published just after the status changes: allow it a moment.
-	deadline := time.Now().Add(10 * time.Second)
+	testDone := testctx.Context(t).Done()
+poll:
 	for {
 		mu.Lock()
 		n := len(got)
 		mu.Unlock()
-		if n == len(want) || time.Now().After(deadline) {
+		if n == len(want) {
 			break
 		}
-		time.Sleep(10 * time.Millisecond)
+		select {
+		case <-testDone: // the comparison below reports what is missing
+			break poll
+		case <-time.After(10 * time.Millisecond):
+		}
 	}
 	mu.Lock()
 	defer mu.Unlock()
