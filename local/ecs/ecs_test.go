@@ -14,6 +14,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
 	"github.com/aws/aws-sdk-go-v2/service/ecs/types"
 	"github.com/aws/smithy-go"
+
+	"github.com/pgrotate/pgrotate/internal/testctx"
 )
 
 // api is every operation the fake implements; both the SDK client and the fake must satisfy
@@ -53,9 +55,7 @@ var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 
 func ctxT(t *testing.T) context.Context {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
-	t.Cleanup(cancel)
-	return ctx
+	return testctx.Context(t)
 }
 
 // newECS returns an ECS with service "prod/web" (3 tasks launched at t0) and its clock,
@@ -404,9 +404,10 @@ func TestAutoController(t *testing.T) {
 		force(t, e)
 		done := make(chan struct{})
 		go func() { e.Close(); close(done) }()
+		// The delay outlasts the test's deadline: a Close that waited for it fails here.
 		select {
 		case <-done:
-		case <-time.After(5 * time.Second):
+		case <-testctx.Context(t).Done():
 			t.Fatal("Close waited for an hour-long delay")
 		}
 	})
@@ -415,12 +416,13 @@ func TestAutoController(t *testing.T) {
 // waitRollout polls until the PRIMARY deployment reaches state.
 func waitRollout(t *testing.T, e *ECS, state types.DeploymentRolloutState) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
+	testDone := testctx.Context(t).Done()
 	for describe(t, e).Deployments[0].RolloutState != state {
-		if time.Now().After(deadline) {
+		select {
+		case <-testDone:
 			t.Fatalf("PRIMARY deployment never reached %s", state)
+		case <-time.After(5 * time.Millisecond):
 		}
-		time.Sleep(5 * time.Millisecond)
 	}
 }
 
@@ -430,6 +432,7 @@ func TestRollingController(t *testing.T) {
 	// DescribeServices, ListTasks and DescribeTasks show in between.
 	step := make(chan string)
 	next := make(chan struct{})
+	testDone := testctx.Context(t).Done()
 	fleet := ControllerFunc(func(ctx context.Context, r *Rollout) {
 		r.Go(func() {
 			pause := func(phase string) bool {
@@ -487,7 +490,7 @@ func TestRollingController(t *testing.T) {
 			}
 			select {
 			case step <- "completed":
-			case <-time.After(5 * time.Second): // the test gave up; let Close return
+			case <-testDone: // the test gave up; let Close return
 			}
 		})
 	})
@@ -502,7 +505,7 @@ func TestRollingController(t *testing.T) {
 			if got != phase {
 				t.Fatalf("phase %s, want %s", got, phase)
 			}
-		case <-time.After(5 * time.Second):
+		case <-testDone:
 			t.Fatalf("controller never reached %s", phase)
 		}
 	}
@@ -813,7 +816,6 @@ func TestConcurrentUse(t *testing.T) {
 	wg.Wait()
 	for i := range 4 {
 		name := fmt.Sprintf("svc%d", i)
-		deadline := time.Now().Add(5 * time.Second)
 		for {
 			out, err := e.DescribeServices(ctx, &ecs.DescribeServicesInput{Cluster: aws.String("prod"), Services: []string{name}})
 			if err != nil {
@@ -826,10 +828,11 @@ func TestConcurrentUse(t *testing.T) {
 				}
 				break
 			}
-			if time.Now().After(deadline) {
+			select {
+			case <-ctx.Done():
 				t.Fatalf("%s never settled: %+v", name, deps(s))
+			case <-time.After(2 * time.Millisecond):
 			}
-			time.Sleep(2 * time.Millisecond)
 		}
 	}
 }
