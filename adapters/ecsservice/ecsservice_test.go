@@ -13,6 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
 	"github.com/aws/aws-sdk-go-v2/service/ecs/types"
 
+	"github.com/pgrotate/pgrotate/internal/testctx"
 	localecs "github.com/pgrotate/pgrotate/local/ecs"
 	"github.com/pgrotate/pgrotate/workflow"
 )
@@ -46,9 +47,7 @@ func (c *clock) Set(t time.Time) {
 
 func ctxT(t *testing.T) context.Context {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
-	t.Cleanup(cancel)
-	return ctx
+	return testctx.Context(t)
 }
 
 // newECS returns a local ECS with prod/web running 3 tasks launched at t0, a clock at

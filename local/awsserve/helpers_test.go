@@ -10,6 +10,8 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
+
+	"github.com/pgrotate/pgrotate/internal/testctx"
 )
 
 const (
@@ -50,9 +52,7 @@ func sdkConfig(url, akid string) aws.Config {
 
 func testContext(t *testing.T) context.Context {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	t.Cleanup(cancel)
-	return ctx
+	return testctx.Context(t)
 }
 
 // diff lists the paths at which got and want differ, ignoring ResultMetadata. Timestamps

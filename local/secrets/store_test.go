@@ -19,6 +19,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
 	"github.com/aws/smithy-go"
+
+	"github.com/pgrotate/pgrotate/internal/testctx"
 )
 
 // api is every operation the store implements; both the SDK client and the store must
@@ -46,9 +48,7 @@ const rotationToken = "f00dfeed-0000-4000-8000-123456789abc"
 
 func ctxT(t *testing.T) context.Context {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
-	t.Cleanup(cancel)
-	return ctx
+	return testctx.Context(t)
 }
 
 // newSecret creates "app" with version tok(1) = AWSCURRENT and returns the store and ARN.
