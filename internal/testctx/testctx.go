@@ -45,3 +45,13 @@ func Context(t *testing.T) context.Context {
 	t.Cleanup(cancel)
 	return ctx
 }
+
+// CleanupContext is for a t.Cleanup function: not canceled when the test ends, and bounded
+// by the test binary's own deadline, so a cleanup after a hung test still has Grace to run.
+func CleanupContext(t *testing.T) (context.Context, context.CancelFunc) {
+	t.Helper()
+	if d, ok := t.Deadline(); ok {
+		return context.WithDeadline(context.Background(), d)
+	}
+	return context.WithCancel(context.Background())
+}

@@ -29,6 +29,28 @@ func TestLessGrace(t *testing.T) {
 	}
 }
 
+// CleanupContext is still live in a cleanup, and ends with the test binary's deadline.
+func TestCleanupContext(t *testing.T) {
+	var inCleanup error
+	var deadline time.Time
+	var hasDeadline bool
+	t.Run("inner", func(t *testing.T) {
+		t.Cleanup(func() {
+			ctx, cancel := CleanupContext(t)
+			defer cancel()
+			inCleanup = ctx.Err()
+			deadline, hasDeadline = ctx.Deadline()
+		})
+	})
+	want, wantOK := t.Deadline()
+	if inCleanup != nil {
+		t.Errorf("in a cleanup: ctx.Err() = %v, want nil", inCleanup)
+	}
+	if hasDeadline != wantOK || !deadline.Equal(want) {
+		t.Errorf("deadline %v (%v), want the test binary's %v (%v)", deadline, hasDeadline, want, wantOK)
+	}
+}
+
 // Context ends with Deadline, is live while the test runs, and is already canceled when
 // the test's cleanups run (why a cleanup needs context.WithoutCancel) and after it ends.
 func TestContext(t *testing.T) {

@@ -2,16 +2,15 @@ package backend
 
 import (
 	"bytes"
-	"context"
 	"log/slog"
 	"os"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/sfn/types"
 
 	"github.com/pgrotate/pgrotate/adapters/postgres"
+	"github.com/pgrotate/pgrotate/internal/testctx"
 	"github.com/pgrotate/pgrotate/local/pgcluster/pgtest"
 	"github.com/pgrotate/pgrotate/workflow"
 )
@@ -38,8 +37,7 @@ func (s *syncBuffer) String() string {
 
 func TestSmokeOneRotation(t *testing.T) {
 	c := pgtest.Cluster(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
+	ctx := testctx.Context(t)
 	logs := &syncBuffer{}
 	b, err := New(ctx, Options{
 		Database: FromCluster(c),

@@ -5,11 +5,11 @@ import (
 	"io"
 	"log/slog"
 	"testing"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/sfn/types"
 	"github.com/jackc/pgx/v5"
 
+	"github.com/pgrotate/pgrotate/internal/testctx"
 	"github.com/pgrotate/pgrotate/local/pgcluster/pgtest"
 	"github.com/pgrotate/pgrotate/workflow"
 )
@@ -19,8 +19,7 @@ import (
 // first rotation must not stop at CloneUser with PrivilegeMismatch.
 func TestBootstrapAgainWhenTheCloneExists(t *testing.T) {
 	c := pgtest.Cluster(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
+	ctx := testctx.Context(t)
 	const user = "again_user"
 	for _, db := range []string{"db_again_first", "db_again_second"} {
 		su, err := c.Superuser(ctx, c.Primary)

@@ -29,6 +29,7 @@ import (
 	"github.com/pgrotate/pgrotate/adapters/ecsservice"
 	"github.com/pgrotate/pgrotate/adapters/executions"
 	"github.com/pgrotate/pgrotate/adapters/postgres"
+	"github.com/pgrotate/pgrotate/internal/testctx"
 	localecs "github.com/pgrotate/pgrotate/local/ecs"
 	"github.com/pgrotate/pgrotate/local/pgcluster"
 	"github.com/pgrotate/pgrotate/local/pgcluster/pgtest"
@@ -58,8 +59,7 @@ type fixture struct {
 func newFixture(t *testing.T, user string, opts Options) *fixture {
 	t.Helper()
 	c := pgtest.Cluster(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	t.Cleanup(cancel)
+	ctx := testctx.Context(t)
 	f := &fixture{t: t, ctx: ctx, c: c, user: user, logs: &syncBuffer{}, verifiers: map[string]string{}}
 
 	// The bootstrap creates a table the app user owns; a database per test keeps one test's
@@ -469,7 +469,7 @@ func TestReplicaReplayPaused(t *testing.T) {
 	})
 	t.Cleanup(func() {
 		// Whatever happened, leave the shared replica replaying.
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		ctx, cancel := testctx.CleanupContext(t)
 		defer cancel()
 		if err := c.ResumeReplay(ctx); err != nil {
 			t.Errorf("resume replay: %v", err)

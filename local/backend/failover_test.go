@@ -23,6 +23,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sfn"
 	"github.com/aws/aws-sdk-go-v2/service/sfn/types"
 
+	"github.com/pgrotate/pgrotate/internal/testctx"
 	"github.com/pgrotate/pgrotate/local/pgcluster"
 	"github.com/pgrotate/pgrotate/local/pgcluster/pgtest"
 	"github.com/pgrotate/pgrotate/local/probe"
@@ -41,7 +42,7 @@ const idleMessage = "The function is inactive and its VPC connection is no longe
 func keepPrimaryRunning(t *testing.T, c *pgcluster.Cluster) {
 	t.Helper()
 	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		ctx, cancel := testctx.CleanupContext(t)
 		defer cancel()
 		if err := c.Restart(ctx, c.Primary); err != nil {
 			t.Errorf("restart the primary: %v", err)

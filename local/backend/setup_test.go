@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/pgrotate/pgrotate/adapters/postgres"
+	"github.com/pgrotate/pgrotate/internal/testctx"
 	"github.com/pgrotate/pgrotate/local/pgcluster"
 	"github.com/pgrotate/pgrotate/local/pgcluster/pgtest"
 	"github.com/pgrotate/pgrotate/workflow"
@@ -38,8 +39,7 @@ func loginWorks(t *testing.T, ctx context.Context, c *pgcluster.Cluster, user, p
 // membership, comment and ACL byte-identical, and the existing roles' passwords still work.
 func TestSetupRefusesTakeovers(t *testing.T) {
 	c := pgtest.Cluster(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
+	ctx := testctx.Context(t)
 
 	live, livePW := pgtest.NewRole(t, "live_user_", "LOGIN")
 	super, superPW := pgtest.NewRole(t, "super_user_", "SUPERUSER LOGIN")
@@ -110,8 +110,7 @@ func TestSetupRefusesTakeovers(t *testing.T) {
 // With AdoptExistingUser the setup takes over a live user, says so, and rotates it.
 func TestSetupAdoptsOnRequest(t *testing.T) {
 	c := pgtest.Cluster(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
+	ctx := testctx.Context(t)
 	user, oldPW := pgtest.NewRole(t, "adopted_", "LOGIN")
 	opts := quietOptions(c, user)
 	opts.AdoptExistingUser = true
@@ -143,8 +142,7 @@ func TestSetupAdoptsOnRequest(t *testing.T) {
 // user owns its own demo table, so neither needs a grant on the other's.
 func TestSecondDemoWithAnotherUserOnTheSameDatabase(t *testing.T) {
 	c := pgtest.Cluster(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
+	ctx := testctx.Context(t)
 	for _, user := range []string{"first_demo_user", "second_demo_user", "first_demo_user"} {
 		b, err := New(ctx, quietOptions(c, user))
 		if err != nil {
