@@ -5,7 +5,7 @@
 // grace below lets a hung test fail with its own message (and run its cleanups) before
 // go test panics. Speed is measured by benchmarks and reports, never by a timed assertion.
 //
-// Only _test.go files import this package.
+// Only tests and test helper packages (such as local/pgcluster/pgtest) import it.
 package testctx
 
 import (

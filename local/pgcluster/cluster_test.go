@@ -17,6 +17,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/pgrotate/pgrotate/internal/testctx"
 	"github.com/pgrotate/pgrotate/local/pgcluster"
 	"github.com/pgrotate/pgrotate/local/pgcluster/pgtest"
 )
@@ -25,9 +26,7 @@ func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
 
 func testContext(t *testing.T) context.Context {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	t.Cleanup(cancel)
-	return ctx
+	return testctx.Context(t)
 }
 
 // login connects with dsn and password, the way the code under test does.
@@ -280,7 +279,6 @@ func TestPauseReplayHoldsBackChanges(t *testing.T) {
 	}
 	// Wait until the replica has received the WAL with the role, so its
 	// absence is due to the pause, not to streaming delay.
-	deadline := time.Now().Add(time.Minute)
 	for {
 		var received bool
 		if err := replica.QueryRow(ctx, "SELECT coalesce(pg_last_wal_receive_lsn() >= $1::pg_lsn, false)", lsn).Scan(&received); err != nil {
@@ -289,10 +287,11 @@ func TestPauseReplayHoldsBackChanges(t *testing.T) {
 		if received {
 			break
 		}
-		if time.Now().After(deadline) {
+		select {
+		case <-ctx.Done():
 			t.Fatalf("replica did not receive WAL up to %s", lsn)
+		case <-time.After(10 * time.Millisecond):
 		}
-		time.Sleep(10 * time.Millisecond)
 	}
 	if roleExists(t, ctx, replica, role) {
 		t.Fatalf("role %s visible on the replica while replay is paused", role)

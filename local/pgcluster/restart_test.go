@@ -1,16 +1,15 @@
 package pgcluster_test
 
 import (
-	"context"
 	"errors"
 	"net"
 	"strconv"
 	"syscall"
 	"testing"
-	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/pgrotate/pgrotate/internal/testctx"
 	"github.com/pgrotate/pgrotate/local/pgcluster/pgtest"
 )
 
@@ -23,7 +22,7 @@ func TestStopAndRestartThePrimary(t *testing.T) {
 	// Registered after NewRole, so it runs before the role is dropped.
 	t.Cleanup(func() {
 		// Leave the shared cluster running whatever happened.
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		ctx, cancel := testctx.CleanupContext(t)
 		defer cancel()
 		if err := c.Restart(ctx, c.Primary); err != nil {
 			t.Errorf("restart: %v", err)

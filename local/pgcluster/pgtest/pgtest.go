@@ -16,6 +16,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/hex"
 	"encoding/pem"
+	"flag"
 	"fmt"
 	"math/big"
 	"os"
@@ -26,11 +27,9 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/pgrotate/pgrotate/internal/testctx"
 	"github.com/pgrotate/pgrotate/local/pgcluster"
 )
-
-// startTimeout bounds Start on a loaded 2-core machine.
-const startTimeout = 3 * time.Minute
 
 var (
 	mu      sync.Mutex
@@ -42,7 +41,7 @@ var (
 // many tests used it. It returns the exit code for os.Exit: non-zero if the
 // cluster cannot start or stop cleanly, or a test failed.
 func Main(m *testing.M) int {
-	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
+	ctx, cancel := startContext()
 	began := time.Now()
 	c, err := pgcluster.Start(ctx, pgcluster.Options{})
 	cancel()
@@ -75,6 +74,18 @@ func Main(m *testing.M) int {
 		}
 	}
 	return code
+}
+
+// startContext bounds Start by go test's -timeout, the bound on a hang (the tests' own
+// alarm starts only with m.Run), not by a clock that a loaded machine can outlast.
+func startContext() (context.Context, context.CancelFunc) {
+	flag.Parse() // TestMain runs before m.Run parses the flags
+	if f := flag.Lookup("test.timeout"); f != nil {
+		if d, ok := f.Value.(flag.Getter).Get().(time.Duration); ok && d > 0 {
+			return context.WithTimeout(context.Background(), d)
+		}
+	}
+	return context.WithCancel(context.Background())
 }
 
 // Cluster returns the cluster that Main started. It fails the test if the
@@ -116,17 +127,15 @@ func appendCount(n int) error {
 // prefix and a random password (sent as a SCRAM verifier, so never in the server log) on
 // the primary, and drops it when the test ends. It does not wait for the replica (a test
 // may have paused replay): call WaitReplayed when the replica must know the role.
-func NewRole(t testing.TB, prefix, attrs string) (name, password string) {
+func NewRole(t *testing.T, prefix, attrs string) (name, password string) {
 	t.Helper()
 	c := Cluster(t)
 	name, password = prefix+randomHex(t, 4), randomHex(t, 16)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := c.CreateRole(ctx, name, attrs, password); err != nil {
+	if err := c.CreateRole(testctx.Context(t), name, attrs, password); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		ctx, cancel := testctx.CleanupContext(t)
 		defer cancel()
 		conn, err := c.Superuser(ctx, c.Primary)
 		if err != nil {
