@@ -10,6 +10,7 @@ package testctx
 
 import (
 	"context"
+	"flag"
 	"testing"
 	"time"
 )
@@ -52,6 +53,19 @@ func CleanupContext(t *testing.T) (context.Context, context.CancelFunc) {
 	t.Helper()
 	if d, ok := t.Deadline(); ok {
 		return context.WithDeadline(context.Background(), d)
+	}
+	return context.WithCancel(context.Background())
+}
+
+// MainContext is for TestMain's work before m.Run (starting a database, building a
+// binary): bounded by go test's -timeout, since the tests' own alarm starts only with
+// m.Run; no bound with -timeout 0.
+func MainContext() (context.Context, context.CancelFunc) {
+	flag.Parse() // m.Run parses the flags, but TestMain runs first
+	if f := flag.Lookup("test.timeout"); f != nil {
+		if d, ok := f.Value.(flag.Getter).Get().(time.Duration); ok && d > 0 {
+			return context.WithTimeout(context.Background(), d)
+		}
 	}
 	return context.WithCancel(context.Background())
 }

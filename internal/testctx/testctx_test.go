@@ -51,6 +51,18 @@ func TestCleanupContext(t *testing.T) {
 	}
 }
 
+// MainContext ends with -timeout counted from its call: after the tests' own deadline,
+// whose count began earlier (with m.Run); no deadline with -timeout 0.
+func TestMainContext(t *testing.T) {
+	ctx, cancel := MainContext()
+	defer cancel()
+	got, ok := ctx.Deadline()
+	tests, testsOK := t.Deadline()
+	if ok != testsOK || got.Before(tests) {
+		t.Errorf("MainContext deadline %v (%v), want one no earlier than the tests' %v (%v)", got, ok, tests, testsOK)
+	}
+}
+
 // Context ends with Deadline, is live while the test runs, and is already canceled when
 // the test's cleanups run (why a cleanup needs context.WithoutCancel) and after it ends.
 func TestContext(t *testing.T) {

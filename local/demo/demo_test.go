@@ -19,6 +19,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/pgrotate/pgrotate/adapters/postgres"
+	"github.com/pgrotate/pgrotate/internal/testctx"
 	"github.com/pgrotate/pgrotate/local/fleet"
 	"github.com/pgrotate/pgrotate/local/pgcluster"
 	"github.com/pgrotate/pgrotate/local/pgcluster/pgtest"
@@ -36,7 +37,7 @@ func TestMain(m *testing.M) {
 	if err != nil {
 		panic(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	ctx, cancel := testctx.MainContext() // a build can take minutes on a busy machine
 	appBinary, err = fleet.Build(ctx, dir)
 	cancel()
 	if err != nil {
@@ -107,9 +108,7 @@ func givenServers(t *testing.T, ctx context.Context, prefix string) (c *pgcluste
 
 func testCtx(t *testing.T) context.Context {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	t.Cleanup(cancel)
-	return ctx
+	return testctx.Context(t)
 }
 
 // secretsFile is the --secrets-file format.

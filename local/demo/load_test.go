@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pgrotate/pgrotate/internal/testctx"
 	"github.com/pgrotate/pgrotate/local/cause"
 	"github.com/pgrotate/pgrotate/local/fleet"
 )
@@ -66,8 +67,7 @@ func TestDemoUnderCPULoad(t *testing.T) {
 	if testing.Short() {
 		t.Skip("a whole demo under load; not in -short")
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
-	defer cancel()
+	ctx := testctx.Context(t)
 	startCPULoad(t, ctx, cpuHogs)
 	out := &syncBuffer{}
 	began := time.Now()

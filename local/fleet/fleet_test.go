@@ -20,6 +20,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/pgrotate/pgrotate/adapters/postgres"
+	"github.com/pgrotate/pgrotate/internal/testctx"
 	"github.com/pgrotate/pgrotate/local/backend"
 	"github.com/pgrotate/pgrotate/local/cause"
 	"github.com/pgrotate/pgrotate/local/pgcluster"
@@ -34,7 +35,7 @@ func TestMain(m *testing.M) {
 	if err != nil {
 		panic(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	ctx, cancel := testctx.MainContext() // a build can take minutes on a busy machine
 	appBinary, err = Build(ctx, dir)
 	cancel()
 	if err != nil {
@@ -178,9 +179,7 @@ func (h *harness) runningTasks(t *testing.T, ctx context.Context) []string {
 
 func testCtx(t *testing.T) context.Context {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	t.Cleanup(cancel)
-	return ctx
+	return testctx.Context(t)
 }
 
 func alive(pid int) bool { return syscall.Kill(pid, 0) == nil }
@@ -415,12 +414,12 @@ func TestCrashAndClose(t *testing.T) {
 	if err := syscall.Kill(pids[0], syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(10 * time.Second)
 	for len(h.runningTasks(t, ctx)) != 1 {
-		if time.Now().After(deadline) {
+		select {
+		case <-ctx.Done():
 			t.Fatalf("crashed task still RUNNING in ECS")
+		case <-time.After(20 * time.Millisecond):
 		}
-		time.Sleep(20 * time.Millisecond)
 	}
 	if st := h.f.Stats(); st.Crashed != 1 {
 		t.Errorf("crashed = %d, want 1", st.Crashed)

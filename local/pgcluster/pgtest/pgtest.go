@@ -16,7 +16,6 @@ import (
 	"crypto/x509/pkix"
 	"encoding/hex"
 	"encoding/pem"
-	"flag"
 	"fmt"
 	"math/big"
 	"os"
@@ -41,7 +40,7 @@ var (
 // many tests used it. It returns the exit code for os.Exit: non-zero if the
 // cluster cannot start or stop cleanly, or a test failed.
 func Main(m *testing.M) int {
-	ctx, cancel := startContext()
+	ctx, cancel := testctx.MainContext()
 	began := time.Now()
 	c, err := pgcluster.Start(ctx, pgcluster.Options{})
 	cancel()
@@ -74,18 +73,6 @@ func Main(m *testing.M) int {
 		}
 	}
 	return code
-}
-
-// startContext bounds Start by go test's -timeout, the bound on a hang (the tests' own
-// alarm starts only with m.Run), not by a clock that a loaded machine can outlast.
-func startContext() (context.Context, context.CancelFunc) {
-	flag.Parse() // TestMain runs before m.Run parses the flags
-	if f := flag.Lookup("test.timeout"); f != nil {
-		if d, ok := f.Value.(flag.Getter).Get().(time.Duration); ok && d > 0 {
-			return context.WithTimeout(context.Background(), d)
-		}
-	}
-	return context.WithCancel(context.Background())
 }
 
 // Cluster returns the cluster that Main started. It fails the test if the
