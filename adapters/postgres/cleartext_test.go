@@ -1,7 +1,6 @@
 package postgres
 
 import (
-	"context"
 	"net"
 	"strings"
 	"testing"
@@ -9,6 +8,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgproto3"
 
+	"github.com/pgrotate/pgrotate/internal/testctx"
 	"github.com/pgrotate/pgrotate/workflow"
 )
 
@@ -53,9 +53,7 @@ func TestCleartextPasswordIsNeverSent(t *testing.T) {
 	}()
 	port := ln.Addr().(*net.TCPAddr).Port
 	const secret = "never-in-clear-text-0123456789"
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	_, _, err = Login(ctx, target(workflow.Endpoint{Host: "127.0.0.1", Port: port}, "app", "app_user", workflow.NewPassword(secret), "disable"), Options{})
+	_, _, err = Login(testctx.Context(t), target(workflow.Endpoint{Host: "127.0.0.1", Port: port}, "app", "app_user", workflow.NewPassword(secret), "disable"), Options{})
 	if err == nil {
 		t.Fatal("login succeeded against a server asking for a clear-text password")
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/pgrotate/pgrotate/internal/testctx"
 	"github.com/pgrotate/pgrotate/local/pgcluster"
 	"github.com/pgrotate/pgrotate/local/pgcluster/pgtest"
 	"github.com/pgrotate/pgrotate/workflow"
@@ -34,9 +35,7 @@ type fixture struct {
 func setup(t *testing.T) (context.Context, fixture) {
 	t.Helper()
 	c := pgtest.Cluster(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	t.Cleanup(cancel)
-	return ctx, fixture{
+	return testctx.Context(t), fixture{
 		c:         c,
 		opts:      Options{CABundle: c.CAFile, ConnectTimeout: 10 * time.Second},
 		primary:   workflow.Endpoint{Host: c.Primary.Host, Port: c.Primary.Port},
