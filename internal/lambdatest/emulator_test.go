@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/pgrotate/pgrotate/internal/testctx"
 )
 
 // Dummy credentials: the SDK configuration loads offline. The secret key is a value no output
@@ -23,9 +25,6 @@ const (
 	dummyAccessKeyID = "AKIDLAMBDATEST000000"
 	dummySecretKey   = "lambdatestDummySecretKey0000000000000000"
 )
-
-// invokeTimeout bounds one invocation; every input here fails (or succeeds) before any I/O.
-const invokeTimeout = 30 * time.Second
 
 // emulator is one aws-lambda-rie process serving one function.
 type emulator struct {
@@ -106,30 +105,29 @@ func tryStart(t *testing.T, name string, env map[string]string, aws string) (*em
 	}
 	go func() { _ = e.cmd.Wait(); close(e.done) }()
 	t.Cleanup(e.stop)
-	if err := e.waitReady(10 * time.Second); err != nil {
+	if err := e.waitReady(testctx.Context(t)); err != nil {
 		e.stop()
 		return nil, fmt.Errorf("%w; output:\n%s", err, e.out.String())
 	}
 	return e, nil
 }
 
-// waitReady waits until the invocation port accepts connections.
-func (e *emulator) waitReady(limit time.Duration) error {
-	deadline := time.Now().Add(limit)
-	for time.Now().Before(deadline) {
-		select {
-		case <-e.done:
-			return errors.New("the emulator exited at start")
-		default:
-		}
+// waitReady waits until the invocation port accepts connections, or ctx ends.
+func (e *emulator) waitReady(ctx context.Context) error {
+	for {
 		c, err := net.DialTimeout("tcp", e.addr, 200*time.Millisecond)
 		if err == nil {
 			c.Close()
 			return nil
 		}
-		time.Sleep(20 * time.Millisecond)
+		select {
+		case <-e.done:
+			return errors.New("the emulator exited at start")
+		case <-ctx.Done():
+			return fmt.Errorf("the emulator did not listen on %s: %w", e.addr, ctx.Err())
+		case <-time.After(20 * time.Millisecond):
+		}
 	}
-	return fmt.Errorf("the emulator did not listen on %s within %s", e.addr, limit)
 }
 
 // stop ends the emulator: SIGTERM lets it kill the function (which runs in its own process
@@ -154,9 +152,8 @@ func (e *emulator) stop() {
 // invoke posts payload to the function and returns the HTTP status and body.
 func (e *emulator) invoke(t *testing.T, payload string) (int, string) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), invokeTimeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, e.url, bytes.NewBufferString(payload))
+	// Bounded by the test's deadline; the function's own is AWS_LAMBDA_FUNCTION_TIMEOUT.
+	req, err := http.NewRequestWithContext(testctx.Context(t), http.MethodPost, e.url, bytes.NewBufferString(payload))
 	if err != nil {
 		t.Fatal(err)
 	}
