@@ -182,7 +182,8 @@ func TestWaitStepsGiveUpBeforeTheDeadline(t *testing.T) {
 func TestWaitStepsReturnAtOnceWhenAlreadyCurrent(t *testing.T) {
 	for _, step := range []string{StepSet, StepTest, StepFinish} {
 		t.Run(step, func(t *testing.T) {
-			f := newFixture(t, Config{})
+			// A poll would sleep an hour: a step that waited hits the test's deadline.
+			f := newFixture(t, Config{PollInterval: time.Hour})
 			f.createPending(tok)
 			if _, err := f.r.Promote(context.Background(), f.arn, tok); err != nil {
 				t.Fatal(err)
@@ -195,9 +196,7 @@ func TestWaitStepsReturnAtOnceWhenAlreadyCurrent(t *testing.T) {
 					t.Errorf("%s changed the execution although the version is AWSCURRENT: %s", step, c)
 				}
 			}
-			if d := time.Since(start); d > time.Second {
-				t.Errorf("%s took %s", step, d)
-			}
+			t.Logf("%s returned in %s", step, time.Since(start).Round(time.Millisecond))
 		})
 	}
 }
