@@ -17,6 +17,7 @@ import (
 
 // Grace is how long before go test's -timeout a test's context ends: time for the test to
 // report what it was waiting for and for its cleanups (stopping servers, clusters) to run.
+// A -timeout shorter than Grace leaves the tests no time at all.
 const Grace = time.Minute
 
 // Deadline is the test binary's deadline less Grace; false when there is none (-timeout 0).
