@@ -28,7 +28,8 @@ func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
 // adminExec runs statements as the kit's admin user (CREATEROLE, like an RDS master user).
 func adminExec(t *testing.T, c *pgcluster.Cluster, sqls ...string) {
 	t.Helper()
-	ctx := testctx.Context(t)
+	ctx, cancel := testctx.CleanupContext(t) // a cleanup calls it too: not t.Context()
+	defer cancel()
 	cfg, err := pgx.ParseConfig(c.DSN(c.Primary, c.AdminUser(), pgcluster.AppDatabase))
 	if err != nil {
 		t.Fatal(err)
