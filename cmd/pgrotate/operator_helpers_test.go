@@ -196,7 +196,8 @@ func (d *deployment) rotate() {
 // secret, the admin password, or a RotationToken.
 func (d *deployment) scan() {
 	d.t.Helper()
-	ctx := testCtx(d.t)
+	ctx, cancel := testctx.CleanupContext(d.t) // scan runs as a cleanup: not t.Context()
+	defer cancel()
 	values := []string{d.c.AdminPassword()}
 	d.mu.Lock()
 	values = append(values, d.tokens...)
