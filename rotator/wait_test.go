@@ -182,7 +182,8 @@ func TestWaitStepsGiveUpBeforeTheDeadline(t *testing.T) {
 func TestWaitStepsReturnAtOnceWhenAlreadyCurrent(t *testing.T) {
 	for _, step := range []string{StepSet, StepTest, StepFinish} {
 		t.Run(step, func(t *testing.T) {
-			// A poll would sleep an hour: a step that waited hits the test's deadline.
+			// A poll would sleep an hour, past the test's deadline: a step that would wait
+			// fails at once ("before the Lambda deadline") instead of returning.
 			f := newFixture(t, Config{PollInterval: time.Hour})
 			f.createPending(tok)
 			if _, err := f.r.Promote(context.Background(), f.arn, tok); err != nil {
