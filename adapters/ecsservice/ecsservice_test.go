@@ -45,11 +45,6 @@ func (c *clock) Set(t time.Time) {
 	c.t = t
 }
 
-func ctxT(t *testing.T) context.Context {
-	t.Helper()
-	return testctx.Context(t)
-}
-
 // newECS returns a local ECS with prod/web running 3 tasks launched at t0, a clock at
 // t0+1h, and the adapter.
 func newECS(t *testing.T, opts ...localecs.Option) (*localecs.ECS, *clock, *Services) {
@@ -66,11 +61,11 @@ func newECS(t *testing.T, opts ...localecs.Option) (*localecs.ECS, *clock, *Serv
 
 func TestForceDeployment(t *testing.T) {
 	e, clk, s := newECS(t, localecs.WithController(localecs.Manual{}))
-	id, err := s.ForceDeployment(ctxT(t), web)
+	id, err := s.ForceDeployment(testctx.Context(t), web)
 	if err != nil {
 		t.Fatal(err)
 	}
-	deps, err := s.Deployments(ctxT(t), web)
+	deps, err := s.Deployments(testctx.Context(t), web)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -100,7 +95,7 @@ func TestMissingService(t *testing.T) {
 	if err := e.DeleteService("prod", "gone"); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.CheckService(ctxT(t), workflow.Service{Cluster: "prod", Service: "web"}); err != nil {
+	if err := s.CheckService(testctx.Context(t), workflow.Service{Cluster: "prod", Service: "web"}); err != nil {
 		t.Errorf("CheckService of an ACTIVE service: %v", err)
 	}
 	tests := []struct {
@@ -113,28 +108,28 @@ func TestMissingService(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := s.ForceDeployment(ctxT(t), tc.svc)
+			_, err := s.ForceDeployment(testctx.Context(t), tc.svc)
 			if !IsMissing(err) || !strings.Contains(err.Error(), "force a new deployment of "+tc.svc.String()) {
 				t.Errorf("ForceDeployment: %v, want a ServiceMissing naming the action", err)
 			}
-			_, err = s.Deployments(ctxT(t), tc.svc)
+			_, err = s.Deployments(testctx.Context(t), tc.svc)
 			if !IsMissing(err) || !strings.Contains(err.Error(), "describe service "+tc.svc.String()) {
 				t.Errorf("Deployments: %v, want a ServiceMissing naming the action", err)
 			}
-			err = s.CheckService(ctxT(t), tc.svc)
+			err = s.CheckService(testctx.Context(t), tc.svc)
 			if !IsMissing(err) || !strings.Contains(err.Error(), "describe service "+tc.svc.String()) {
 				t.Errorf("CheckService: %v, want a ServiceMissing naming the action", err)
 			}
 			if tc.name == "deleted service" {
 				return // ListTasks on a deleted service is valid in ECS: it has no task
 			}
-			_, err = s.TaskLaunchTimes(ctxT(t), tc.svc)
+			_, err = s.TaskLaunchTimes(testctx.Context(t), tc.svc)
 			if !IsMissing(err) || !strings.Contains(err.Error(), "list tasks of "+tc.svc.String()) {
 				t.Errorf("TaskLaunchTimes: %v, want a ServiceMissing naming the action", err)
 			}
 		})
 	}
-	if got, err := s.TaskLaunchTimes(ctxT(t), workflow.Service{Cluster: "prod", Service: "gone"}); err != nil || len(got) != 0 {
+	if got, err := s.TaskLaunchTimes(testctx.Context(t), workflow.Service{Cluster: "prod", Service: "gone"}); err != nil || len(got) != 0 {
 		t.Errorf("TaskLaunchTimes of a deleted service = %v, %v; want none", got, err)
 	}
 }
@@ -147,10 +142,10 @@ func TestAPIErrorsWrapped(t *testing.T) {
 		call func() error
 		want string
 	}{
-		{localecs.OpUpdateService, func() error { _, err := s.ForceDeployment(ctxT(t), web); return err }, "force a new deployment of prod/web"},
-		{localecs.OpDescribeServices, func() error { _, err := s.Deployments(ctxT(t), web); return err }, "describe service prod/web"},
-		{localecs.OpListTasks, func() error { _, err := s.TaskLaunchTimes(ctxT(t), web); return err }, "list tasks of prod/web"},
-		{localecs.OpDescribeTasks, func() error { _, err := s.TaskLaunchTimes(ctxT(t), web); return err }, "describe tasks of prod/web"},
+		{localecs.OpUpdateService, func() error { _, err := s.ForceDeployment(testctx.Context(t), web); return err }, "force a new deployment of prod/web"},
+		{localecs.OpDescribeServices, func() error { _, err := s.Deployments(testctx.Context(t), web); return err }, "describe service prod/web"},
+		{localecs.OpListTasks, func() error { _, err := s.TaskLaunchTimes(testctx.Context(t), web); return err }, "list tasks of prod/web"},
+		{localecs.OpDescribeTasks, func() error { _, err := s.TaskLaunchTimes(testctx.Context(t), web); return err }, "describe tasks of prod/web"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.op, func(t *testing.T) {
@@ -166,14 +161,14 @@ func TestAPIErrorsWrapped(t *testing.T) {
 
 func TestDeploymentsAfterRollback(t *testing.T) {
 	e, _, s := newECS(t, localecs.WithController(localecs.Manual{}))
-	id, err := s.ForceDeployment(ctxT(t), web)
+	id, err := s.ForceDeployment(testctx.Context(t), web)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := e.FailDeployment("prod", "web", "circuit breaker: 3 tasks failed", true); err != nil {
 		t.Fatal(err)
 	}
-	deps, err := s.Deployments(ctxT(t), web)
+	deps, err := s.Deployments(testctx.Context(t), web)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -185,7 +180,7 @@ func TestDeploymentsAfterRollback(t *testing.T) {
 	if err := e.RemoveDeployment("prod", "web", id); err != nil {
 		t.Fatal(err)
 	}
-	deps, err = s.Deployments(ctxT(t), web)
+	deps, err = s.Deployments(testctx.Context(t), web)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -199,7 +194,7 @@ func TestTaskLaunchTimes(t *testing.T) {
 	// one stopped, 2 new ones running (t1) and 1 pending (created t2, not started).
 	e, clk, s := newECS(t, localecs.WithController(localecs.Manual{}))
 	t1, t2 := t0.Add(2*time.Hour), t0.Add(3*time.Hour)
-	if _, err := s.ForceDeployment(ctxT(t), web); err != nil {
+	if _, err := s.ForceDeployment(testctx.Context(t), web); err != nil {
 		t.Fatal(err)
 	}
 	r, err := e.Rollout("prod", "web")
@@ -231,7 +226,7 @@ func TestTaskLaunchTimes(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	got, err := s.TaskLaunchTimes(ctxT(t), web)
+	got, err := s.TaskLaunchTimes(testctx.Context(t), web)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -256,7 +251,7 @@ func TestTaskLaunchTimesBatches(t *testing.T) {
 		}
 		return r.Stopped(r.Tasks()[0])
 	})
-	got, err := s.TaskLaunchTimes(ctxT(t), big)
+	got, err := s.TaskLaunchTimes(testctx.Context(t), big)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -323,7 +318,7 @@ func TestMalformedAnswers(t *testing.T) {
 			api: fakeAPI{update: func(*ecs.UpdateServiceInput) (*ecs.UpdateServiceOutput, error) {
 				return &ecs.UpdateServiceOutput{Service: &types.Service{Deployments: []types.Deployment{{Id: aws.String("x"), Status: aws.String("ACTIVE")}}}}, nil
 			}},
-			call: func(s *Services) error { _, err := s.ForceDeployment(ctxT(t), web); return err },
+			call: func(s *Services) error { _, err := s.ForceDeployment(testctx.Context(t), web); return err },
 			want: "no PRIMARY deployment",
 		},
 		{
@@ -331,7 +326,7 @@ func TestMalformedAnswers(t *testing.T) {
 			api: fakeAPI{listTasks: oneTask, describeTasks: func(*ecs.DescribeTasksInput) (*ecs.DescribeTasksOutput, error) {
 				return &ecs.DescribeTasksOutput{Tasks: []types.Task{{TaskArn: aws.String("arn:task/1"), LastStatus: aws.String("PENDING")}}}, nil
 			}},
-			call: func(s *Services) error { _, err := s.TaskLaunchTimes(ctxT(t), web); return err },
+			call: func(s *Services) error { _, err := s.TaskLaunchTimes(testctx.Context(t), web); return err },
 			want: "has no launch time",
 		},
 		{
@@ -339,7 +334,7 @@ func TestMalformedAnswers(t *testing.T) {
 			api: fakeAPI{describe: func(*ecs.DescribeServicesInput) (*ecs.DescribeServicesOutput, error) {
 				return &ecs.DescribeServicesOutput{}, nil
 			}},
-			call: func(s *Services) error { _, err := s.Deployments(ctxT(t), web); return err },
+			call: func(s *Services) error { _, err := s.Deployments(testctx.Context(t), web); return err },
 			want: "returned 0 services",
 		},
 	}
@@ -357,18 +352,18 @@ func TestAutoControllerEndToEnd(t *testing.T) {
 	// With the default controller a forced deployment completes at once and every task is
 	// relaunched after the call: what Preflight of the next rotation wants to see.
 	_, clk, s := newECS(t)
-	id, err := s.ForceDeployment(ctxT(t), web)
+	id, err := s.ForceDeployment(testctx.Context(t), web)
 	if err != nil {
 		t.Fatal(err)
 	}
-	deps, err := s.Deployments(ctxT(t), web)
+	deps, err := s.Deployments(testctx.Context(t), web)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(deps) != 1 || deps[0].ID != id || deps[0].RolloutState != "COMPLETED" || deps[0].Running != 3 {
 		t.Errorf("deployments = %+v", deps)
 	}
-	times, err := s.TaskLaunchTimes(ctxT(t), web)
+	times, err := s.TaskLaunchTimes(testctx.Context(t), web)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -39,11 +39,6 @@ type fixture struct {
 	app      workflow.AppSecret
 }
 
-func ctxT(t *testing.T) context.Context {
-	t.Helper()
-	return testctx.Context(t)
-}
-
 // newFixture creates an admin secret and an app secret whose version tok(1) is AWSCURRENT.
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
@@ -66,7 +61,7 @@ func (f *fixture) create(t *testing.T, name string, value func() (string, error)
 	if err != nil {
 		t.Fatal(err)
 	}
-	out, err := f.sm.CreateSecret(ctxT(t), &secretsmanager.CreateSecretInput{Name: aws.String(name), SecretString: aws.String(str), ClientRequestToken: aws.String(token)})
+	out, err := f.sm.CreateSecret(testctx.Context(t), &secretsmanager.CreateSecretInput{Name: aws.String(name), SecretString: aws.String(str), ClientRequestToken: aws.String(token)})
 	if err != nil {
 		t.Fatalf("create %s: %v", name, err)
 	}
@@ -76,7 +71,7 @@ func (f *fixture) create(t *testing.T, name string, value func() (string, error)
 // putRaw writes a version with any SecretString, bypassing validation.
 func (f *fixture) putRaw(t *testing.T, token, value string, stages ...string) {
 	t.Helper()
-	if _, err := f.sm.PutSecretValue(ctxT(t), &secretsmanager.PutSecretValueInput{
+	if _, err := f.sm.PutSecretValue(testctx.Context(t), &secretsmanager.PutSecretValueInput{
 		SecretId: aws.String(f.appARN), ClientRequestToken: aws.String(token), SecretString: aws.String(value), VersionStages: stages,
 	}); err != nil {
 		t.Fatal(err)
@@ -101,7 +96,7 @@ func TestAppSecret(t *testing.T) {
 	f.putRaw(t, tok(2), `{"engine":"postgres","host":"db.local","port":5432,"dbname":"app","username":"app_user","password":"`+appPassword+`","masterarn":"x","hostname":"typo"}`, "BROKEN")
 	f.putRaw(t, tok(3), `{"engine":"mysql","host":"db.local","port":5432,"dbname":"app","username":"app_user","password":"`+appPassword+`","masterarn":"arn:x"}`, "MYSQL")
 	f.putRaw(t, tok(4), `not json `+appPassword, "GARBAGE")
-	if _, err := f.sm.PutSecretValue(ctxT(t), &secretsmanager.PutSecretValueInput{
+	if _, err := f.sm.PutSecretValue(testctx.Context(t), &secretsmanager.PutSecretValueInput{
 		SecretId: aws.String(f.appARN), ClientRequestToken: aws.String(tok(5)), SecretBinary: []byte(appPassword), VersionStages: []string{"BINARY"},
 	}); err != nil {
 		t.Fatal(err)
@@ -122,7 +117,7 @@ func TestAppSecret(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := f.store.AppSecret(ctxT(t), f.appARN, tc.version)
+			got, err := f.store.AppSecret(testctx.Context(t), f.appARN, tc.version)
 			noSecretIn(t, err)
 			var invalid *workflow.InvalidSecret
 			if gotInvalid := errors.As(err, &invalid); gotInvalid != tc.wantInvalid {
@@ -142,10 +137,10 @@ func TestAppSecret(t *testing.T) {
 			}
 		})
 	}
-	if _, err := f.store.AppSecret(ctxT(t), f.appARN, ""); err == nil {
+	if _, err := f.store.AppSecret(testctx.Context(t), f.appARN, ""); err == nil {
 		t.Error("empty version id accepted")
 	}
-	_, err := f.store.AppSecret(ctxT(t), "arn:aws:secretsmanager:local:000000000000:secret:nope-AbCdEf", tok(1))
+	_, err := f.store.AppSecret(testctx.Context(t), "arn:aws:secretsmanager:local:000000000000:secret:nope-AbCdEf", tok(1))
 	if !IsNotFound(err) {
 		t.Errorf("unknown secret: %v, want not found", err)
 	}
@@ -154,7 +149,7 @@ func TestAppSecret(t *testing.T) {
 func TestAppSecretAt(t *testing.T) {
 	f := newFixture(t)
 	pending := f.app.Pending(workflow.NewPassword("new-Pa55word"))
-	if err := f.store.PutPending(ctxT(t), f.appARN, tok(2), pending, workflow.Password{}); err != nil {
+	if err := f.store.PutPending(testctx.Context(t), f.appARN, tok(2), pending, workflow.Password{}); err != nil {
 		t.Fatal(err)
 	}
 	tests := []struct {
@@ -167,7 +162,7 @@ func TestAppSecretAt(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.stage, func(t *testing.T) {
-			got, id, err := f.store.AppSecretAt(ctxT(t), f.appARN, tc.stage)
+			got, id, err := f.store.AppSecretAt(testctx.Context(t), f.appARN, tc.stage)
 			noSecretIn(t, err)
 			if IsNotFound(err) != tc.wantMissing {
 				t.Fatalf("error = %v, want not found %v", err, tc.wantMissing)
@@ -183,14 +178,14 @@ func TestAppSecretAt(t *testing.T) {
 			}
 		})
 	}
-	if _, _, err := f.store.AppSecretAt(ctxT(t), f.appARN, ""); err == nil {
+	if _, _, err := f.store.AppSecretAt(testctx.Context(t), f.appARN, ""); err == nil {
 		t.Error("empty stage accepted")
 	}
 }
 
 func TestAdminSecret(t *testing.T) {
 	f := newFixture(t)
-	got, err := f.store.AdminSecret(ctxT(t), f.adminARN)
+	got, err := f.store.AdminSecret(testctx.Context(t), f.adminARN)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -200,19 +195,19 @@ func TestAdminSecret(t *testing.T) {
 
 	// An app-shaped value in the admin secret is refused (unknown field "masterarn").
 	str, _ := f.app.SecretString()
-	if _, err := f.sm.PutSecretValue(ctxT(t), &secretsmanager.PutSecretValueInput{
+	if _, err := f.sm.PutSecretValue(testctx.Context(t), &secretsmanager.PutSecretValueInput{
 		SecretId: aws.String(f.adminARN), ClientRequestToken: aws.String(tok(101)), SecretString: aws.String(str),
 	}); err != nil {
 		t.Fatal(err)
 	}
-	_, err = f.store.AdminSecret(ctxT(t), f.adminARN)
+	_, err = f.store.AdminSecret(testctx.Context(t), f.adminARN)
 	var invalid *workflow.InvalidSecret
 	if !errors.As(err, &invalid) || invalid.Secret != "admin" {
 		t.Errorf("error = %v, want an InvalidSecret for the admin secret", err)
 	}
 	noSecretIn(t, err)
 
-	_, err = f.store.AdminSecret(ctxT(t), "missing")
+	_, err = f.store.AdminSecret(testctx.Context(t), "missing")
 	if !IsNotFound(err) || !strings.Contains(err.Error(), "read admin secret missing") {
 		t.Errorf("error = %v, want a not-found naming the action", err)
 	}
@@ -220,20 +215,20 @@ func TestAdminSecret(t *testing.T) {
 
 func TestStages(t *testing.T) {
 	f := newFixture(t)
-	v, err := f.store.Stages(ctxT(t), f.appARN)
+	v, err := f.store.Stages(testctx.Context(t), f.appARN)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if v.Current() != tok(1) || v.Pending() != "" || v.Previous() != "" {
 		t.Errorf("before rotation: current %q pending %q previous %q", v.Current(), v.Pending(), v.Previous())
 	}
-	if err := f.store.PutPending(ctxT(t), f.appARN, tok(2), f.app.Pending(workflow.NewPassword("new-Pa55word")), workflow.Password{}); err != nil {
+	if err := f.store.PutPending(testctx.Context(t), f.appARN, tok(2), f.app.Pending(workflow.NewPassword("new-Pa55word")), workflow.Password{}); err != nil {
 		t.Fatal(err)
 	}
-	if err := f.store.MoveCurrent(ctxT(t), f.appARN, tok(2), tok(1)); err != nil {
+	if err := f.store.MoveCurrent(testctx.Context(t), f.appARN, tok(2), tok(1)); err != nil {
 		t.Fatal(err)
 	}
-	v, err = f.store.Stages(ctxT(t), f.appARN)
+	v, err = f.store.Stages(testctx.Context(t), f.appARN)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -255,7 +250,7 @@ func TestStages(t *testing.T) {
 	if v.Current() != tok(2) || v.Pending() != tok(2) || v.Previous() != tok(1) || v.With("NONE") != "" {
 		t.Errorf("after rotation: current %q pending %q previous %q", v.Current(), v.Pending(), v.Previous())
 	}
-	if _, err := f.store.Stages(ctxT(t), "missing"); !IsNotFound(err) {
+	if _, err := f.store.Stages(testctx.Context(t), "missing"); !IsNotFound(err) {
 		t.Errorf("unknown secret: %v", err)
 	}
 }
@@ -274,7 +269,7 @@ func TestPutPending(t *testing.T) {
 		{
 			name: "repeated write with the same value",
 			before: func(t *testing.T, f *fixture) {
-				if err := f.store.PutPending(ctxT(t), f.appARN, tok(2), f.app.Pending(newPW), workflow.Password{}); err != nil {
+				if err := f.store.PutPending(testctx.Context(t), f.appARN, tok(2), f.app.Pending(newPW), workflow.Password{}); err != nil {
 					t.Fatal(err)
 				}
 			},
@@ -283,7 +278,7 @@ func TestPutPending(t *testing.T) {
 		{
 			name: "repeated write with another value",
 			before: func(t *testing.T, f *fixture) {
-				if err := f.store.PutPending(ctxT(t), f.appARN, tok(2), f.app.Pending(workflow.NewPassword("other-Pa55word")), workflow.Password{}); err != nil {
+				if err := f.store.PutPending(testctx.Context(t), f.appARN, tok(2), f.app.Pending(workflow.NewPassword("other-Pa55word")), workflow.Password{}); err != nil {
 					t.Fatal(err)
 				}
 			},
@@ -296,7 +291,7 @@ func TestPutPending(t *testing.T) {
 			if tc.before != nil {
 				tc.before(t, f)
 			}
-			err := f.store.PutPending(ctxT(t), f.appARN, tok(2), f.app.Pending(tc.password), tc.rotationToken)
+			err := f.store.PutPending(testctx.Context(t), f.appARN, tok(2), f.app.Pending(tc.password), tc.rotationToken)
 			noSecretIn(t, err)
 			if tc.wantErr {
 				var exists *types.ResourceExistsException
@@ -313,7 +308,7 @@ func TestPutPending(t *testing.T) {
 			if last.RotationToken != !tc.rotationToken.IsZero() || last.VersionID != tok(2) || len(last.Stages) != 1 || last.Stages[0] != workflow.StagePending {
 				t.Errorf("PutSecretValue call = %+v", last)
 			}
-			got, id, err := f.store.AppSecretAt(ctxT(t), f.appARN, workflow.StagePending)
+			got, id, err := f.store.AppSecretAt(testctx.Context(t), f.appARN, workflow.StagePending)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -321,7 +316,7 @@ func TestPutPending(t *testing.T) {
 			if id != tok(2) || got.Username != want.Username || !got.Password.Equal(want.Password) || got.Host != want.Host || len(got.Replicas) != 1 {
 				t.Errorf("pending = %s %+v", id, got)
 			}
-			v, err := f.store.Stages(ctxT(t), f.appARN)
+			v, err := f.store.Stages(testctx.Context(t), f.appARN)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -331,7 +326,7 @@ func TestPutPending(t *testing.T) {
 		})
 	}
 	f := newFixture(t)
-	if err := f.store.PutPending(ctxT(t), f.appARN, "", f.app, workflow.Password{}); err == nil {
+	if err := f.store.PutPending(testctx.Context(t), f.appARN, "", f.app, workflow.Password{}); err == nil {
 		t.Error("empty token accepted")
 	}
 }
@@ -354,17 +349,17 @@ func TestMoveCurrent(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFixture(t)
-			if err := f.store.PutPending(ctxT(t), f.appARN, tok(2), f.app.Pending(workflow.NewPassword("new-Pa55word")), workflow.Password{}); err != nil {
+			if err := f.store.PutPending(testctx.Context(t), f.appARN, tok(2), f.app.Pending(workflow.NewPassword("new-Pa55word")), workflow.Password{}); err != nil {
 				t.Fatal(err)
 			}
-			err := f.store.MoveCurrent(ctxT(t), f.appARN, tc.to, tc.from)
+			err := f.store.MoveCurrent(testctx.Context(t), f.appARN, tc.to, tc.from)
 			if (err != nil) != tc.wantErr {
 				t.Fatalf("error = %v, want error %v", err, tc.wantErr)
 			}
 			if err != nil && !strings.Contains(err.Error(), "move AWSCURRENT of "+f.appARN) {
 				t.Errorf("error %q does not name the action", err)
 			}
-			v, err := f.store.Stages(ctxT(t), f.appARN)
+			v, err := f.store.Stages(testctx.Context(t), f.appARN)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -379,7 +374,7 @@ func TestRandomPassword(t *testing.T) {
 	f := newFixture(t)
 	const exclude = ":/@\"'\\ "
 	for _, n := range []int{4, 32, 100} {
-		pw, err := f.store.RandomPassword(ctxT(t), n, exclude)
+		pw, err := f.store.RandomPassword(testctx.Context(t), n, exclude)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -390,13 +385,13 @@ func TestRandomPassword(t *testing.T) {
 			t.Error("password prints its value")
 		}
 	}
-	_, err := f.store.RandomPassword(ctxT(t), 0, "")
+	_, err := f.store.RandomPassword(testctx.Context(t), 0, "")
 	var invalid *types.InvalidParameterException
 	if !errors.As(err, &invalid) || !strings.Contains(err.Error(), "generate a 0-character password") {
 		t.Errorf("zero length: %v", err)
 	}
 	f.sm.FailNext(localsecrets.OpGetRandomPassword, &types.InternalServiceError{Message: aws.String("boom")})
-	_, err = f.store.RandomPassword(ctxT(t), 32, "")
+	_, err = f.store.RandomPassword(testctx.Context(t), 32, "")
 	var internal *types.InternalServiceError
 	if !errors.As(err, &internal) {
 		t.Errorf("injected error: %v", err)
@@ -412,7 +407,7 @@ func (shortPasswords) GetRandomPassword(context.Context, *secretsmanager.GetRand
 
 func TestRandomPasswordLengthChecked(t *testing.T) {
 	s := New(shortPasswords{})
-	_, err := s.RandomPassword(ctxT(t), 32, "")
+	_, err := s.RandomPassword(testctx.Context(t), 32, "")
 	if err == nil || !strings.Contains(err.Error(), "got 5 characters") || strings.Contains(err.Error(), "short") {
 		t.Errorf("error = %v, want a length mismatch", err)
 	}
@@ -441,19 +436,19 @@ func TestVersionStagesAndCreated(t *testing.T) {
 	now := created
 	sm := localsecrets.New(localsecrets.WithClock(func() time.Time { return now }))
 	s := New(sm)
-	out, err := sm.CreateSecret(ctxT(t), &secretsmanager.CreateSecretInput{Name: aws.String("app"), SecretString: aws.String("{}"), ClientRequestToken: aws.String(tok(1))})
+	out, err := sm.CreateSecret(testctx.Context(t), &secretsmanager.CreateSecretInput{Name: aws.String("app"), SecretString: aws.String("{}"), ClientRequestToken: aws.String(tok(1))})
 	if err != nil {
 		t.Fatal(err)
 	}
 	arn := aws.ToString(out.ARN)
 	now = now.Add(time.Hour)
-	if _, err := sm.PutSecretValue(ctxT(t), &secretsmanager.PutSecretValueInput{
+	if _, err := sm.PutSecretValue(testctx.Context(t), &secretsmanager.PutSecretValueInput{
 		SecretId: aws.String(arn), ClientRequestToken: aws.String(tok(2)), SecretString: aws.String("{}"), VersionStages: []string{workflow.StagePending},
 	}); err != nil {
 		t.Fatal(err)
 	}
 
-	m, err := s.VersionStages(ctxT(t), arn)
+	m, err := s.VersionStages(testctx.Context(t), arn)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -472,7 +467,7 @@ func TestVersionStagesAndCreated(t *testing.T) {
 		{version: tok(3), wantMissing: true},
 	}
 	for _, tc := range tests {
-		got, err := s.VersionCreated(ctxT(t), arn, tc.version)
+		got, err := s.VersionCreated(testctx.Context(t), arn, tc.version)
 		if s.IsNotFound(err) != tc.wantMissing {
 			t.Fatalf("VersionCreated(%s): %v, want not found %v", tc.version, err, tc.wantMissing)
 		}
@@ -480,7 +475,7 @@ func TestVersionStagesAndCreated(t *testing.T) {
 			t.Errorf("VersionCreated(%s) = %v, want %v", tc.version, got, tc.want)
 		}
 	}
-	if _, err := s.VersionCreated(ctxT(t), arn, ""); err == nil {
+	if _, err := s.VersionCreated(testctx.Context(t), arn, ""); err == nil {
 		t.Error("empty version id accepted")
 	}
 }

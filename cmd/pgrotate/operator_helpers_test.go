@@ -59,7 +59,7 @@ type deployment struct {
 func newDeployment(t *testing.T, user string, failSetPassword func() bool) *deployment {
 	t.Helper()
 	d := &deployment{t: t, c: pgtest.Cluster(t)}
-	ctx := testCtx(t)
+	ctx := testctx.Context(t)
 	opts := backend.Options{
 		Database: backend.FromCluster(d.c), AppUser: user,
 		Services: []workflow.Service{{Cluster: "prod", Service: "api"}},
@@ -156,17 +156,12 @@ type injectedFailure struct{}
 
 func (*injectedFailure) Error() string { return "injected failure" }
 
-func testCtx(t *testing.T) context.Context {
-	t.Helper()
-	return testctx.Context(t)
-}
-
 // cli runs pgrotate with args and returns its exit status, stdout and stderr. Every output
 // is kept for the secret scan.
 func (d *deployment) cli(args ...string) (int, string, string) {
 	d.t.Helper()
 	var stdout, stderr bytes.Buffer
-	code := run(testCtx(d.t), args, &stdout, &stderr)
+	code := run(testctx.Context(d.t), args, &stdout, &stderr)
 	d.mu.Lock()
 	d.outputs = append(d.outputs, stdout.String(), stderr.String())
 	d.mu.Unlock()
@@ -176,7 +171,7 @@ func (d *deployment) cli(args ...string) (int, string, string) {
 // secret is the app secret's name, as an operator would give it.
 func (d *deployment) secret() string {
 	d.t.Helper()
-	out, err := d.b.Secrets.DescribeSecret(testCtx(d.t), &secretsmanager.DescribeSecretInput{SecretId: aws.String(d.b.AppSecretARN)})
+	out, err := d.b.Secrets.DescribeSecret(testctx.Context(d.t), &secretsmanager.DescribeSecretInput{SecretId: aws.String(d.b.AppSecretARN)})
 	if err != nil {
 		d.t.Fatal(err)
 	}
@@ -186,7 +181,7 @@ func (d *deployment) secret() string {
 // rotate rotates once through the backend (as Secrets Manager would) and wants success.
 func (d *deployment) rotate() {
 	d.t.Helper()
-	r, err := d.b.Rotate(testCtx(d.t))
+	r, err := d.b.Rotate(testctx.Context(d.t))
 	if err != nil || r.StepErr != nil || r.Status != "SUCCEEDED" {
 		d.t.Fatalf("rotation: %v, step %v, status %s", err, r.StepErr, r.Status)
 	}
@@ -228,7 +223,7 @@ func (d *deployment) scan() {
 // primary, closed at the end of the test.
 func (d *deployment) holdAlternate() string {
 	d.t.Helper()
-	ctx := testCtx(d.t)
+	ctx := testctx.Context(d.t)
 	prev, _, err := d.b.Secret(ctx, workflow.StagePrevious)
 	if err != nil {
 		d.t.Fatal(err)

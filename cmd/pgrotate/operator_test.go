@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"github.com/pgrotate/pgrotate/internal/testctx"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -31,7 +32,7 @@ func TestOperatorStatus(t *testing.T) {
 	t.Cleanup(d.scan)
 	d.rotate()
 	name := d.secret()
-	_, current, err := d.b.Secret(testCtx(t), workflow.StageCurrent)
+	_, current, err := d.b.Secret(testctx.Context(t), workflow.StageCurrent)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -118,7 +119,7 @@ func TestOperatorRotateAndHistory(t *testing.T) {
 		t.Fatalf("rotate --follow --json = %d\n%s", code, errOut)
 	}
 	o := decode[operator.Outcome](t, out)
-	_, current, err := d.b.Secret(testCtx(t), workflow.StageCurrent)
+	_, current, err := d.b.Secret(testctx.Context(t), workflow.StageCurrent)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -166,7 +167,7 @@ func TestOperatorFailedRotationThenRedrive(t *testing.T) {
 	if code != exitFailed || !strings.Contains(out, "FAILED in SetPassword") {
 		t.Fatalf("rotate --follow of a failing rotation = %d, want %d\nstdout:\n%s\nstderr:\n%s", code, exitFailed, out, errOut)
 	}
-	_, pending, err := d.b.Secret(testCtx(t), workflow.StagePending)
+	_, pending, err := d.b.Secret(testctx.Context(t), workflow.StagePending)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -179,7 +180,7 @@ func TestOperatorFailedRotationThenRedrive(t *testing.T) {
 	if code != exitOK || !strings.Contains(out, "resumes at SetPassword") || !strings.Contains(out, "succeeded") {
 		t.Fatalf("redrive --follow = %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
 	}
-	if _, current, err := d.b.Secret(testCtx(t), workflow.StageCurrent); err != nil || current != pending {
+	if _, current, err := d.b.Secret(testctx.Context(t), workflow.StageCurrent); err != nil || current != pending {
 		t.Errorf("AWSCURRENT is %s after the redrive, want the pending version %s (%v)", current, pending, err)
 	}
 	if code, _, errOut := d.cli("redrive", name); code != exitNoPending {

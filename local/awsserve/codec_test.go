@@ -2,6 +2,7 @@ package awsserve
 
 import (
 	"context"
+	"github.com/pgrotate/pgrotate/internal/testctx"
 	"net/http/httptest"
 	"reflect"
 	"strings"
@@ -203,7 +204,7 @@ func TestEveryMemberRoundTrips(t *testing.T) {
 	t.Cleanup(ts.Close)
 	cfg := sdkConfig(ts.URL, testAKID)
 	clients := []any{secretsmanager.NewFromConfig(cfg), ecs.NewFromConfig(cfg), sfn.NewFromConfig(cfg)}
-	ctx := testContext(t)
+	ctx := testctx.Context(t)
 	for i, svc := range services {
 		for _, op := range svc.ops {
 			t.Run(svc.target+"."+op, func(t *testing.T) {

@@ -1,7 +1,6 @@
 package awsserve
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"reflect"
@@ -10,8 +9,6 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
-
-	"github.com/pgrotate/pgrotate/internal/testctx"
 )
 
 const (
@@ -48,11 +45,6 @@ func sdkConfig(url, akid string) aws.Config {
 		Credentials:  credentials.NewStaticCredentialsProvider(akid, testSecret, ""),
 		BaseEndpoint: aws.String(url),
 	}
-}
-
-func testContext(t *testing.T) context.Context {
-	t.Helper()
-	return testctx.Context(t)
 }
 
 // diff lists the paths at which got and want differ, ignoring ResultMetadata. Timestamps

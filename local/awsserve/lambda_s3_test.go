@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"github.com/pgrotate/pgrotate/internal/testctx"
 	"io"
 	"os"
 	"path/filepath"
@@ -46,7 +47,7 @@ func TestLambdaInvoke(t *testing.T) {
 		"wrapped": LambdaFunc(sfnlocal.LambdaFunc(func(_ context.Context, in struct{ N int }) (int, error) { return in.N * 2, nil })),
 	}})
 	c := lambda.NewFromConfig(sdkConfig(s.URL(), testAKID))
-	ctx := testContext(t)
+	ctx := testctx.Context(t)
 
 	tests := []struct {
 		name, function, invocationType, payload string
@@ -120,7 +121,7 @@ func TestLambdaGetFunction(t *testing.T) {
 		LambdaTags: map[string]map[string]string{"rotator": tags},
 	})
 	c := lambda.NewFromConfig(sdkConfig(s.URL(), testAKID))
-	ctx := testContext(t)
+	ctx := testctx.Context(t)
 	tests := []struct {
 		name, ref string
 		wantTags  map[string]string
@@ -164,7 +165,7 @@ func TestLambdaGetFunction(t *testing.T) {
 
 func TestS3(t *testing.T) {
 	s := startServer(t, Options{Buckets: []string{"evidence"}})
-	ctx := testContext(t)
+	ctx := testctx.Context(t)
 	for _, pathStyle := range []bool{false, true} {
 		c := s3.NewFromConfig(sdkConfig(s.URL(), testAKID), func(o *s3.Options) { o.UsePathStyle = pathStyle })
 		key := "executions/one.json"
@@ -217,7 +218,7 @@ func TestS3(t *testing.T) {
 func TestAccessKeyChecked(t *testing.T) {
 	store := localsecrets.New()
 	s := startServer(t, Options{SecretsManager: store, AccessKeyID: testAKID, Buckets: []string{"b"}})
-	ctx := testContext(t)
+	ctx := testctx.Context(t)
 	wrong := sdkConfig(s.URL(), "AKIASOMEONEELSE00000")
 
 	_, err := secretsmanager.NewFromConfig(wrong).GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: aws.String("app")})
@@ -241,7 +242,7 @@ func TestAccessKeyChecked(t *testing.T) {
 func TestEnvFile(t *testing.T) {
 	store := localsecrets.New()
 	s := startServer(t, Options{SecretsManager: store, AccessKeyID: testAKID})
-	ctx := testContext(t)
+	ctx := testctx.Context(t)
 	created, err := store.CreateSecret(ctx, &secretsmanager.CreateSecretInput{Name: aws.String("app"), SecretString: aws.String("{}")})
 	if err != nil {
 		t.Fatalf("CreateSecret: %v", err)

@@ -5,6 +5,7 @@ import (
 	"crypto/md5"
 	"encoding/base64"
 	"errors"
+	"github.com/pgrotate/pgrotate/internal/testctx"
 	"net/http"
 	"sync"
 	"testing"
@@ -64,7 +65,7 @@ func TestObjectLock(t *testing.T) {
 		Now: clk.now,
 	})
 	c := lockedClient(s)
-	ctx := testContext(t)
+	ctx := testctx.Context(t)
 
 	put := func(bucket, key, body string, edit func(*s3.PutObjectInput)) (*s3.PutObjectOutput, error) {
 		in := &s3.PutObjectInput{Bucket: aws.String(bucket), Key: aws.String(key), Body: bytes.NewReader([]byte(body)),

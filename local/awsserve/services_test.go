@@ -2,6 +2,7 @@ package awsserve
 
 import (
 	"errors"
+	"github.com/pgrotate/pgrotate/internal/testctx"
 	"testing"
 	"time"
 
@@ -20,7 +21,7 @@ func TestSecretsManagerOverTheWire(t *testing.T) {
 	store := localsecrets.New(localsecrets.WithClock(func() time.Time { return t0 }))
 	s := startServer(t, Options{SecretsManager: store})
 	c := secretsmanager.NewFromConfig(sdkConfig(s.URL(), testAKID))
-	ctx := testContext(t)
+	ctx := testctx.Context(t)
 
 	created, err := c.CreateSecret(ctx, &secretsmanager.CreateSecretInput{
 		Name: aws.String("app"), SecretString: aws.String(`{"password":"not-a-real-one"}`),
@@ -148,7 +149,7 @@ func TestECSOverTheWire(t *testing.T) {
 	}
 	s := startServer(t, Options{ECS: e})
 	c := ecs.NewFromConfig(sdkConfig(s.URL(), testAKID))
-	ctx := testContext(t)
+	ctx := testctx.Context(t)
 
 	descIn := &ecs.DescribeServicesInput{Cluster: aws.String("prod"), Services: []string{"web"}}
 	wire, err := c.DescribeServices(ctx, descIn)

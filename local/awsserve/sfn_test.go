@@ -3,6 +3,7 @@ package awsserve
 import (
 	"encoding/json"
 	"errors"
+	"github.com/pgrotate/pgrotate/internal/testctx"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -20,7 +21,7 @@ func TestStepFunctionsOverTheWire(t *testing.T) {
 	t.Cleanup(func() { _ = m.Close() })
 	s := startServer(t, Options{StepFunctions: m})
 	c := sfn.NewFromConfig(sdkConfig(s.URL(), testAKID))
-	ctx := testContext(t)
+	ctx := testctx.Context(t)
 
 	started, err := c.StartExecution(ctx, &sfn.StartExecutionInput{StateMachineArn: aws.String(m.StateMachineArn()), Name: aws.String("one"), Input: aws.String(`{"a":1}`)})
 	if err != nil {

@@ -106,11 +106,6 @@ func givenServers(t *testing.T, ctx context.Context, prefix string) (c *pgcluste
 	return c, dbname, u.String(), c.DSN(c.Replica, c.AdminUser(), dbname) + " password=" + quote(c.AdminPassword())
 }
 
-func testCtx(t *testing.T) context.Context {
-	t.Helper()
-	return testctx.Context(t)
-}
-
 // secretsFile is the --secrets-file format.
 type secretsFile map[string]struct {
 	Versions []struct {
@@ -179,7 +174,7 @@ func (sf secretsFile) passwords(t *testing.T) []string {
 // The issue's first test: a demo with 2 rotations on servers given by DSN exits 0 with
 // zero failed connections, the users alternate, and both log in afterwards.
 func TestAlternatingOnGivenServers(t *testing.T) {
-	ctx := testCtx(t)
+	ctx := testctx.Context(t)
 	c, dbname, primaryDSN, replicaDSN := givenServers(t, ctx, "demo_alt")
 	out := &syncBuffer{}
 	secretsPath := filepath.Join(t.TempDir(), "secrets.json")
@@ -270,7 +265,7 @@ func TestAlternatingOnGivenServers(t *testing.T) {
 // The issue's second test: the single-user baseline on the same harness records failed
 // connections, refused as PostgreSQL refuses a stale password.
 func TestSingleUserRecordsFailures(t *testing.T) {
-	ctx := testCtx(t)
+	ctx := testctx.Context(t)
 	_, _, primaryDSN, replicaDSN := givenServers(t, ctx, "demo_single")
 	out := &syncBuffer{}
 	rep, err := Run(ctx, Options{
@@ -312,7 +307,7 @@ func TestSingleUserRecordsFailures(t *testing.T) {
 // The negative control at the demo's level: the probe, as the demo wires it (targets, TLS
 // settings, database), reports a wrong password as failures on both targets.
 func TestProbeNegativeControl(t *testing.T) {
-	ctx := testCtx(t)
+	ctx := testctx.Context(t)
 	_, _, primaryDSN, replicaDSN := givenServers(t, ctx, "demo_negative")
 	primary, err := ParseDSN(primaryDSN)
 	if err != nil {
@@ -366,7 +361,7 @@ func TestProbeNegativeControl(t *testing.T) {
 // and no process it started (servers, tasks, interpreter) survives. This run starts its
 // own servers, as `make demo` does.
 func TestInterruptStopsEverything(t *testing.T) {
-	ctx, cancel := context.WithCancel(testCtx(t))
+	ctx, cancel := context.WithCancel(testctx.Context(t))
 	defer cancel()
 	work := t.TempDir()
 	var once sync.Once

@@ -2,6 +2,7 @@ package demo
 
 import (
 	"errors"
+	"github.com/pgrotate/pgrotate/internal/testctx"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -15,7 +16,7 @@ import (
 // AWSPREVIOUS refused on both servers and AWSCURRENT working, checked here from the secrets
 // file as an outside checker would, and listed so in the report.
 func TestRetirePreviousOnGivenServers(t *testing.T) {
-	ctx := testCtx(t)
+	ctx := testctx.Context(t)
 	c, _, primaryDSN, replicaDSN := givenServers(t, ctx, "demo_retire")
 	out := &syncBuffer{}
 	secretsPath := filepath.Join(t.TempDir(), "secrets.json")

@@ -2,6 +2,7 @@ package demo
 
 import (
 	"errors"
+	"github.com/pgrotate/pgrotate/internal/testctx"
 	"slices"
 	"strings"
 	"testing"
@@ -18,7 +19,7 @@ import (
 // changes anything (IsRefusal, which the command maps to exit 2), and the live user keeps
 // its password.
 func TestDemoRefusesTakeovers(t *testing.T) {
-	ctx := testCtx(t)
+	ctx := testctx.Context(t)
 	c, dbname, primaryDSN, replicaDSN := givenServers(t, ctx, "demo_refuse")
 	live, livePW := pgtest.NewRole(t, "demo_live_", "LOGIN")
 	for _, user := range []string{live, live + workflow.CloneSuffix, c.AdminUser(), c.AdminUser() + workflow.CloneSuffix, "postgres"} {
@@ -44,7 +45,7 @@ func TestDemoRefusesTakeovers(t *testing.T) {
 // With AdoptExistingUser the demo takes the live user over, rotates it, and the report and
 // the human output say it was adopted.
 func TestDemoAdoptsOnRequest(t *testing.T) {
-	ctx := testCtx(t)
+	ctx := testctx.Context(t)
 	_, _, primaryDSN, replicaDSN := givenServers(t, ctx, "demo_adopt")
 	live, _ := pgtest.NewRole(t, "demo_adopt_", "LOGIN")
 	out := &syncBuffer{}
@@ -74,7 +75,7 @@ func TestDemoOutsideTheModuleFailsFast(t *testing.T) {
 	t.Setenv(sfnlocal.EnvNode, "")
 	t.Setenv(sfnlocal.EnvNodeModules, "")
 	out := &syncBuffer{}
-	_, err := Run(testCtx(t), Options{Rotations: 1, Tasks: 1, Out: out})
+	_, err := Run(testctx.Context(t), Options{Rotations: 1, Tasks: 1, Out: out})
 	if !errors.Is(err, modroot.ErrNotFound) {
 		t.Fatalf("Run outside the module: %v; want %v", err, modroot.ErrNotFound)
 	}

@@ -53,11 +53,6 @@ func (c *clock) Advance(d time.Duration) time.Time {
 
 var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 
-func ctxT(t *testing.T) context.Context {
-	t.Helper()
-	return testctx.Context(t)
-}
-
 // newECS returns an ECS with service "prod/web" (3 tasks launched at t0) and its clock,
 // set to t0+1h.
 func newECS(t *testing.T, opts ...Option) (*ECS, *clock) {
@@ -74,7 +69,7 @@ func newECS(t *testing.T, opts ...Option) (*ECS, *clock) {
 
 func describe(t *testing.T, e *ECS) types.Service {
 	t.Helper()
-	out, err := e.DescribeServices(ctxT(t), &ecs.DescribeServicesInput{Cluster: aws.String("prod"), Services: []string{"web"}})
+	out, err := e.DescribeServices(testctx.Context(t), &ecs.DescribeServicesInput{Cluster: aws.String("prod"), Services: []string{"web"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -116,14 +111,14 @@ type taskView struct {
 // tasks lists the service's tasks with the given desired status, described.
 func tasks(t *testing.T, e *ECS, desired types.DesiredStatus) []taskView {
 	t.Helper()
-	l, err := e.ListTasks(ctxT(t), &ecs.ListTasksInput{Cluster: aws.String("prod"), ServiceName: aws.String("web"), DesiredStatus: desired})
+	l, err := e.ListTasks(testctx.Context(t), &ecs.ListTasksInput{Cluster: aws.String("prod"), ServiceName: aws.String("web"), DesiredStatus: desired})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(l.TaskArns) == 0 {
 		return nil
 	}
-	d, err := e.DescribeTasks(ctxT(t), &ecs.DescribeTasksInput{Cluster: aws.String("prod"), Tasks: l.TaskArns})
+	d, err := e.DescribeTasks(testctx.Context(t), &ecs.DescribeTasksInput{Cluster: aws.String("prod"), Tasks: l.TaskArns})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -136,7 +131,7 @@ func tasks(t *testing.T, e *ECS, desired types.DesiredStatus) []taskView {
 
 func force(t *testing.T, e *ECS) string {
 	t.Helper()
-	out, err := e.UpdateService(ctxT(t), &ecs.UpdateServiceInput{Cluster: aws.String("prod"), Service: aws.String("web"), ForceNewDeployment: true})
+	out, err := e.UpdateService(testctx.Context(t), &ecs.UpdateServiceInput{Cluster: aws.String("prod"), Service: aws.String("web"), ForceNewDeployment: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -185,7 +180,7 @@ func TestUpdateService(t *testing.T) {
 	old := describe(t, e).Deployments[0]
 
 	// No force, no new task definition: no deployment.
-	if _, err := e.UpdateService(ctxT(t), &ecs.UpdateServiceInput{Cluster: aws.String("prod"), Service: aws.String("web")}); err != nil {
+	if _, err := e.UpdateService(testctx.Context(t), &ecs.UpdateServiceInput{Cluster: aws.String("prod"), Service: aws.String("web")}); err != nil {
 		t.Fatal(err)
 	}
 	wantDeps(t, e, dep{StatusPrimary, types.DeploymentRolloutStateCompleted, 3, 3})
@@ -210,14 +205,14 @@ func TestUpdateService(t *testing.T) {
 		dep{StatusActive, types.DeploymentRolloutStateCompleted, 3, 3})
 
 	// DesiredCount changes the PRIMARY's desired count; by ARN works too.
-	if _, err := e.UpdateService(ctxT(t), &ecs.UpdateServiceInput{Cluster: aws.String(clusterARN("prod")), Service: aws.String(ServiceARN("prod", "web")), DesiredCount: aws.Int32(5)}); err != nil {
+	if _, err := e.UpdateService(testctx.Context(t), &ecs.UpdateServiceInput{Cluster: aws.String(clusterARN("prod")), Service: aws.String(ServiceARN("prod", "web")), DesiredCount: aws.Int32(5)}); err != nil {
 		t.Fatal(err)
 	}
 	if s := describe(t, e); s.DesiredCount != 5 || s.Deployments[0].DesiredCount != 5 || len(s.Deployments) != 3 {
 		t.Errorf("after DesiredCount 5: service %d, primary %d, %d deployments", s.DesiredCount, s.Deployments[0].DesiredCount, len(s.Deployments))
 	}
 	// A new task definition starts a deployment without the force flag.
-	if _, err := e.UpdateService(ctxT(t), &ecs.UpdateServiceInput{Cluster: aws.String("prod"), Service: aws.String("web"), TaskDefinition: aws.String("web:2")}); err != nil {
+	if _, err := e.UpdateService(testctx.Context(t), &ecs.UpdateServiceInput{Cluster: aws.String("prod"), Service: aws.String("web"), TaskDefinition: aws.String("web:2")}); err != nil {
 		t.Fatal(err)
 	}
 	if s := describe(t, e); len(s.Deployments) != 4 || aws.ToString(s.Deployments[0].TaskDefinition) != "web:2" {
@@ -247,7 +242,7 @@ func TestUpdateServiceErrors(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := e.UpdateService(ctxT(t), &tc.in)
+			_, err := e.UpdateService(testctx.Context(t), &tc.in)
 			wantAPIErr(t, err, tc.code)
 			wantDeps(t, e, dep{StatusPrimary, types.DeploymentRolloutStateCompleted, 3, 3})
 		})
@@ -564,7 +559,7 @@ func TestRolloutTaskErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	otherTask := func() string {
-		l, err := e.ListTasks(ctxT(t), &ecs.ListTasksInput{Cluster: aws.String("prod"), ServiceName: aws.String("other")})
+		l, err := e.ListTasks(testctx.Context(t), &ecs.ListTasksInput{Cluster: aws.String("prod"), ServiceName: aws.String("other")})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -599,7 +594,7 @@ func TestRolloutTaskErrors(t *testing.T) {
 	if err := r.Stop(pending, "not needed"); err != nil {
 		t.Fatal(err)
 	}
-	d, err := e.DescribeTasks(ctxT(t), &ecs.DescribeTasksInput{Cluster: aws.String("prod"), Tasks: []string{pending}})
+	d, err := e.DescribeTasks(testctx.Context(t), &ecs.DescribeTasksInput{Cluster: aws.String("prod"), Tasks: []string{pending}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -647,7 +642,7 @@ func TestDescribeServices(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			out, err := e.DescribeServices(ctxT(t), &ecs.DescribeServicesInput{Cluster: aws.String(tc.cluster), Services: tc.services})
+			out, err := e.DescribeServices(testctx.Context(t), &ecs.DescribeServicesInput{Cluster: aws.String(tc.cluster), Services: tc.services})
 			if tc.wantCode != "" {
 				wantAPIErr(t, err, tc.wantCode)
 				return
@@ -683,7 +678,7 @@ func TestListAndDescribeTasks(t *testing.T) {
 		t.Helper()
 		var all []string
 		for {
-			out, err := e.ListTasks(ctxT(t), &in)
+			out, err := e.ListTasks(testctx.Context(t), &in)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -720,18 +715,18 @@ func TestListAndDescribeTasks(t *testing.T) {
 			}
 		})
 	}
-	_, err := e.ListTasks(ctxT(t), &ecs.ListTasksInput{Cluster: aws.String("prod"), ServiceName: aws.String("nope")})
+	_, err := e.ListTasks(testctx.Context(t), &ecs.ListTasksInput{Cluster: aws.String("prod"), ServiceName: aws.String("nope")})
 	wantAPIErr(t, err, "ServiceNotFoundException")
-	_, err = e.ListTasks(ctxT(t), &ecs.ListTasksInput{Cluster: aws.String("qa")})
+	_, err = e.ListTasks(testctx.Context(t), &ecs.ListTasksInput{Cluster: aws.String("qa")})
 	wantAPIErr(t, err, "ClusterNotFoundException")
-	_, err = e.ListTasks(ctxT(t), &ecs.ListTasksInput{Cluster: aws.String("prod"), MaxResults: aws.Int32(101)})
+	_, err = e.ListTasks(testctx.Context(t), &ecs.ListTasksInput{Cluster: aws.String("prod"), MaxResults: aws.Int32(101)})
 	wantAPIErr(t, err, "InvalidParameterException")
 
 	arns := list(t, ecs.ListTasksInput{Cluster: aws.String("prod"), ServiceName: aws.String("big")})
-	_, err = e.DescribeTasks(ctxT(t), &ecs.DescribeTasksInput{Cluster: aws.String("prod"), Tasks: arns})
+	_, err = e.DescribeTasks(testctx.Context(t), &ecs.DescribeTasksInput{Cluster: aws.String("prod"), Tasks: arns})
 	wantAPIErr(t, err, "InvalidParameterException")
 	id := arns[0][len(arns[0])-32:]
-	out, err := e.DescribeTasks(ctxT(t), &ecs.DescribeTasksInput{Cluster: aws.String("prod"), Tasks: []string{id, "arn:aws:ecs:local:000000000000:task/prod/nope"}})
+	out, err := e.DescribeTasks(testctx.Context(t), &ecs.DescribeTasksInput{Cluster: aws.String("prod"), Tasks: []string{id, "arn:aws:ecs:local:000000000000:task/prod/nope"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -746,7 +741,7 @@ func TestListAndDescribeTasks(t *testing.T) {
 
 func describe2(t *testing.T, e *ECS, name string) string {
 	t.Helper()
-	out, err := e.DescribeServices(ctxT(t), &ecs.DescribeServicesInput{Cluster: aws.String("prod"), Services: []string{name}})
+	out, err := e.DescribeServices(testctx.Context(t), &ecs.DescribeServicesInput{Cluster: aws.String("prod"), Services: []string{name}})
 	if err != nil || len(out.Services) != 1 {
 		t.Fatalf("describe %s: %v", name, err)
 	}
@@ -756,7 +751,7 @@ func describe2(t *testing.T, e *ECS, name string) string {
 func TestHooks(t *testing.T) {
 	e, _ := newECS(t)
 	e.FailNext(OpUpdateService, &types.ServerException{Message: aws.String("boom")})
-	_, err := e.UpdateService(ctxT(t), &ecs.UpdateServiceInput{Cluster: aws.String("prod"), Service: aws.String("web"), ForceNewDeployment: true})
+	_, err := e.UpdateService(testctx.Context(t), &ecs.UpdateServiceInput{Cluster: aws.String("prod"), Service: aws.String("web"), ForceNewDeployment: true})
 	wantAPIErr(t, err, "ServerException")
 	wantDeps(t, e, dep{StatusPrimary, types.DeploymentRolloutStateCompleted, 3, 3}) // nothing started
 	force(t, e)
@@ -786,7 +781,7 @@ func TestConcurrentUse(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	ctx := ctxT(t)
+	ctx := testctx.Context(t)
 	var wg sync.WaitGroup
 	for i := range 4 {
 		name := fmt.Sprintf("svc%d", i)

@@ -177,17 +177,12 @@ func (h *harness) runningTasks(t *testing.T, ctx context.Context) []string {
 	return out.TaskArns
 }
 
-func testCtx(t *testing.T) context.Context {
-	t.Helper()
-	return testctx.Context(t)
-}
-
 func alive(pid int) bool { return syscall.Kill(pid, 0) == nil }
 
 // A rolling deployment replaces every task: new ones healthy first, old ones drained, and
 // the requests in flight at SIGTERM succeed (the password did not change).
 func TestRollingDeployment(t *testing.T) {
-	ctx := testCtx(t)
+	ctx := testctx.Context(t)
 	h := newHarness(t, ctx, "fleet_roll", 2, Options{})
 	before := h.f.PIDs()
 	if len(before) != 2 {
@@ -226,7 +221,7 @@ func TestRollingDeployment(t *testing.T) {
 // When the password changes under the running tasks (single-user rotation), the requests in
 // flight at SIGTERM fail: proof that a draining task opens new database connections.
 func TestDrainingTasksOpenNewConnections(t *testing.T) {
-	ctx := testCtx(t)
+	ctx := testctx.Context(t)
 	h := newHarness(t, ctx, "fleet_drain", 2, Options{})
 	time.Sleep(300 * time.Millisecond)
 	cur, curID, err := h.b.Secret(ctx, workflow.StageCurrent)
@@ -284,7 +279,7 @@ func TestDrainingTasksOpenNewConnections(t *testing.T) {
 // the connection, and the report says so. (The defaults, the reference stack's, cut nothing:
 // TestRollingDeployment.)
 func TestShortDrainCutsRequests(t *testing.T) {
-	ctx := testCtx(t)
+	ctx := testctx.Context(t)
 	h := newHarness(t, ctx, "fleet_cut", 1, Options{Drain: 100 * time.Millisecond, BurstHold: 3 * time.Second})
 	if _, state := h.redeploy(t, ctx); state != "COMPLETED" {
 		t.Fatalf("deployment %s, want COMPLETED", state)
@@ -381,7 +376,7 @@ func TestNewRefusesDrainBeyondStopTimeout(t *testing.T) {
 // A new task that never becomes healthy fails the deployment, which rolls back: the old
 // tasks keep running, the new processes are gone.
 func TestUnhealthyDeploymentRollsBack(t *testing.T) {
-	ctx := testCtx(t)
+	ctx := testctx.Context(t)
 	h := newHarness(t, ctx, "fleet_fail", 2, Options{HealthTimeout: 2 * time.Second})
 	before := h.f.PIDs()
 	h.wrong.Store(true)
@@ -408,7 +403,7 @@ func TestUnhealthyDeploymentRollsBack(t *testing.T) {
 // A task that dies on its own is STOPPED in ECS and counted; Close stops the rest and
 // leaves no process behind.
 func TestCrashAndClose(t *testing.T) {
-	ctx := testCtx(t)
+	ctx := testctx.Context(t)
 	h := newHarness(t, ctx, "fleet_crash", 2, Options{})
 	pids := h.f.PIDs()
 	if err := syscall.Kill(pids[0], syscall.SIGKILL); err != nil {

@@ -24,11 +24,6 @@ import (
 
 func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
 
-func testContext(t *testing.T) context.Context {
-	t.Helper()
-	return testctx.Context(t)
-}
-
 // login connects with dsn and password, the way the code under test does.
 func login(ctx context.Context, dsn, password string) (*pgx.Conn, error) {
 	cfg, err := pgx.ParseConfig(dsn)
@@ -71,7 +66,7 @@ func roleExists(t *testing.T, ctx context.Context, conn *pgx.Conn, role string) 
 
 func TestAdminLogsInOverVerifiedTLS(t *testing.T) {
 	c := pgtest.Cluster(t)
-	ctx := testContext(t)
+	ctx := testctx.Context(t)
 	tests := []struct {
 		server       *pgcluster.Server
 		wantRecovery bool
@@ -122,7 +117,7 @@ func TestAdminLogsInOverVerifiedTLS(t *testing.T) {
 func TestAdminCannotSetOtherSuperuserParameters(t *testing.T) {
 	// Proves the SET grants above are what allowed them, not superuser rights.
 	c := pgtest.Cluster(t)
-	ctx := testContext(t)
+	ctx := testctx.Context(t)
 	conn := mustLogin(t, ctx, c.DSN(c.Primary, c.AdminUser(), pgcluster.AppDatabase), c.AdminPassword())
 	_, err := conn.Exec(ctx, "SET log_min_messages = 'debug1'")
 	var pgErr *pgconn.PgError
@@ -133,7 +128,7 @@ func TestAdminCannotSetOtherSuperuserParameters(t *testing.T) {
 
 func TestRefusedLogins(t *testing.T) {
 	c := pgtest.Cluster(t)
-	ctx := testContext(t)
+	ctx := testctx.Context(t)
 	otherCA := pgtest.OtherCA(t)
 	for _, s := range []*pgcluster.Server{c.Primary, c.Replica} {
 		dsn := c.DSN(s, c.AdminUser(), pgcluster.AppDatabase)
@@ -211,7 +206,7 @@ func TestDSN(t *testing.T) {
 
 func TestServerLogHasStatementsAndNoSecrets(t *testing.T) {
 	c := pgtest.Cluster(t)
-	ctx := testContext(t)
+	ctx := testctx.Context(t)
 	marker := fmt.Sprintf("pgcluster-marker-%d", time.Now().UnixNano())
 	for _, s := range []*pgcluster.Server{c.Primary, c.Replica} {
 		conn := mustLogin(t, ctx, c.DSN(s, c.AdminUser(), pgcluster.AppDatabase), c.AdminPassword())
@@ -239,7 +234,7 @@ func TestServerLogHasStatementsAndNoSecrets(t *testing.T) {
 
 func TestRoleReplicates(t *testing.T) {
 	c := pgtest.Cluster(t)
-	ctx := testContext(t)
+	ctx := testctx.Context(t)
 	primary := superuser(t, ctx, c, c.Primary)
 	replica := superuser(t, ctx, c, c.Replica)
 	role := fmt.Sprintf("replicated_%d", time.Now().UnixNano())
@@ -256,7 +251,7 @@ func TestRoleReplicates(t *testing.T) {
 
 func TestPauseReplayHoldsBackChanges(t *testing.T) {
 	c := pgtest.Cluster(t)
-	ctx := testContext(t)
+	ctx := testctx.Context(t)
 	primary := superuser(t, ctx, c, c.Primary)
 	replica := superuser(t, ctx, c, c.Replica)
 
@@ -348,7 +343,7 @@ func TestStartAndClose(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			ctx := testContext(t)
+			ctx := testctx.Context(t)
 			began := time.Now()
 			c, err := pgcluster.Start(ctx, pgcluster.Options{Dir: tt.dir(t)})
 			if err != nil {
@@ -380,7 +375,7 @@ func TestStartAndClose(t *testing.T) {
 }
 
 func TestStartFailureCleansUp(t *testing.T) {
-	ctx := testContext(t)
+	ctx := testctx.Context(t)
 	dir := filepath.Join(t.TempDir(), "cluster")
 	// An invalid setting makes the primary exit at startup, after initdb.
 	_, err := pgcluster.Start(ctx, pgcluster.Options{Dir: dir, LogStatement: "bogus"})
@@ -396,14 +391,14 @@ func TestStartFailureCleansUp(t *testing.T) {
 }
 
 func TestStartNeedsBinaries(t *testing.T) {
-	_, err := pgcluster.Start(testContext(t), pgcluster.Options{BinDir: t.TempDir()})
+	_, err := pgcluster.Start(testctx.Context(t), pgcluster.Options{BinDir: t.TempDir()})
 	if err == nil || !strings.Contains(err.Error(), "PostgreSQL binaries not usable") {
 		t.Fatalf("Start with empty BinDir: got %v, want a missing-binaries error", err)
 	}
 }
 
 func TestCloseKillsAServerThatDoesNotStop(t *testing.T) {
-	ctx := testContext(t)
+	ctx := testctx.Context(t)
 	c, err := pgcluster.Start(ctx, pgcluster.Options{})
 	if err != nil {
 		t.Fatal(err)

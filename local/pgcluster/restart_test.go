@@ -16,7 +16,7 @@ import (
 // Stop ends the primary's sessions and refuses new ones while the replica keeps serving;
 // Restart brings it back on the same port with its data, and the replica streams again.
 func TestStopAndRestartThePrimary(t *testing.T) {
-	ctx := testContext(t)
+	ctx := testctx.Context(t)
 	c := pgtest.Cluster(t)
 	role, _ := pgtest.NewRole(t, "restart_", "NOLOGIN")
 	// Registered after NewRole, so it runs before the role is dropped.

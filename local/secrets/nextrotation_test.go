@@ -7,6 +7,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
+
+	"github.com/pgrotate/pgrotate/internal/testctx"
 )
 
 // DescribeSecret's NextRotationDate: null without a rotation schedule, then the
@@ -17,7 +19,7 @@ func TestDescribeSecretNextRotationDate(t *testing.T) {
 	s, arn := newSecret(t, WithClock(func() time.Time { return now }))
 	next := func() *time.Time {
 		t.Helper()
-		d, err := s.DescribeSecret(ctxT(t), &secretsmanager.DescribeSecretInput{SecretId: aws.String(arn)})
+		d, err := s.DescribeSecret(testctx.Context(t), &secretsmanager.DescribeSecretInput{SecretId: aws.String(arn)})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -27,7 +29,7 @@ func TestDescribeSecretNextRotationDate(t *testing.T) {
 		t.Errorf("NextRotationDate %v before any rotation schedule, want null", n)
 	}
 	s.RegisterFunction(fnARN, (&recordingFunction{t: t, s: s}).invoke)
-	if _, err := s.RotateSecret(ctxT(t), &secretsmanager.RotateSecretInput{
+	if _, err := s.RotateSecret(testctx.Context(t), &secretsmanager.RotateSecretInput{
 		SecretId: aws.String(arn), RotationLambdaARN: aws.String(fnARN), RotateImmediately: aws.Bool(false),
 		RotationRules: &types.RotationRulesType{AutomaticallyAfterDays: aws.Int64(15)},
 	}); err != nil {
@@ -38,7 +40,7 @@ func TestDescribeSecretNextRotationDate(t *testing.T) {
 	}
 	now = t1.Add(72 * time.Hour)
 	put(t, s, tok(2), `{"password":"v2"}`, StagePending)
-	if _, err := s.UpdateSecretVersionStage(ctxT(t), &secretsmanager.UpdateSecretVersionStageInput{
+	if _, err := s.UpdateSecretVersionStage(testctx.Context(t), &secretsmanager.UpdateSecretVersionStageInput{
 		SecretId: aws.String(arn), VersionStage: aws.String(StageCurrent), MoveToVersionId: aws.String(tok(2)), RemoveFromVersionId: aws.String(tok(1)),
 	}); err != nil {
 		t.Fatal(err)

@@ -3,6 +3,7 @@ package localsecrets
 import (
 	"context"
 	"errors"
+	"github.com/pgrotate/pgrotate/internal/testctx"
 	"slices"
 	"sync"
 	"testing"
@@ -66,7 +67,7 @@ func TestRotateSecretConfigurationTest(t *testing.T) {
 			s, arn := newSecret(t)
 			fn := &recordingFunction{t: t, s: s, fail: tc.fail}
 			s.RegisterFunction(fnARN, fn.invoke)
-			_, err := s.RotateSecret(ctxT(t), &secretsmanager.RotateSecretInput{
+			_, err := s.RotateSecret(testctx.Context(t), &secretsmanager.RotateSecretInput{
 				SecretId: aws.String(arn), RotationLambdaARN: aws.String(fnARN), RotateImmediately: aws.Bool(false),
 				RotationRules: &types.RotationRulesType{AutomaticallyAfterDays: aws.Int64(15)},
 			})
@@ -90,7 +91,7 @@ func TestRotateSecretConfigurationTest(t *testing.T) {
 			}
 			// And then removed it: AWSCURRENT alone, unchanged.
 			wantStages(t, s, map[string][]string{tok(1): {StageCurrent}})
-			d, err := s.DescribeSecret(ctxT(t), &secretsmanager.DescribeSecretInput{SecretId: aws.String(arn)})
+			d, err := s.DescribeSecret(testctx.Context(t), &secretsmanager.DescribeSecretInput{SecretId: aws.String(arn)})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -108,7 +109,7 @@ func TestRotateSecretImmediately(t *testing.T) {
 	s, arn := newSecret(t)
 	fn := &recordingFunction{t: t, s: s}
 	s.RegisterFunction(fnARN, fn.invoke)
-	out, err := s.RotateSecret(ctxT(t), &secretsmanager.RotateSecretInput{SecretId: aws.String(arn), RotationLambdaARN: aws.String(fnARN), ClientRequestToken: aws.String(tok(2))})
+	out, err := s.RotateSecret(testctx.Context(t), &secretsmanager.RotateSecretInput{SecretId: aws.String(arn), RotationLambdaARN: aws.String(fnARN), ClientRequestToken: aws.String(tok(2))})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -149,7 +150,7 @@ func TestRotateSecretRefuses(t *testing.T) {
 			before := stages(t, s)
 			in := tc.in
 			in.SecretId = aws.String(arn)
-			_, err := s.RotateSecret(ctxT(t), &in)
+			_, err := s.RotateSecret(testctx.Context(t), &in)
 			s.WaitRotations()
 			if code := errorCode(err); code != tc.want {
 				t.Fatalf("error %v (code %q), want %s", err, code, tc.want)

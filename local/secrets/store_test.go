@@ -46,16 +46,11 @@ func tok(i int) string { return fmt.Sprintf("a0000000-0000-4000-8000-%012d", i) 
 // A RotationToken-shaped value; tests check that it never shows up anywhere.
 const rotationToken = "f00dfeed-0000-4000-8000-123456789abc"
 
-func ctxT(t *testing.T) context.Context {
-	t.Helper()
-	return testctx.Context(t)
-}
-
 // newSecret creates "app" with version tok(1) = AWSCURRENT and returns the store and ARN.
 func newSecret(t *testing.T, opts ...Option) (*Store, string) {
 	t.Helper()
 	s := New(opts...)
-	out, err := s.CreateSecret(ctxT(t), &secretsmanager.CreateSecretInput{
+	out, err := s.CreateSecret(testctx.Context(t), &secretsmanager.CreateSecretInput{
 		Name: aws.String("app"), SecretString: aws.String(`{"password":"v1"}`), ClientRequestToken: aws.String(tok(1)),
 	})
 	if err != nil {
@@ -66,7 +61,7 @@ func newSecret(t *testing.T, opts ...Option) (*Store, string) {
 
 func put(t *testing.T, s *Store, token, value string, stages ...string) {
 	t.Helper()
-	if _, err := s.PutSecretValue(ctxT(t), &secretsmanager.PutSecretValueInput{
+	if _, err := s.PutSecretValue(testctx.Context(t), &secretsmanager.PutSecretValueInput{
 		SecretId: aws.String("app"), ClientRequestToken: aws.String(token), SecretString: aws.String(value), VersionStages: stages,
 	}); err != nil {
 		t.Fatalf("PutSecretValue(%s, %v): %v", token, stages, err)
@@ -75,7 +70,7 @@ func put(t *testing.T, s *Store, token, value string, stages ...string) {
 
 func stages(t *testing.T, s *Store) map[string][]string {
 	t.Helper()
-	out, err := s.DescribeSecret(ctxT(t), &secretsmanager.DescribeSecretInput{SecretId: aws.String("app")})
+	out, err := s.DescribeSecret(testctx.Context(t), &secretsmanager.DescribeSecretInput{SecretId: aws.String("app")})
 	if err != nil {
 		t.Fatalf("DescribeSecret: %v", err)
 	}
@@ -141,7 +136,7 @@ func TestCreateSecret(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			out, err := s.CreateSecret(ctxT(t), &tc.in)
+			out, err := s.CreateSecret(testctx.Context(t), &tc.in)
 			wantErr(t, err, tc.want)
 			if err == nil && tc.in.SecretString != nil && len(aws.ToString(out.VersionId)) != 36 {
 				t.Errorf("VersionId = %q, want a UUID", aws.ToString(out.VersionId))
@@ -151,14 +146,14 @@ func TestCreateSecret(t *testing.T) {
 
 	// A secret created without a value has no AWSCURRENT until its first PutSecretValue,
 	// which gets AWSCURRENT even when it asked for AWSPENDING only.
-	_, err := s.GetSecretValue(ctxT(t), &secretsmanager.GetSecretValueInput{SecretId: aws.String("empty")})
+	_, err := s.GetSecretValue(testctx.Context(t), &secretsmanager.GetSecretValueInput{SecretId: aws.String("empty")})
 	wantErr(t, err, "ResourceNotFoundException")
-	if _, err := s.PutSecretValue(ctxT(t), &secretsmanager.PutSecretValueInput{
+	if _, err := s.PutSecretValue(testctx.Context(t), &secretsmanager.PutSecretValueInput{
 		SecretId: aws.String("empty"), ClientRequestToken: aws.String(tok(9)), SecretString: aws.String("x"), VersionStages: []string{StagePending},
 	}); err != nil {
 		t.Fatal(err)
 	}
-	d, err := s.DescribeSecret(ctxT(t), &secretsmanager.DescribeSecretInput{SecretId: aws.String("empty")})
+	d, err := s.DescribeSecret(testctx.Context(t), &secretsmanager.DescribeSecretInput{SecretId: aws.String("empty")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -173,7 +168,7 @@ func TestGetSecretValue(t *testing.T) {
 	put(t, s, tok(2), `{"password":"v2"}`, StagePending)
 	put(t, s, tok(3), `{"password":"v3"}`, "CUSTOM")
 	// tok(3) loses its only label: deprecated, but still readable by id.
-	if _, err := s.UpdateSecretVersionStage(ctxT(t), &secretsmanager.UpdateSecretVersionStageInput{
+	if _, err := s.UpdateSecretVersionStage(testctx.Context(t), &secretsmanager.UpdateSecretVersionStageInput{
 		SecretId: aws.String("app"), VersionStage: aws.String("CUSTOM"), RemoveFromVersionId: aws.String(tok(3)),
 	}); err != nil {
 		t.Fatal(err)
@@ -208,7 +203,7 @@ func TestGetSecretValue(t *testing.T) {
 			if tc.stg != "" {
 				in.VersionStage = aws.String(tc.stg)
 			}
-			out, err := s.GetSecretValue(ctxT(t), in)
+			out, err := s.GetSecretValue(testctx.Context(t), in)
 			wantErr(t, err, tc.wantErr)
 			if err != nil {
 				if strings.Contains(err.Error(), `"password"`) {
@@ -300,7 +295,7 @@ func TestPutSecretValueIdempotency(t *testing.T) {
 			s, _ := newSecret(t)
 			put(t, s, tok(2), "v2", StagePending)
 			before := stages(t, s)
-			out, err := s.PutSecretValue(ctxT(t), &secretsmanager.PutSecretValueInput{
+			out, err := s.PutSecretValue(testctx.Context(t), &secretsmanager.PutSecretValueInput{
 				SecretId: aws.String("app"), ClientRequestToken: aws.String(tok(2)),
 				SecretString: tc.value, SecretBinary: tc.binary, VersionStages: tc.stages, RotationToken: aws.String(rotationToken),
 			})
@@ -312,7 +307,7 @@ func TestPutSecretValueIdempotency(t *testing.T) {
 				t.Errorf("output = %s %v, want %s [AWSPENDING]", aws.ToString(out.VersionId), out.VersionStages, tok(2))
 			}
 			wantStages(t, s, before)
-			got, err := s.GetSecretValue(ctxT(t), &secretsmanager.GetSecretValueInput{SecretId: aws.String("app"), VersionId: aws.String(tok(2))})
+			got, err := s.GetSecretValue(testctx.Context(t), &secretsmanager.GetSecretValueInput{SecretId: aws.String("app"), VersionId: aws.String(tok(2))})
 			if err != nil || aws.ToString(got.SecretString) != "v2" {
 				t.Fatalf("version %s no longer holds its first value (err %v)", tok(2), err)
 			}
@@ -344,7 +339,7 @@ func TestPutSecretValueValidation(t *testing.T) {
 				tc.in.SecretId = aws.String("app")
 			}
 			before := stages(t, s)
-			_, err := s.PutSecretValue(ctxT(t), &tc.in)
+			_, err := s.PutSecretValue(testctx.Context(t), &tc.in)
 			wantErr(t, err, tc.want)
 			if err != nil {
 				wantStages(t, s, before)
@@ -421,10 +416,10 @@ func TestUpdateSecretVersionStage(t *testing.T) {
 			if tc.from != "" {
 				in.RemoveFromVersionId = aws.String(tc.from)
 			}
-			_, err := s.UpdateSecretVersionStage(ctxT(t), in)
+			_, err := s.UpdateSecretVersionStage(testctx.Context(t), in)
 			wantErr(t, err, tc.wantErr)
 			wantStages(t, s, tc.want)
-			d, err := s.DescribeSecret(ctxT(t), &secretsmanager.DescribeSecretInput{SecretId: aws.String("app")})
+			d, err := s.DescribeSecret(testctx.Context(t), &secretsmanager.DescribeSecretInput{SecretId: aws.String("app")})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -440,13 +435,13 @@ func TestRotationLifecycle(t *testing.T) {
 	s, arn := newSecret(t)
 	for i, pair := range [][2]int{{1, 2}, {2, 3}} {
 		cur, next := tok(pair[0]), tok(pair[1])
-		if _, err := s.PutSecretValue(ctxT(t), &secretsmanager.PutSecretValueInput{
+		if _, err := s.PutSecretValue(testctx.Context(t), &secretsmanager.PutSecretValueInput{
 			SecretId: aws.String(arn), ClientRequestToken: aws.String(next), SecretString: aws.String(fmt.Sprintf("v%d", i+2)),
 			VersionStages: []string{StagePending}, RotationToken: aws.String(rotationToken),
 		}); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := s.UpdateSecretVersionStage(ctxT(t), &secretsmanager.UpdateSecretVersionStageInput{
+		if _, err := s.UpdateSecretVersionStage(testctx.Context(t), &secretsmanager.UpdateSecretVersionStageInput{
 			SecretId: aws.String(arn), VersionStage: aws.String(StageCurrent), MoveToVersionId: aws.String(next), RemoveFromVersionId: aws.String(cur),
 		}); err != nil {
 			t.Fatal(err)
@@ -466,7 +461,7 @@ func TestDescribeSecret(t *testing.T) {
 	}
 	clock = clock.Add(time.Hour)
 	put(t, s, tok(2), "v2", StagePending)
-	d, err := s.DescribeSecret(ctxT(t), &secretsmanager.DescribeSecretInput{SecretId: aws.String("app")})
+	d, err := s.DescribeSecret(testctx.Context(t), &secretsmanager.DescribeSecretInput{SecretId: aws.String("app")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -477,7 +472,7 @@ func TestDescribeSecret(t *testing.T) {
 	if !d.CreatedDate.Equal(clock.Add(-time.Hour)) || !d.LastChangedDate.Equal(clock) || d.LastRotatedDate != nil {
 		t.Errorf("dates: created %v changed %v rotated %v", d.CreatedDate, d.LastChangedDate, d.LastRotatedDate)
 	}
-	_, err = s.DescribeSecret(ctxT(t), &secretsmanager.DescribeSecretInput{SecretId: aws.String("nope")})
+	_, err = s.DescribeSecret(testctx.Context(t), &secretsmanager.DescribeSecretInput{SecretId: aws.String("nope")})
 	wantErr(t, err, "ResourceNotFoundException")
 }
 
@@ -492,7 +487,7 @@ func TestListSecretVersionIds(t *testing.T) {
 		var ids []string
 		var next *string
 		for {
-			out, err := s.ListSecretVersionIds(ctxT(t), &secretsmanager.ListSecretVersionIdsInput{
+			out, err := s.ListSecretVersionIds(testctx.Context(t), &secretsmanager.ListSecretVersionIdsInput{
 				SecretId: aws.String("app"), IncludeDeprecated: aws.Bool(deprecated), MaxResults: aws.Int32(max), NextToken: next,
 			})
 			if err != nil {
@@ -526,7 +521,7 @@ func TestListSecretVersionIds(t *testing.T) {
 			}
 		})
 	}
-	_, err := s.ListSecretVersionIds(ctxT(t), &secretsmanager.ListSecretVersionIdsInput{SecretId: aws.String("app"), NextToken: aws.String("x")})
+	_, err := s.ListSecretVersionIds(testctx.Context(t), &secretsmanager.ListSecretVersionIdsInput{SecretId: aws.String("app"), NextToken: aws.String("x")})
 	wantErr(t, err, "InvalidNextTokenException")
 }
 
@@ -608,7 +603,7 @@ func TestGetRandomPassword(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			// Several draws, so a requirement met by chance once does not pass.
 			for range 50 {
-				out, err := s.GetRandomPassword(ctxT(t), &tc.in)
+				out, err := s.GetRandomPassword(testctx.Context(t), &tc.in)
 				wantErr(t, err, tc.wantErr)
 				if err != nil {
 					return
@@ -623,8 +618,8 @@ func TestGetRandomPassword(t *testing.T) {
 			}
 		})
 	}
-	a, _ := s.GetRandomPassword(ctxT(t), &secretsmanager.GetRandomPasswordInput{})
-	b, _ := s.GetRandomPassword(ctxT(t), &secretsmanager.GetRandomPasswordInput{})
+	a, _ := s.GetRandomPassword(testctx.Context(t), &secretsmanager.GetRandomPasswordInput{})
+	b, _ := s.GetRandomPassword(testctx.Context(t), &secretsmanager.GetRandomPasswordInput{})
 	if aws.ToString(a.RandomPassword) == aws.ToString(b.RandomPassword) {
 		t.Error("two passwords are equal")
 	}
@@ -634,7 +629,7 @@ func TestHooks(t *testing.T) {
 	t.Run("FailNext fails one call and changes nothing", func(t *testing.T) {
 		s, _ := newSecret(t)
 		s.FailNext(OpPutSecretValue, &types.InternalServiceError{Message: aws.String("boom")})
-		_, err := s.PutSecretValue(ctxT(t), &secretsmanager.PutSecretValueInput{
+		_, err := s.PutSecretValue(testctx.Context(t), &secretsmanager.PutSecretValueInput{
 			SecretId: aws.String("app"), ClientRequestToken: aws.String(tok(2)), SecretString: aws.String("v2"), VersionStages: []string{StagePending},
 		})
 		wantErr(t, err, "InternalServiceError")
@@ -650,7 +645,7 @@ func TestHooks(t *testing.T) {
 			return nil
 		})
 		put(t, s, tok(2), "v2", StagePending)
-		_, err := s.UpdateSecretVersionStage(ctxT(t), &secretsmanager.UpdateSecretVersionStageInput{
+		_, err := s.UpdateSecretVersionStage(testctx.Context(t), &secretsmanager.UpdateSecretVersionStageInput{
 			SecretId: aws.String("app"), VersionStage: aws.String(StagePending), RemoveFromVersionId: aws.String(tok(2)),
 		})
 		wantErr(t, err, "InvalidParameterException")
@@ -658,16 +653,16 @@ func TestHooks(t *testing.T) {
 	})
 	t.Run("Calls record ids and stages, never values", func(t *testing.T) {
 		s, _ := newSecret(t)
-		if _, err := s.PutSecretValue(ctxT(t), &secretsmanager.PutSecretValueInput{
+		if _, err := s.PutSecretValue(testctx.Context(t), &secretsmanager.PutSecretValueInput{
 			SecretId: aws.String("app"), ClientRequestToken: aws.String(tok(2)), SecretString: aws.String("hunter2-value"),
 			VersionStages: []string{StagePending}, RotationToken: aws.String(rotationToken),
 		}); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := s.GetSecretValue(ctxT(t), &secretsmanager.GetSecretValueInput{SecretId: aws.String("app"), VersionStage: aws.String(StagePending)}); err != nil {
+		if _, err := s.GetSecretValue(testctx.Context(t), &secretsmanager.GetSecretValueInput{SecretId: aws.String("app"), VersionStage: aws.String(StagePending)}); err != nil {
 			t.Fatal(err)
 		}
-		_, _ = s.UpdateSecretVersionStage(ctxT(t), &secretsmanager.UpdateSecretVersionStageInput{
+		_, _ = s.UpdateSecretVersionStage(testctx.Context(t), &secretsmanager.UpdateSecretVersionStageInput{
 			SecretId: aws.String("app"), VersionStage: aws.String(StageCurrent), MoveToVersionId: aws.String(tok(2)),
 		})
 		calls := s.Calls()
@@ -719,7 +714,7 @@ func TestSnapshot(t *testing.T) {
 	s, arn := newSecret(t)
 	put(t, s, tok(2), `{"password":"v2"}`, StagePending)
 	put(t, s, tok(3), "not json", StagePending)
-	if _, err := s.CreateSecret(ctxT(t), &secretsmanager.CreateSecretInput{
+	if _, err := s.CreateSecret(testctx.Context(t), &secretsmanager.CreateSecretInput{
 		Name: aws.String("bin"), SecretBinary: []byte{1, 2, 3}, ClientRequestToken: aws.String(tok(8)),
 	}); err != nil {
 		t.Fatal(err)
@@ -771,7 +766,7 @@ func TestConcurrentUse(t *testing.T) {
 	// Many writers and readers at once: run with -race. Afterwards every label is on at
 	// most one version and AWSCURRENT is on exactly one.
 	s, _ := newSecret(t)
-	ctx := ctxT(t)
+	ctx := testctx.Context(t)
 	var wg sync.WaitGroup
 	for w := range 8 {
 		wg.Go(func() {

@@ -56,14 +56,9 @@ func newMachine(t *testing.T, opts sfnlocal.Options) *sfnlocal.Machine {
 	return m
 }
 
-func testContext(t *testing.T) context.Context {
-	t.Helper()
-	return testctx.Context(t)
-}
-
 func start(t *testing.T, m *sfnlocal.Machine, name, input string) string {
 	t.Helper()
-	out, err := m.StartExecution(testContext(t), &sfn.StartExecutionInput{
+	out, err := m.StartExecution(testctx.Context(t), &sfn.StartExecutionInput{
 		StateMachineArn: aws.String(m.StateMachineArn()), Name: aws.String(name), Input: aws.String(input),
 	})
 	if err != nil {
@@ -74,7 +69,7 @@ func start(t *testing.T, m *sfnlocal.Machine, name, input string) string {
 
 func waitFor(t *testing.T, m *sfnlocal.Machine, arn string, want types.ExecutionStatus) *sfn.DescribeExecutionOutput {
 	t.Helper()
-	ctx := testContext(t)
+	ctx := testctx.Context(t)
 	got, err := m.Wait(ctx, arn)
 	if err != nil {
 		t.Fatalf("Wait: %v", err)

@@ -198,7 +198,7 @@ func TestStartExecutionIdempotency(t *testing.T) {
 		Handlers:      map[string]sfnlocal.Handler{fnArn("first"): b.handle, fnArn("second"): (&recorder{}).handle},
 		WaitOverrides: map[string]time.Duration{"*": 0},
 	})
-	ctx := testContext(t)
+	ctx := testctx.Context(t)
 	startIn := func(name, input string) (*sfn.StartExecutionOutput, error) {
 		return m.StartExecution(ctx, &sfn.StartExecutionInput{StateMachineArn: aws.String(m.StateMachineArn()), Name: aws.String(name), Input: aws.String(input)})
 	}
@@ -261,7 +261,7 @@ func TestStopExecution(t *testing.T) {
 		Definition: tinyDef,
 		Handlers:   map[string]sfnlocal.Handler{fnArn("first"): b.handle, fnArn("second"): (&recorder{}).handle},
 	})
-	ctx := testContext(t)
+	ctx := testctx.Context(t)
 	arn := start(t, m, "stop-me", `{}`)
 	receive(t, b.entered, "the first task")
 	out, err := m.StopExecution(ctx, &sfn.StopExecutionInput{ExecutionArn: aws.String(arn), Error: aws.String("Superseded"), Cause: aws.String("by the test")})
@@ -321,7 +321,7 @@ func TestRedriveFromFailedState(t *testing.T) {
 		return []byte(`"ok"`), nil
 	}}
 	m := newMachine(t, sfnlocal.Options{Definition: chainDef, Handlers: map[string]sfnlocal.Handler{fnArn("a"): a.handle, fnArn("b"): b.handle}})
-	ctx := testContext(t)
+	ctx := testctx.Context(t)
 	arn := start(t, m, "redrive", `{"x":1}`)
 	d := waitFor(t, m, arn, types.ExecutionStatusFailed)
 	if d.RedriveStatus != types.ExecutionRedriveStatusRedrivable {
@@ -380,7 +380,7 @@ func TestRedriveFromMapState(t *testing.T) {
 	m := newMachine(t, sfnlocal.Options{Definition: def, Handlers: map[string]sfnlocal.Handler{fnArn("prep"): prep.handle, fnArn("work"): work.handle}})
 	arn := start(t, m, "map", `{"items":[1,2,3]}`)
 	waitFor(t, m, arn, types.ExecutionStatusFailed)
-	if _, err := m.RedriveExecution(testContext(t), &sfn.RedriveExecutionInput{ExecutionArn: aws.String(arn)}); err != nil {
+	if _, err := m.RedriveExecution(testctx.Context(t), &sfn.RedriveExecutionInput{ExecutionArn: aws.String(arn)}); err != nil {
 		t.Fatal(err)
 	}
 	d := waitFor(t, m, arn, types.ExecutionStatusSucceeded)
@@ -406,7 +406,7 @@ func TestHistoryWithoutExecutionData(t *testing.T) {
 	const marker = "marker-7f3a"
 	arn := start(t, m, "data", `{"note":"`+marker+`"}`)
 	waitFor(t, m, arn, types.ExecutionStatusSucceeded)
-	ctx := testContext(t)
+	ctx := testctx.Context(t)
 
 	full, err := json.Marshal(events(t, m, arn))
 	if err != nil {
@@ -475,7 +475,7 @@ func TestCloseAbortsRunningExecutions(t *testing.T) {
 		t.Fatal(err)
 	}
 	receive(t, b.canceled, "the handler's context to end")
-	if st, err := m.Wait(testContext(t), arn); err != nil || st != types.ExecutionStatusAborted {
+	if st, err := m.Wait(testctx.Context(t), arn); err != nil || st != types.ExecutionStatusAborted {
 		t.Fatalf("after Close: %s, %v; want ABORTED", st, err)
 	}
 	if err := m.Close(); err != nil {

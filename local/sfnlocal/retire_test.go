@@ -3,6 +3,7 @@ package sfnlocal_test
 import (
 	"context"
 	"encoding/json"
+	"github.com/pgrotate/pgrotate/internal/testctx"
 	"slices"
 	"strings"
 	"sync"
@@ -104,7 +105,7 @@ func TestRotationRetirement(t *testing.T) {
 				return
 			}
 			// A redrive resumes at RetirePrevious; nothing before it runs again.
-			if _, err := m.RedriveExecution(testContext(t), &sfn.RedriveExecutionInput{ExecutionArn: aws.String(arn)}); err != nil {
+			if _, err := m.RedriveExecution(testctx.Context(t), &sfn.RedriveExecutionInput{ExecutionArn: aws.String(arn)}); err != nil {
 				t.Fatal(err)
 			}
 			waitFor(t, m, arn, types.ExecutionStatusSucceeded)

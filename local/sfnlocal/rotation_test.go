@@ -3,6 +3,7 @@ package sfnlocal_test
 import (
 	"context"
 	"encoding/json"
+	"github.com/pgrotate/pgrotate/internal/testctx"
 	"slices"
 	"strings"
 	"sync"
@@ -311,7 +312,7 @@ func TestRotationRedriveAfterCaughtFailure(t *testing.T) {
 	if aws.ToString(d.Error) != "CredentialRejected" {
 		t.Fatalf("Error = %s, want CredentialRejected", aws.ToString(d.Error))
 	}
-	if _, err := m.RedriveExecution(testContext(t), &sfn.RedriveExecutionInput{ExecutionArn: aws.String(arn)}); err != nil {
+	if _, err := m.RedriveExecution(testctx.Context(t), &sfn.RedriveExecutionInput{ExecutionArn: aws.String(arn)}); err != nil {
 		t.Fatal(err)
 	}
 	d = waitFor(t, m, arn, types.ExecutionStatusSucceeded)

@@ -2,6 +2,7 @@ package sfnlocal_test
 
 import (
 	"errors"
+	"github.com/pgrotate/pgrotate/internal/testctx"
 	"sync"
 	"testing"
 	"time"
@@ -39,7 +40,7 @@ func TestRedriveWindowAndNameReuse(t *testing.T) {
 	b := &recorder{answer: func(int, []byte) ([]byte, error) { return nil, &MyError{"down"} }}
 	clock := &fakeClock{}
 	m := newMachine(t, sfnlocal.Options{Definition: chainDef, Handlers: map[string]sfnlocal.Handler{fnArn("a"): a.handle, fnArn("b"): b.handle}, Now: clock.now})
-	ctx := testContext(t)
+	ctx := testctx.Context(t)
 	startIn := func(name string) error {
 		_, err := m.StartExecution(ctx, &sfn.StartExecutionInput{StateMachineArn: aws.String(m.StateMachineArn()), Name: aws.String(name), Input: aws.String(`{}`)})
 		return err
@@ -112,7 +113,7 @@ func TestRedriveWithinTheWindow(t *testing.T) {
 	arn := start(t, m, "late", `{}`)
 	waitFor(t, m, arn, types.ExecutionStatusFailed)
 	clock.advance(13 * 24 * time.Hour)
-	if _, err := m.RedriveExecution(testContext(t), &sfn.RedriveExecutionInput{ExecutionArn: aws.String(arn)}); err != nil {
+	if _, err := m.RedriveExecution(testctx.Context(t), &sfn.RedriveExecutionInput{ExecutionArn: aws.String(arn)}); err != nil {
 		t.Fatalf("RedriveExecution 13 days later: %v", err)
 	}
 	waitFor(t, m, arn, types.ExecutionStatusSucceeded)
@@ -120,7 +121,7 @@ func TestRedriveWithinTheWindow(t *testing.T) {
 
 func TestDescribeStateMachine(t *testing.T) {
 	m := newMachine(t, sfnlocal.Options{Definition: chainDef, Handlers: map[string]sfnlocal.Handler{fnArn("a"): (&recorder{}).handle, fnArn("b"): (&recorder{}).handle}})
-	ctx := testContext(t)
+	ctx := testctx.Context(t)
 	d, err := m.DescribeStateMachine(ctx, &sfn.DescribeStateMachineInput{StateMachineArn: aws.String(m.StateMachineArn())})
 	if err != nil {
 		t.Fatal(err)

@@ -43,14 +43,9 @@ func s3Client(t *testing.T) *s3.Client {
 	}, func(o *s3.Options) { o.UsePathStyle = true })
 }
 
-func testContext(t *testing.T) context.Context {
-	t.Helper()
-	return testctx.Context(t)
-}
-
 func put(t *testing.T, c *s3.Client, key string, body []byte) {
 	t.Helper()
-	if _, err := c.PutObject(testContext(t), &s3.PutObjectInput{Bucket: aws.String(bucket), Key: aws.String(key), Body: bytes.NewReader(body)}); err != nil {
+	if _, err := c.PutObject(testctx.Context(t), &s3.PutObjectInput{Bucket: aws.String(bucket), Key: aws.String(key), Body: bytes.NewReader(body)}); err != nil {
 		t.Fatalf("PutObject %s: %v", key, err)
 	}
 }
@@ -93,7 +88,7 @@ func writeThroughHandler(t *testing.T, c *s3.Client, prefix string) {
 			"additionalEventData": map[string]any{"SecretId": testSecretARN}},
 	})
 	for _, ev := range [][]byte{status, failed} {
-		if err := h.Handle(testContext(t), ev); err != nil {
+		if err := h.Handle(testctx.Context(t), ev); err != nil {
 			t.Fatalf("evidence handler: %v", err)
 		}
 	}
@@ -130,7 +125,7 @@ func TestLoad(t *testing.T) {
 	put(t, c, prefix+"app/db-AbCdEf/README.txt", []byte("not a record"))
 
 	objs := &pagedObjects{Client: c}
-	recs, err := Load(testContext(t), objs, bucket, prefix, testSecretARN)
+	recs, err := Load(testctx.Context(t), objs, bucket, prefix, testSecretARN)
 	if err != nil {
 		t.Fatalf("Load: %v", err)
 	}
@@ -185,13 +180,13 @@ func TestLoadRefuses(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			recs, err := Load(testContext(t), c, tc.bucket, tc.prefix, tc.secret)
+			recs, err := Load(testctx.Context(t), c, tc.bucket, tc.prefix, tc.secret)
 			if !tc.check(err) || recs != nil {
 				t.Errorf("Load: %d records, error %v (%T)", len(recs), err, err)
 			}
 		})
 	}
-	if recs, err := Load(testContext(t), c, bucket, "good/", testSecretARN); err != nil || len(recs) != 1 {
+	if recs, err := Load(testctx.Context(t), c, bucket, "good/", testSecretARN); err != nil || len(recs) != 1 {
 		t.Errorf("Load good/: %d records, %v", len(recs), err)
 	}
 }
